@@ -1,0 +1,165 @@
+"""The engine: the only package that talks to Docker (through the Docker SDK, never the CLI)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import final
+
+import docker
+import docker.errors
+
+from pytest_infranode.engine import daemon as _daemon
+from pytest_infranode.engine import images as _images
+from pytest_infranode.engine._translate import retrying
+from pytest_infranode.engine._translate import translate
+from pytest_infranode.engine.api import ContainerSpec
+from pytest_infranode.engine.api import DaemonInfo
+from pytest_infranode.engine.api import EngineProtocol
+from pytest_infranode.engine.api import ExecResult
+from pytest_infranode.engine.api import OutputSink
+from pytest_infranode.engine.containers import create_kwargs
+from pytest_infranode.engine.containers import tar_files
+from pytest_infranode.platforms import Platform
+
+__all__ = ["ContainerSpec", "DaemonInfo", "Engine", "EngineProtocol", "ExecResult"]
+
+log = logging.getLogger("pytest_infranode.engine")
+
+
+@final
+class Engine:
+    """A connected Docker daemon and the operations the plugin performs on it."""
+
+    def __init__(self, client: docker.DockerClient, info: DaemonInfo) -> None:
+        self._client = client
+        self.info = info
+
+    @classmethod
+    def connect(cls, docker_host: str | None = None, *, wait: float = 5.0) -> Engine:
+        """Find and connect to the daemon.
+
+        :raises DaemonError: saying what is wrong and how to fix it.
+        """
+        client, info = _daemon.connect(docker_host, wait=wait)
+        return cls(client, info)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def describe(self) -> str:
+        i = self.info
+        kind = "Podman" if i.podman else "Docker"
+        return (
+            f"{kind} {i.server_version} (API {i.api_version}, cgroup v{i.cgroup_version}) "
+            f"via {i.endpoint} [{i.source}]"
+        )
+
+    def _translate(self, action: str, where: str) -> Any:
+        return translate(action, where=where, endpoint=self.info.endpoint)
+
+    # images
+    def prepared_image(self, platform: Platform, say: Callable[[str], None]) -> tuple[str, bool]:
+        """The platform's prepared image id, built once per recipe; and whether it was cached."""
+        with self._translate("preparing the image", f"platform {platform.name}"):
+            return _images.ensure_prepared(self._client, platform, self.info.endpoint, say)
+
+    # containers
+    def create_container(self, spec: ContainerSpec, options: Mapping[str, object] | None = None) -> str:
+        kwargs = dict(options) if options is not None else create_kwargs(spec, self.info)
+        with self._translate("creating the node", f"node {spec.name}"):
+            container = retrying(self._client.containers.create, **kwargs)
+        return str(container.id)
+
+    def start_container(self, container_id: str) -> None:
+        with self._translate("starting the node", f"container {container_id[:12]}"):
+            retrying(self._client.api.start, container_id)
+
+    def container_state(self, container_id: str) -> str:
+        """``running``, ``exited`` … or ``missing``."""
+        try:
+            data = self._client.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return "missing"
+        return str(data.get("State", {}).get("Status", "unknown"))
+
+    def container_address(self, container_id: str) -> str:
+        """The node's IP address on its first network ("" when it has none)."""
+        with self._translate("inspecting the node", f"container {container_id[:12]}"):
+            data = self._client.api.inspect_container(container_id)
+        networks = data.get("NetworkSettings", {}).get("Networks", {}) or {}
+        for net in networks.values():
+            if net.get("IPAddress"):
+                return str(net["IPAddress"])
+        return ""
+
+    def exec(
+        self,
+        container_id: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+        on_output: OutputSink | None = None,
+    ) -> ExecResult:
+        """Run ``argv`` in the container; with ``on_output``, stream output as it comes."""
+        api = self._client.api
+        with self._translate("running a command", f"container {container_id[:12]}"):
+            exec_id = api.exec_create(
+                container_id,
+                list(argv),
+                stdout=True,
+                stderr=True,
+                environment=dict(env) if env else None,
+                workdir=workdir,
+                user=user or "",
+            )["Id"]
+            out: list[bytes] = []
+            err: list[bytes] = []
+            chunks: Iterator[tuple[bytes | None, bytes | None]] = api.exec_start(
+                exec_id, stream=True, demux=True
+            )
+            for o, e in chunks:
+                if o:
+                    out.append(o)
+                    if on_output:
+                        on_output(o)
+                if e:
+                    err.append(e)
+                    if on_output:
+                        on_output(e)
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        return ExecResult(-1 if code is None else int(code), b"".join(out), b"".join(err))
+
+    def put_files(self, container_id: str, dest_dir: str, files: Mapping[str, tuple[bytes, int]]) -> None:
+        """Copy ``name -> (content, mode)`` into ``dest_dir`` through the archive API."""
+        self.exec(container_id, ["mkdir", "-p", dest_dir])
+        with self._translate("copying files in", f"container {container_id[:12]}:{dest_dir}"):
+            ok = self._client.api.put_archive(container_id, dest_dir, tar_files(files))
+        if not ok:  # pragma: no cover - the API raises instead on every daemon we know
+            raise RuntimeError("put_archive refused")
+
+    def logs(self, container_id: str, tail: int = 50) -> str:
+        try:
+            data = self._client.api.logs(container_id, tail=tail)
+        except docker.errors.APIError:
+            return "(no logs: the container is gone)"
+        return bytes(data).decode("utf-8", "replace")
+
+    def remove_container(self, container_id: str) -> None:
+        """Remove the container and its anonymous volumes; a missing one is not an error."""
+        try:
+            retrying(self._client.api.remove_container, container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            return
+
+    def list_containers(self, label_filters: Sequence[str]) -> list[dict[str, Any]]:
+        """Containers (running or not) carrying all the given ``key=value`` labels."""
+        with self._translate("listing containers", "cleanup"):
+            found = self._client.api.containers(all=True, filters={"label": list(label_filters)})
+        return list(found)

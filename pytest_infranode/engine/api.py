@@ -1,0 +1,90 @@
+"""The values and the Protocol through which the rest of the plugin reaches Docker.
+
+Nothing here imports docker: nodes, provisioners and the testinfra backend depend on this
+module, and unit tests implement :class:`EngineProtocol` with a recording fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Protocol
+from typing import final
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """The outcome of one command run in a node."""
+
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """What a node's container is made of; turned into a create request by ``containers.py``."""
+
+    name: str
+    image: str
+    hostname: str
+    labels: Mapping[str, str]
+    command: tuple[str, ...] = ()
+    init: str = "systemd"
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    cap_add: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    network: str | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class DaemonInfo:
+    """What the session needs to know about the daemon it talks to."""
+
+    endpoint: str
+    source: str
+    server_version: str
+    api_version: str
+    cgroup_version: str
+    cgroup_driver: str
+    os: str
+    podman: bool = False
+    rootless: bool = False
+
+
+OutputSink = Callable[[bytes], None]
+
+
+class EngineProtocol(Protocol):
+    """The operations nodes and provisioners need from a container engine."""
+
+    def create_container(self, spec: ContainerSpec, options: Mapping[str, object] | None = None) -> str: ...
+
+    def start_container(self, container_id: str) -> None: ...
+
+    def container_state(self, container_id: str) -> str: ...
+
+    def container_address(self, container_id: str) -> str: ...
+
+    def exec(
+        self,
+        container_id: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+        on_output: OutputSink | None = None,
+    ) -> ExecResult: ...
+
+    def put_files(self, container_id: str, dest_dir: str, files: Mapping[str, tuple[bytes, int]]) -> None: ...
+
+    def logs(self, container_id: str, tail: int = 50) -> str: ...
+
+    def remove_container(self, container_id: str) -> None: ...

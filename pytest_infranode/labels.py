@@ -1,0 +1,50 @@
+"""Labels put on every Docker resource the plugin makes, and the session id. Pure."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+from pytest_infranode.errors import SettingsError
+
+PREFIX = "infranode."
+SESSION = PREFIX + "session"
+PLATFORM = PREFIX + "platform"
+NODE = PREFIX + "node"
+RECIPE = PREFIX + "recipe"
+"""On prepared images: the hash of the recipe that made them."""
+PID = PREFIX + "pid"
+"""The test process that owns a resource, with the host it runs on (for the reaper)."""
+CREATED = PREFIX + "created"
+
+
+def new_session_id() -> str:
+    """A short id unique enough for sessions sharing one daemon."""
+    return f"{int(time.time()):x}{secrets.token_hex(4)}"
+
+
+def node_labels(session_id: str, platform: str, node: str) -> dict[str, str]:
+    """The labels of a node container (and of any network or volume made for it)."""
+    return {
+        SESSION: session_id,
+        PLATFORM: platform,
+        NODE: node,
+        PID: f"{os.uname().nodename}:{os.getpid()}",
+        CREATED: str(int(time.time())),
+    }
+
+
+def session_filter(session_id: str) -> dict[str, list[str]]:
+    """A Docker ``filters`` value selecting every resource of one session."""
+    return {"label": [f"{SESSION}={session_id}"]}
+
+
+def check_user_labels(labels: dict[str, str]) -> None:
+    """Refuse user labels inside our namespace: they would confuse cleanup."""
+    bad = sorted(k for k in labels if k.startswith(PREFIX))
+    if bad:
+        raise SettingsError(
+            f"labels {', '.join(bad)} use the reserved prefix {PREFIX!r}",
+            fix="rename them; infranode.* labels are set by the plugin",
+        )

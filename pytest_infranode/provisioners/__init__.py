@@ -1,0 +1,10 @@
+"""Built-in provisioners; each module is a plugin implementing ``pytest_infranode_add_provisioners``."""
+
+from __future__ import annotations
+
+from pytest_infranode.provisioners.base import ConvergeResult
+from pytest_infranode.provisioners.base import Provisioner
+
+__all__ = ["ConvergeResult", "Provisioner"]
+
+BUILTIN_MODULES = ("pytest_infranode.provisioners.shell",)

@@ -1,0 +1,136 @@
+"""The shell provisioner: inline commands and script files, run inside the node.
+
+Options (under ``provisioner:`` in infranode.yaml)::
+
+    provisioner:
+      name: shell
+      script: converge.sh          # or a list; relative to the configuration file
+      inline: ["apt-get update"]   # or a string; run by /bin/sh -c, after the scripts
+      env: {SITE_NAME: demo}       # environment of every command
+      user: root                   # who runs them (default: the image's user)
+
+Scripts are copied into the node through the Docker API (no bind mounts: remote daemons cannot
+see the runner's files) and run in order; the first failing command stops the converge.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import final
+
+from pytest_infranode.errors import SettingsError
+from pytest_infranode.hookspecs import hookimpl
+from pytest_infranode.provisioners.base import ConvergeResult
+from pytest_infranode.provisioners.base import OutputSink
+from pytest_infranode.provisioners.base import Provisioner
+
+if TYPE_CHECKING:
+    from pytest_infranode.node import Node
+    from pytest_infranode.settings import ProvisionerConfig
+
+OPTIONS = ("script", "inline", "env", "user")
+REMOTE_DIR = "/var/lib/infranode/provision"
+
+
+def _as_list(value: Any, key: str, config: ProvisionerConfig) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise SettingsError(
+        f"shell provisioner: `{key}` must be a string or a list of strings",
+        where=config.source.where(f"provisioner.{key}"),
+    )
+
+
+def _env(config: ProvisionerConfig) -> dict[str, str]:
+    value = config.options.get("env") or {}
+    if not isinstance(value, Mapping):
+        raise SettingsError(
+            "shell provisioner: `env` must be a mapping of names to values",
+            where=config.source.where("provisioner.env"),
+            fix="write `env: {NAME: value}`",
+        )
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def plan(config: ProvisionerConfig) -> tuple[list[Path], list[str]]:
+    """The script files and inline commands to run, validated. Pure apart from file checks."""
+    for key in config.options:
+        if key not in OPTIONS:
+            close = difflib.get_close_matches(key, OPTIONS, n=1)
+            raise SettingsError(
+                f"shell provisioner: unknown option {key!r}",
+                where=config.source.where(f"provisioner.{key}"),
+                fix=(f"did you mean {close[0]!r}? " if close else "") + f"Options: {', '.join(OPTIONS)}",
+            )
+    scripts = []
+    for name in _as_list(config.options.get("script"), "script", config):
+        path = Path(name) if Path(name).is_absolute() else config.base_dir / name
+        if not path.is_file():
+            raise SettingsError(
+                f"shell provisioner: script {name!r} does not exist",
+                where=config.source.where("provisioner.script") + f" (looked at {path})",
+                fix="paths are relative to the directory of the configuration file",
+            )
+        scripts.append(path)
+    inline = _as_list(config.options.get("inline"), "inline", config)
+    if not scripts and not inline:
+        raise SettingsError(
+            "shell provisioner: nothing to run",
+            where=config.source.where("provisioner"),
+            fix="give `script: converge.sh` or `inline: [commands]` under `provisioner:`",
+        )
+    _env(config)
+    return scripts, inline
+
+
+def script_argv(remote_path: str, content: bytes) -> list[str]:
+    """Run a script by its own interpreter line when it has one, else with /bin/sh."""
+    if content.startswith(b"#!"):
+        return [remote_path]
+    return ["/bin/sh", remote_path]
+
+
+@final
+class ShellProvisioner:
+    """Runs scripts and inline commands in the node."""
+
+    name = "shell"
+
+    def check(self, config: ProvisionerConfig) -> None:
+        plan(config)
+
+    def converge(self, node: Node, config: ProvisionerConfig, output: OutputSink) -> ConvergeResult:
+        scripts, inline = plan(config)
+        env = _env(config)
+        user = config.options.get("user")
+        files = {f"{i:02d}-{p.name}": (p.read_bytes(), 0o755) for i, p in enumerate(scripts)}
+        if files:
+            node.put_files(REMOTE_DIR, files)
+        steps = [script_argv(f"{REMOTE_DIR}/{name}", content) for name, (content, _) in files.items()]
+        steps += [["/bin/sh", "-c", command] for command in inline]
+        collected: list[bytes] = []
+
+        def sink(chunk: bytes) -> None:
+            collected.append(chunk)
+            output(chunk)
+
+        for argv in steps:
+            header = f"$ {' '.join(argv)}\n".encode()
+            sink(header)
+            result = node.run_argv(argv, env=env, workdir=REMOTE_DIR if files else None, user=user, on_output=sink)
+            if result.exit_status != 0:
+                return ConvergeResult(result.exit_status, b"".join(collected).decode("utf-8", "replace"))
+        return ConvergeResult(0, b"".join(collected).decode("utf-8", "replace"), changed=None)
+
+
+@hookimpl
+def pytest_infranode_add_provisioners() -> list[Provisioner]:
+    return [ShellProvisioner()]

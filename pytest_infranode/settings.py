@@ -1,0 +1,309 @@
+"""Settings: command-line options, ini keys and infranode.yaml folded into one frozen value.
+
+Precedence, highest first: command line > ini (pytest.ini, tox.ini, [tool.pytest.ini_options])
+> infranode.yaml or [tool.infranode] in pyproject.toml > default. Pure apart from reading the
+configuration file; every error names the file and line it comes from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+from typing import Literal
+from typing import cast
+from typing import final
+from typing import get_args
+
+import yaml
+
+from pytest_infranode.errors import SettingsError
+from pytest_infranode.platforms import split_names
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+KeepPolicy = Literal["never", "failure", "always"]
+KEEP_CHOICES: tuple[str, ...] = get_args(KeepPolicy)
+
+CONFIG_NAMES = ("infranode.yaml", "infranode.yml")
+YAML_KEYS = ("platforms", "provisioner", "keep", "docker_host", "boot_timeout")
+DEFAULT_BOOT_TIMEOUT = 120.0
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a piece of configuration was read: a file, and the line of each key in it."""
+
+    path: Path | None = None
+    label: str = "default"
+    lines: Mapping[str, int] = field(default_factory=dict)
+
+    def where(self, key: str = "") -> str:
+        """``infranode.yaml:7 (provisioner.script)`` or the best we know."""
+        if self.path is None:
+            return self.label + (f" ({key})" if key else "")
+        line = self.lines.get(key)
+        loc = f"{self.path}:{line}" if line else str(self.path)
+        if self.label and self.label != str(self.path):
+            loc += f" {self.label}"
+        return loc + (f" ({key})" if key else "")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ProvisionerConfig:
+    """The chosen provisioner and its own options, as written by the user.
+
+    :param name: the provisioner's name (``shell``, ``ansible`` …).
+    :param options: its options; the provisioner validates them.
+    :param base_dir: relative file names in options are relative to this directory.
+    :param source: where the options were written, for error messages.
+    """
+
+    name: str = "shell"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    base_dir: Path = Path()
+    source: Source = Source()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a session needs to know, decided once in ``pytest_configure``."""
+
+    platforms: tuple[str, ...] = ()
+    provisioner: ProvisionerConfig = ProvisionerConfig()
+    keep: KeepPolicy = "never"
+    docker_host: str | None = None
+    boot_timeout: float = DEFAULT_BOOT_TIMEOUT
+    config_file: Path | None = None
+    platforms_source: str = "default"
+
+    @property
+    def enabled(self) -> bool:
+        """True when the user asked for nodes (a platform was given somewhere)."""
+        return bool(self.platforms)
+
+
+@dataclass(slots=True)
+class RawOptions:
+    """The values pytest handed us, before any merging. ``None`` means "not given"."""
+
+    cli_platforms: list[str] | None = None
+    ini_platforms: list[str] | None = None
+    cli_keep: str | None = None
+    ini_keep: str | None = None
+    cli_config: str | None = None
+    ini_config: str | None = None
+    cli_docker_host: str | None = None
+    ini_docker_host: str | None = None
+    cli_boot_timeout: float | None = None
+    ini_boot_timeout: str | None = None
+
+
+def find_config_file(rootdir: Path, explicit: str | None) -> Path | None:
+    """The configuration file to read: the explicit one, else one next to the rootdir."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_absolute():
+            path = rootdir / path
+        if not path.is_file():
+            raise SettingsError(
+                f"configuration file {explicit!r} does not exist",
+                where=f"--infra-config / infra_config (looked at {path})",
+                fix="give the path of an infranode.yaml, relative to the rootdir or absolute",
+            )
+        return path
+    for name in CONFIG_NAMES:
+        if (rootdir / name).is_file():
+            return rootdir / name
+    pyproject = rootdir / "pyproject.toml"
+    if pyproject.is_file():
+        return pyproject
+    return None
+
+
+def read_config_file(path: Path) -> tuple[dict[str, Any], Source]:
+    """Read infranode.yaml, or the [tool.infranode] table of a pyproject.toml."""
+    if path.suffix == ".toml":
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(
+                f"{path} is not valid TOML: {exc}", where=str(path), fix="correct the TOML syntax"
+            ) from None
+        table = data.get("tool", {}).get("infranode", {})
+        if not isinstance(table, dict):
+            raise SettingsError("[tool.infranode] must be a table", where=str(path))
+        return table, Source(path, "[tool.infranode]")
+    return _read_yaml(path)
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], Source]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise SettingsError(
+            f"{path.name} is not valid YAML: {exc.problem or exc.context}",
+            where=loc,
+            fix="correct the YAML syntax at that line (indentation, a missing ':' or quote)",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path.name} is not valid YAML: {exc}", where=str(path)) from None
+    if data is None:
+        return {}, Source(path, str(path))
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+        raise SettingsError(
+            f"{path.name} must be a mapping of settings, not a {type(data).__name__}",
+            where=f"{path}:1",
+            fix="write keys such as `provisioner:` and `platforms:` at the top level",
+        )
+    return data, Source(path, str(path), _key_lines(node))
+
+
+def _key_lines(node: yaml.MappingNode, prefix: str = "") -> dict[str, int]:
+    """Line numbers (1-based) of every key, nested keys joined with dots."""
+    lines: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            continue
+        key = prefix + str(key_node.value)
+        lines[key] = key_node.start_mark.line + 1
+        if isinstance(value_node, yaml.MappingNode):
+            lines.update(_key_lines(value_node, key + "."))
+    return lines
+
+
+def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...], source: Source, prefix: str = "") -> None:
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise SettingsError(
+                f"unknown setting {prefix + str(key)!r}",
+                where=source.where(prefix + str(key)),
+                fix=f"{hint}Known settings: {', '.join(allowed)}",
+            )
+
+
+def _provisioner_from(value: Any, source: Source, base_dir: Path) -> ProvisionerConfig:
+    if isinstance(value, str):
+        return ProvisionerConfig(name=value, options={}, base_dir=base_dir, source=source)
+    if isinstance(value, dict):
+        name = value.get("name")
+        if not isinstance(name, str) or not name:
+            raise SettingsError(
+                "the provisioner needs a name",
+                where=source.where("provisioner"),
+                fix="write `provisioner: {name: shell, script: converge.sh}` or `provisioner: shell`",
+            )
+        options = {k: v for k, v in value.items() if k != "name"}
+        return ProvisionerConfig(name=name, options=options, base_dir=base_dir, source=source)
+    raise SettingsError(
+        f"`provisioner` must be a name or a mapping, not {type(value).__name__}",
+        where=source.where("provisioner"),
+        fix="write `provisioner: shell`, or a mapping with `name:` and the provisioner's options",
+    )
+
+
+def _timeout(value: Any, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if number <= 0:
+        raise SettingsError(
+            f"boot timeout must be a positive number of seconds, not {value!r}", where=where
+        )
+    return number
+
+
+def _keep(value: Any, where: str) -> KeepPolicy:
+    if value not in KEEP_CHOICES:
+        raise SettingsError(
+            f"keep must be one of {', '.join(KEEP_CHOICES)}, not {value!r}",
+            where=where,
+            fix="use --infra-keep=failure to keep the nodes of failed tests",
+        )
+    return cast(KeepPolicy, value)
+
+
+def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
+    """Merge command line, ini and configuration file into :class:`Settings`.
+
+    :raises SettingsError: naming the option or file:line at fault.
+    """
+    config_path = find_config_file(rootdir, raw.cli_config or raw.ini_config)
+    data: dict[str, Any] = {}
+    source = Source()
+    if config_path is not None:
+        data, source = read_config_file(config_path)
+        if data:
+            _check_keys(data, YAML_KEYS, source)
+    base_dir = config_path.parent if config_path else rootdir
+
+    if raw.cli_platforms:
+        platforms, platforms_source = split_names(raw.cli_platforms), "--infra-platform"
+    elif raw.ini_platforms:
+        platforms, platforms_source = split_names(raw.ini_platforms), "infra_platforms (ini)"
+    elif "platforms" in data:
+        value = data["platforms"]
+        if not isinstance(value, (str, list)) or not all(isinstance(v, str) for v in value):
+            raise SettingsError(
+                "`platforms` must be a list of platform names",
+                where=source.where("platforms"),
+                fix="write `platforms: [debian-12, debian-13]`",
+            )
+        platforms, platforms_source = split_names(value), source.where("platforms")
+    else:
+        platforms, platforms_source = [], "default"
+
+    provisioner = (
+        _provisioner_from(data["provisioner"], source, base_dir)
+        if "provisioner" in data
+        else ProvisionerConfig(base_dir=base_dir, source=source)
+    )
+
+    if raw.cli_keep is not None:
+        keep = _keep(raw.cli_keep, "--infra-keep")
+    elif raw.ini_keep:
+        keep = _keep(raw.ini_keep, "infra_keep (ini)")
+    elif "keep" in data:
+        keep = _keep(data["keep"], source.where("keep"))
+    else:
+        keep = "never"
+
+    docker_host = raw.cli_docker_host or raw.ini_docker_host or data.get("docker_host") or None
+    if docker_host is not None and not isinstance(docker_host, str):
+        raise SettingsError("`docker_host` must be a string", where=source.where("docker_host"))
+
+    if raw.cli_boot_timeout is not None:
+        boot_timeout = _timeout(raw.cli_boot_timeout, "--infra-boot-timeout")
+    elif raw.ini_boot_timeout:
+        boot_timeout = _timeout(raw.ini_boot_timeout, "infra_boot_timeout (ini)")
+    elif "boot_timeout" in data:
+        boot_timeout = _timeout(data["boot_timeout"], source.where("boot_timeout"))
+    else:
+        boot_timeout = DEFAULT_BOOT_TIMEOUT
+
+    return Settings(
+        platforms=tuple(platforms),
+        provisioner=provisioner,
+        keep=keep,
+        docker_host=docker_host,
+        boot_timeout=boot_timeout,
+        config_file=config_path,
+        platforms_source=platforms_source,
+    )
