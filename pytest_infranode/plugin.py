@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import signal
 import sys
@@ -128,7 +129,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     def say(message: str) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and config.getoption("verbose") >= 0:
+        if reporter is None or config.getoption("verbose") < 0:
+            return
+        capman = config.pluginmanager.get_plugin("capturemanager")
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
             reporter.ensure_newline()
             reporter.write_line(f"infranode: {message}")
 

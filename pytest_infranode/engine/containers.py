@@ -48,10 +48,6 @@ def create_kwargs(spec: ContainerSpec, daemon: DaemonInfo) -> dict[str, Any]:
         else:
             kwargs["cgroupns"] = "host"
             kwargs["volumes"] = {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}}
-        if "SYS_ADMIN" in spec.cap_add:
-            # With CAP_SYS_ADMIN granted, Docker's default seccomp profile still blocks some of
-            # the mount and keyring calls systemd makes at boot; the capability set stays small.
-            kwargs["security_opt"] = ["seccomp=unconfined"]
     return kwargs
 
 
