@@ -12,7 +12,7 @@ from pytest_infranode.node import Node
 
 
 @final
-class NodeBackend(testinfra.backend.base.BaseBackend):
+class NodeBackend(testinfra.backend.base.BaseBackend):  # type: ignore[misc]  # testinfra ships no py.typed
     """Runs testinfra's commands in a node through the Docker API (no docker CLI needed)."""
 
     NAME = "infranode"

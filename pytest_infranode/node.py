@@ -106,7 +106,9 @@ class Node:
             if status == "running":
                 return
             if status == "degraded":
-                failed = self.engine.exec(self.container_id, ["systemctl", "--failed", "--no-legend", "--plain"])
+                failed = self.engine.exec(
+                    self.container_id, ["systemctl", "--failed", "--no-legend", "--plain"]
+                )
                 self.degraded_units = failed.stdout.decode(errors="replace").strip()
                 return
             if time.monotonic() > deadline:
@@ -119,7 +121,9 @@ class Node:
                 )
             time.sleep(0.1)
 
-    def run(self, command: str, *, env: Mapping[str, str] | None = None, user: str | None = None) -> ExecResult:
+    def run(
+        self, command: str, *, env: Mapping[str, str] | None = None, user: str | None = None
+    ) -> ExecResult:
         """Run a shell command line in the node (``/bin/sh -c``)."""
         return self.run_argv(["/bin/sh", "-c", command], env=env, user=user)
 
@@ -135,7 +139,9 @@ class Node:
         """Run a program with its arguments in the node; no shell is involved."""
         if not self.container_id:
             raise NodeError("the node has no container yet", where=self.where)
-        return self.engine.exec(self.container_id, argv, env=env, workdir=workdir, user=user, on_output=on_output)
+        return self.engine.exec(
+            self.container_id, argv, env=env, workdir=workdir, user=user, on_output=on_output
+        )
 
     def put_files(self, dest_dir: str, files: Mapping[str, tuple[bytes, int]]) -> None:
         """Copy files (``name -> (content, mode)``) into ``dest_dir`` in the node."""

@@ -101,7 +101,9 @@ class Platform:
     aliases: tuple[str, ...] = ()
 
 
-def _systemd(name: str, image: str, family: str, pm: str, prepare: tuple[str, ...], *aliases: str) -> Platform:
+def _systemd(
+    name: str, image: str, family: str, pm: str, prepare: tuple[str, ...], *aliases: str
+) -> Platform:
     return Platform(
         name=name,
         image=image,
@@ -164,12 +166,13 @@ class Catalog:
 
     def add(self, platform: Platform, *, source: str = "built-in", replace: bool = False) -> None:
         """Add a platform; a name clash is an error unless ``replace`` (user overrides)."""
-        taken = platform.name in self._by_name or platform.name in self._aliases
-        if taken and not replace:
-            raise PluginError(
-                f"platform {platform.name!r} from {source} is already defined",
-                fix="give the platform another name, or override it in infranode.yaml",
-            )
+        if not replace:
+            for name in (platform.name, *platform.aliases):
+                if name in self._by_name or name in self._aliases:
+                    raise PluginError(
+                        f"platform name {name!r} from {source} is already taken",
+                        fix="give the platform another name or alias, or override it in infranode.yaml",
+                    )
         self._by_name[platform.name] = platform
         for alias in platform.aliases:
             self._aliases[alias] = platform.name

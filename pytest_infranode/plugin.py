@@ -65,8 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="infra_docker_host",
         metavar="URL",
         default=None,
-        help="Docker daemon to use (unix://, tcp://, ssh://); default: DOCKER_HOST, then the "
-        "local socket",
+        help="Docker daemon to use (unix://, tcp://, ssh://); default: DOCKER_HOST, then the local socket",
     )
     group.addoption(
         "--infra-boot-timeout",
@@ -76,7 +75,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="How long a node's init may take to boot; default: 120",
     )
-    parser.addini("infra_platforms", "Platforms to run node tests on (like --infra-platform)", type="linelist")
+    parser.addini(
+        "infra_platforms", "Platforms to run node tests on (like --infra-platform)", type="linelist"
+    )
     parser.addini("infra_keep", "Keep nodes after the session: never, failure or always", default="")
     parser.addini("infra_config", "Configuration file (like --infra-config)", default="")
     parser.addini("infra_docker_host", "Docker daemon to use (like --infra-docker-host)", default="")
@@ -125,7 +126,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(err)) from None
     if not settings.enabled:
         return
-    cache_dir = config.cache.mkdir("infranode-logs") if config.cache else Path(tempfile.mkdtemp())
+    cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider
+    cache_dir = cache.mkdir("infranode-logs") if cache else Path(tempfile.mkdtemp(prefix="infranode-logs-"))
 
     def say(message: str) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -159,7 +161,11 @@ def _install_sigterm(config: pytest.Config) -> None:
         previous = signal.signal(signal.SIGTERM, on_term)
     except ValueError:  # not in the main thread (an embedding runner): leave it alone
         return
-    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    config.add_cleanup(restore)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -198,7 +204,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for platform in platforms:
         marks = []
         if marker is not None and not _marker_allows(marker, platform):
-            marks.append(pytest.mark.skip(reason=f"not for platform {platform.name} (infra_platforms marker)"))
+            marks.append(
+                pytest.mark.skip(reason=f"not for platform {platform.name} (infra_platforms marker)")
+            )
         params.append(pytest.param(platform, id=platform.name, marks=marks))
     metafunc.parametrize("infra_platform", params, indirect=True, scope="session")
 

@@ -45,7 +45,8 @@ def build_provisioners(contributions: list[list[Provisioner] | None]) -> dict[st
             if not isinstance(p, Provisioner):
                 raise PluginError(
                     f"{p!r} returned by pytest_infranode_add_provisioners is not a provisioner",
-                    fix="give it a `name` and the methods `check(config)` and `converge(node, config, output)`",
+                    fix="give it a `name` and the methods `check(config)` and "
+                    "`converge(node, config, output)`",
                 )
             if p.name in found:
                 raise PluginError(

@@ -8,6 +8,7 @@ configuration file; every error names the file and line it comes from.
 from __future__ import annotations
 
 import difflib
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -220,13 +221,11 @@ def _provisioner_from(value: Any, source: Source, base_dir: Path) -> Provisioner
 
 def _timeout(value: Any, where: str) -> float:
     try:
-        number = float(value)
+        number = -1.0 if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         number = -1.0
-    if number <= 0:
-        raise SettingsError(
-            f"boot timeout must be a positive number of seconds, not {value!r}", where=where
-        )
+    if not math.isfinite(number) or number <= 0:
+        raise SettingsError(f"boot timeout must be a positive number of seconds, not {value!r}", where=where)
     return number
 
 

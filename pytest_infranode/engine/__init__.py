@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +28,18 @@ from pytest_infranode.platforms import Platform
 __all__ = ["ContainerSpec", "DaemonInfo", "Engine", "EngineProtocol", "ExecResult"]
 
 log = logging.getLogger("pytest_infranode.engine")
+
+
+def _attach_ends(stream: Any) -> list[Any]:
+    """The HTTP response and socket under a streamed exec, to close once it has ended.
+
+    docker-py's ``CancellableStream.close`` skips them when the stream ended by itself; the
+    garbage collector then reports an unclosed socket (an error under ``-W error``).
+    """
+    response = getattr(getattr(getattr(stream, "_response", None), "raw", None), "_fp", None)
+    fp = getattr(response, "fp", None)
+    sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return [end for end in (response, sock) if end is not None]
 
 
 @final
@@ -121,18 +132,24 @@ class Engine:
             )["Id"]
             out: list[bytes] = []
             err: list[bytes] = []
-            chunks: Iterator[tuple[bytes | None, bytes | None]] = api.exec_start(
-                exec_id, stream=True, demux=True
-            )
-            for o, e in chunks:
-                if o:
-                    out.append(o)
-                    if on_output:
-                        on_output(o)
-                if e:
-                    err.append(e)
-                    if on_output:
-                        on_output(e)
+            if on_output is None:
+                # docker-py closes the response itself only on this non-streaming path.
+                o, e = api.exec_start(exec_id, demux=True)
+                out.append(o or b"")
+                err.append(e or b"")
+            else:
+                chunks = api.exec_start(exec_id, stream=True, demux=True)
+                ends = _attach_ends(chunks)
+                try:
+                    for o, e in chunks:
+                        for data, sink in ((o, out), (e, err)):
+                            if data:
+                                sink.append(data)
+                                on_output(data)
+                finally:
+                    chunks.close()
+                    for end in ends:
+                        end.close()
             code = api.exec_inspect(exec_id).get("ExitCode")
         return ExecResult(-1 if code is None else int(code), b"".join(out), b"".join(err))
 

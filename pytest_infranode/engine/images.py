@@ -69,7 +69,9 @@ def _context_tar(dockerfile: str) -> io.BytesIO:
     return buf
 
 
-def base_image_id(client: docker.DockerClient, platform: Platform, endpoint: str, say: Callable[[str], None]) -> str:
+def base_image_id(
+    client: docker.DockerClient, platform: Platform, endpoint: str, say: Callable[[str], None]
+) -> str:
     """The id of the platform's base image: present on the daemon, else pulled."""
     try:
         return str(client.images.get(platform.image).id)

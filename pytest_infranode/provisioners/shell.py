@@ -50,7 +50,9 @@ def _as_list(value: Any, key: str, config: ProvisionerConfig) -> list[str]:
 
 
 def _env(config: ProvisionerConfig) -> dict[str, str]:
-    value = config.options.get("env") or {}
+    value = config.options.get("env", {})
+    if value is None:
+        value = {}
     if not isinstance(value, Mapping):
         raise SettingsError(
             "shell provisioner: `env` must be a mapping of names to values",
@@ -88,6 +90,11 @@ def plan(config: ProvisionerConfig) -> tuple[list[Path], list[str]]:
             fix="give `script: converge.sh` or `inline: [commands]` under `provisioner:`",
         )
     _env(config)
+    user = config.options.get("user")
+    if user is not None and not isinstance(user, str):
+        raise SettingsError(
+            "shell provisioner: `user` must be a user name", where=config.source.where("provisioner.user")
+        )
     return scripts, inline
 
 
@@ -125,7 +132,9 @@ class ShellProvisioner:
         for argv in steps:
             header = f"$ {' '.join(argv)}\n".encode()
             sink(header)
-            result = node.run_argv(argv, env=env, workdir=REMOTE_DIR if files else None, user=user, on_output=sink)
+            result = node.run_argv(
+                argv, env=env, workdir=REMOTE_DIR if files else None, user=user, on_output=sink
+            )
             if result.exit_status != 0:
                 return ConvergeResult(result.exit_status, b"".join(collected).decode("utf-8", "replace"))
         return ConvergeResult(0, b"".join(collected).decode("utf-8", "replace"), changed=None)

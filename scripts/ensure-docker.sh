@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Make sure a Docker daemon answers. If none does and we are root on Debian/Ubuntu, install
+# docker.io (and debootstrap, for base images without a registry) and start dockerd.
+set -euo pipefail
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+answers() { timeout 10 docker info >/dev/null 2>&1; }
+
+if command -v docker >/dev/null 2>&1 && answers; then
+    log "Docker daemon answers ($(docker version -f '{{.Server.Version}}' 2>/dev/null))"
+    exit 0
+fi
+if [ -n "${DOCKER_HOST:-}" ]; then
+    echo "DOCKER_HOST=$DOCKER_HOST is set but no daemon answers there; start it or unset DOCKER_HOST." >&2
+    exit 1
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "No Docker daemon answers and this is not root: start Docker (sudo systemctl start docker)" \
+         "or add yourself to the docker group, then run this again." >&2
+    exit 1
+fi
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
+    log "installing docker.io and debootstrap"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io debootstrap >/dev/null
+fi
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl start docker || true
+fi
+if ! answers; then
+    log "starting dockerd (log: /var/log/infranode-dockerd.log)"
+    setsid dockerd >/var/log/infranode-dockerd.log 2>&1 < /dev/null &
+fi
+for _ in $(seq 1 60); do
+    if answers; then
+        log "Docker daemon answers ($(docker version -f '{{.Server.Version}}'))"
+        exit 0
+    fi
+    sleep 0.5
+done
+echo "dockerd did not come up in 30 s; its log:" >&2
+tail -20 /var/log/infranode-dockerd.log >&2 || true
+exit 1

@@ -1,0 +1,77 @@
+"""Integration tests run against a real Docker daemon. A missing daemon fails them; never skips."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pytest_infranode import labels
+from pytest_infranode.engine import Engine
+from pytest_infranode.errors import DaemonError
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+OWNER = f"{os.uname().nodename}:{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    try:
+        eng = Engine.connect()
+    except DaemonError as err:
+        pytest.fail(f"integration tests need a Docker daemon; run scripts/dev test.\n{err}", pytrace=False)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_leftovers(engine: Engine) -> Iterator[None]:
+    """Fail the module if any container made by this process (in-process pytester runs) remains."""
+    yield
+    left = engine.list_containers([f"{labels.PID}={OWNER}"])
+    for c in left:
+        engine.remove_container(c["Id"])
+    assert not left, f"containers left behind: {[c['Names'] for c in left]}"
+
+
+@dataclass
+class InfraRun:
+    result: pytest.RunResult
+    session_id: str
+
+
+SESSION_RE = re.compile(r"session ([0-9a-f]{16})")
+
+
+@pytest.fixture
+def infra_run(pytester: pytest.Pytester, engine: Engine) -> Callable[..., InfraRun]:
+    """Run an inner pytest session; afterwards, check that it left no container behind."""
+
+    def run(*args: str, subprocess: bool = False, allow_kept: bool = False) -> InfraRun:
+        result = pytester.runpytest_subprocess(*args) if subprocess else pytester.runpytest(*args)
+        match = SESSION_RE.search(result.stdout.str())
+        session_id = match.group(1) if match else ""
+        if session_id and not allow_kept:
+            left = engine.list_containers([f"{labels.SESSION}={session_id}"])
+            assert not left, f"session {session_id} left containers: {[c['Names'] for c in left]}"
+        return InfraRun(result, session_id)
+
+    return run
+
+
+def copy_example(pytester: pytest.Pytester, name: str) -> None:
+    src = EXAMPLES / name
+    for path in src.iterdir():
+        if path.name in (".pytest_cache", "__pycache__"):
+            continue
+        target = pytester.path / path.name
+        if path.is_dir():
+            shutil.copytree(path, target)
+        else:
+            shutil.copy2(path, target)

@@ -1,0 +1,332 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_infranode.errors import SettingsError
+from pytest_infranode.settings import DEFAULT_BOOT_TIMEOUT
+from pytest_infranode.settings import ProvisionerConfig
+from pytest_infranode.settings import RawOptions
+from pytest_infranode.settings import Settings
+from pytest_infranode.settings import build_settings
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+FULL_YAML = """
+platforms: [debian-11, debian-12]
+keep: always
+boot_timeout: 30
+docker_host: tcp://yaml:2375
+"""
+
+
+def test_defaults_without_any_file(tmp_path: Path) -> None:
+    settings = build_settings(RawOptions(), tmp_path)
+    assert settings.platforms == ()
+    assert settings.platforms_source == "default"
+    assert settings.keep == "never"
+    assert settings.boot_timeout == DEFAULT_BOOT_TIMEOUT
+    assert settings.docker_host is None
+    assert settings.config_file is None
+    assert settings.provisioner == ProvisionerConfig(base_dir=tmp_path)
+    assert not settings.enabled
+
+
+def test_enabled() -> None:
+    assert not Settings().enabled
+    assert Settings(platforms=("debian-12",)).enabled
+
+
+def test_yaml_values(tmp_path: Path) -> None:
+    config = write(tmp_path / "infranode.yaml", FULL_YAML)
+    settings = build_settings(RawOptions(), tmp_path)
+    assert settings.config_file == config
+    assert settings.platforms == ("debian-11", "debian-12")
+    assert settings.platforms_source == f"{config}:1 (platforms)"
+    assert settings.keep == "always"
+    assert settings.boot_timeout == 30.0
+    assert settings.docker_host == "tcp://yaml:2375"
+    assert settings.enabled
+
+
+def test_yml_extension_is_found(tmp_path: Path) -> None:
+    config = write(tmp_path / "infranode.yml", "platforms: debian-13\n")
+    settings = build_settings(RawOptions(), tmp_path)
+    assert settings.config_file == config
+    assert settings.platforms == ("debian-13",)
+
+
+def test_ini_beats_yaml(tmp_path: Path) -> None:
+    write(tmp_path / "infranode.yaml", FULL_YAML)
+    raw = RawOptions(
+        ini_platforms=["ubuntu-22.04, ubuntu-24.04"],
+        ini_keep="failure",
+        ini_boot_timeout="45",
+        ini_docker_host="tcp://ini:2375",
+    )
+    settings = build_settings(raw, tmp_path)
+    assert settings.platforms == ("ubuntu-22.04", "ubuntu-24.04")
+    assert settings.platforms_source == "infra_platforms (ini)"
+    assert settings.keep == "failure"
+    assert settings.boot_timeout == 45.0
+    assert settings.docker_host == "tcp://ini:2375"
+
+
+def test_cli_beats_ini_and_yaml(tmp_path: Path) -> None:
+    write(tmp_path / "infranode.yaml", FULL_YAML)
+    raw = RawOptions(
+        cli_platforms=["debian-13"],
+        ini_platforms=["ubuntu-22.04"],
+        cli_keep="never",
+        ini_keep="failure",
+        cli_boot_timeout=5.0,
+        ini_boot_timeout="45",
+        cli_docker_host="unix:///cli.sock",
+        ini_docker_host="tcp://ini:2375",
+    )
+    settings = build_settings(raw, tmp_path)
+    assert settings.platforms == ("debian-13",)
+    assert settings.platforms_source == "--infra-platform"
+    assert settings.keep == "never"
+    assert settings.boot_timeout == 5.0
+    assert settings.docker_host == "unix:///cli.sock"
+
+
+def test_provisioner_shorthand(tmp_path: Path) -> None:
+    config = write(tmp_path / "infranode.yaml", "provisioner: shell\n")
+    provisioner = build_settings(RawOptions(), tmp_path).provisioner
+    assert provisioner.name == "shell"
+    assert dict(provisioner.options) == {}
+    assert provisioner.base_dir == tmp_path
+    assert provisioner.source.path == config
+
+
+def test_provisioner_mapping(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "infranode.yaml",
+        """
+        platforms: [debian-12]
+        provisioner:
+          name: shell
+          script: converge.sh
+          env:
+            SITE: demo
+        """,
+    )
+    provisioner = build_settings(RawOptions(), tmp_path).provisioner
+    assert provisioner.name == "shell"
+    assert dict(provisioner.options) == {"script": "converge.sh", "env": {"SITE": "demo"}}
+    assert provisioner.base_dir == tmp_path
+    assert provisioner.source.where("provisioner.script") == f"{config}:4 (provisioner.script)"
+    assert provisioner.source.where("provisioner.env.SITE") == f"{config}:6 (provisioner.env.SITE)"
+
+
+def test_provisioner_base_dir_is_the_config_files_directory(tmp_path: Path) -> None:
+    sub = tmp_path / "infra"
+    sub.mkdir()
+    config = write(sub / "nodes.yaml", "provisioner: {name: shell, inline: ['true']}\n")
+    settings = build_settings(RawOptions(cli_config="infra/nodes.yaml"), tmp_path)
+    assert settings.config_file == config
+    assert settings.provisioner.base_dir == sub
+
+
+def test_provisioner_mapping_without_name(tmp_path: Path) -> None:
+    config = write(tmp_path / "infranode.yaml", "keep: never\nprovisioner:\n  script: x.sh\n")
+    with pytest.raises(SettingsError, match="the provisioner needs a name") as excinfo:
+        build_settings(RawOptions(), tmp_path)
+    assert excinfo.value.where == f"{config}:2 (provisioner)"
+
+
+def test_provisioner_wrong_type(tmp_path: Path) -> None:
+    write(tmp_path / "infranode.yaml", "provisioner: [shell]\n")
+    with pytest.raises(SettingsError, match="must be a name or a mapping, not list"):
+        build_settings(RawOptions(), tmp_path)
+
+
+def test_pyproject_table(tmp_path: Path) -> None:
+    pyproject = write(
+        tmp_path / "pyproject.toml",
+        """
+        [project]
+        name = "x"
+
+        [tool.infranode]
+        platforms = ["debian-12", "ubuntu-24.04"]
+        keep = "failure"
+        provisioner = { name = "shell", inline = ["true"] }
+        """,
+    )
+    settings = build_settings(RawOptions(), tmp_path)
+    assert settings.config_file == pyproject
+    assert settings.platforms == ("debian-12", "ubuntu-24.04")
+    assert settings.keep == "failure"
+    assert settings.provisioner.name == "shell"
+    assert dict(settings.provisioner.options) == {"inline": ["true"]}
+    assert "[tool.infranode]" in settings.platforms_source
+
+
+def test_infranode_yaml_beats_pyproject(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", '[tool.infranode]\nplatforms = ["debian-11"]\n')
+    config = write(tmp_path / "infranode.yaml", "platforms: [debian-13]\n")
+    settings = build_settings(RawOptions(), tmp_path)
+    assert settings.config_file == config
+    assert settings.platforms == ("debian-13",)
+
+
+def test_pyproject_without_table(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", '[project]\nname = "x"\n')
+    settings = build_settings(RawOptions(), tmp_path)
+    assert settings.platforms == ()
+    assert settings.keep == "never"
+
+
+def test_pyproject_unknown_key(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", '[tool.infranode]\nplatfroms = ["debian-11"]\n')
+    with pytest.raises(SettingsError) as excinfo:
+        build_settings(RawOptions(), tmp_path)
+    assert "did you mean 'platforms'?" in str(excinfo.value)
+    assert "[tool.infranode]" in excinfo.value.where
+
+
+def test_pyproject_bad_toml(tmp_path: Path) -> None:
+    pyproject = write(tmp_path / "pyproject.toml", "[tool.infranode\n")
+    with pytest.raises(SettingsError, match="is not valid TOML") as excinfo:
+        build_settings(RawOptions(), tmp_path)
+    assert excinfo.value.where == str(pyproject)
+
+
+def test_malformed_yaml_names_line_and_column(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "infranode.yaml",
+        """
+        platforms:
+          - debian-12
+        keep: never: x
+        """,
+    )
+    with pytest.raises(SettingsError) as excinfo:
+        build_settings(RawOptions(), tmp_path)
+    err = excinfo.value
+    assert err.where == f"{config}:3:12"
+    assert "infranode.yaml is not valid YAML: mapping values are not allowed here" in err.what
+    assert f"  where: {config}:3:12" in str(err)
+
+
+def test_yaml_must_be_a_mapping(tmp_path: Path) -> None:
+    config = write(tmp_path / "infranode.yaml", "- debian-12\n")
+    with pytest.raises(SettingsError, match="must be a mapping of settings, not a list") as excinfo:
+        build_settings(RawOptions(), tmp_path)
+    assert excinfo.value.where == f"{config}:1"
+
+
+def test_empty_yaml_is_defaults(tmp_path: Path) -> None:
+    config = write(tmp_path / "infranode.yaml", "# nothing yet\n")
+    settings = build_settings(RawOptions(), tmp_path)
+    assert settings.config_file == config
+    assert settings.platforms == ()
+
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "infranode.yaml",
+        """
+        platforms: [debian-12]
+        # a comment
+        keep: never
+        boot_timout: 10
+        """,
+    )
+    with pytest.raises(SettingsError) as excinfo:
+        build_settings(RawOptions(), tmp_path)
+    err = excinfo.value
+    assert err.what == "unknown setting 'boot_timout'"
+    assert err.where == f"{config}:4 (boot_timout)"
+    assert err.fix.startswith("did you mean 'boot_timeout'? Known settings: platforms, provisioner")
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line"),
+    [
+        (
+            "platforms: [debian-12]\nkeep: maybe\n",
+            "keep must be one of never, failure, always, not 'maybe'",
+            2,
+        ),
+        ("keep: never\n\nboot_timeout: -1\n", "boot timeout must be a positive number of seconds, not -1", 3),
+        ("boot_timeout: soon\n", "boot timeout must be a positive number of seconds, not 'soon'", 1),
+        ("keep: never\nplatforms: 3\n", "`platforms` must be a list of platform names", 2),
+        ("platforms: [debian-12, 3]\n", "`platforms` must be a list of platform names", 1),
+        ("docker_host: 42\n", "`docker_host` must be a string", 1),
+    ],
+)
+def test_wrong_types_in_yaml(tmp_path: Path, text: str, message: str, line: int) -> None:
+    config = write(tmp_path / "infranode.yaml", text)
+    with pytest.raises(SettingsError) as excinfo:
+        build_settings(RawOptions(), tmp_path)
+    assert excinfo.value.what == message
+    assert excinfo.value.where.startswith(f"{config}:{line} (")
+
+
+def test_wrong_keep_on_command_line(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        build_settings(RawOptions(cli_keep="sometimes"), tmp_path)
+    assert excinfo.value.where == "--infra-keep"
+    assert "--infra-keep=failure" in excinfo.value.fix
+
+
+@pytest.mark.parametrize("value", [0.0, -3.0])
+def test_wrong_boot_timeout_on_command_line(tmp_path: Path, value: float) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        build_settings(RawOptions(cli_boot_timeout=value), tmp_path)
+    assert excinfo.value.where == "--infra-boot-timeout"
+
+
+def test_wrong_boot_timeout_in_ini(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        build_settings(RawOptions(ini_boot_timeout="ten"), tmp_path)
+    assert excinfo.value.where == "infra_boot_timeout (ini)"
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    write(tmp_path / "infranode.yaml", "platforms: [debian-12]\n")
+    with pytest.raises(SettingsError) as excinfo:
+        build_settings(RawOptions(cli_config="missing.yaml"), tmp_path)
+    err = excinfo.value
+    assert err.what == "configuration file 'missing.yaml' does not exist"
+    assert str(tmp_path / "missing.yaml") in err.where
+
+
+def test_missing_config_file_from_ini(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"'other\.yaml' does not exist"):
+        build_settings(RawOptions(ini_config="other.yaml"), tmp_path)
+
+
+def test_cli_config_beats_ini_config(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", "platforms: [debian-11]\n")
+    write(tmp_path / "b.yaml", "platforms: [debian-13]\n")
+    settings = build_settings(RawOptions(cli_config="a.yaml", ini_config="b.yaml"), tmp_path)
+    assert settings.platforms == ("debian-11",)
+
+
+def test_absolute_config_path(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    config = write(elsewhere / "infra.yaml", "keep: failure\n")
+    rootdir = tmp_path / "root"
+    rootdir.mkdir()
+    settings = build_settings(RawOptions(cli_config=str(config)), rootdir)
+    assert settings.config_file == config
+    assert settings.keep == "failure"
+    assert settings.provisioner.base_dir == elsewhere
+
+
+def test_nan_boot_timeout_is_refused(tmp_path: Path) -> None:
+    write(tmp_path / "infranode.yaml", "boot_timeout: .nan\n")
+    with pytest.raises(SettingsError):
+        build_settings(RawOptions(), tmp_path)
