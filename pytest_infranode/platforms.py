@@ -127,7 +127,7 @@ BUILTIN_PLATFORMS: tuple[Platform, ...] = (
     _systemd("ubuntu-20.04", "ubuntu:20.04", "debian", "apt", _APT_PREPARE, "ubuntu-focal"),
     _systemd("ubuntu-22.04", "ubuntu:22.04", "debian", "apt", _APT_PREPARE, "ubuntu-jammy"),
     _systemd("ubuntu-24.04", "ubuntu:24.04", "debian", "apt", _APT_PREPARE, "ubuntu-noble"),
-    _systemd("rockylinux-8", "rockylinux:8", "rhel", "dnf", _DNF_PREPARE, "rocky-8"),
+    _systemd("rockylinux-8", "rockylinux/rockylinux:8", "rhel", "dnf", _DNF_PREPARE, "rocky-8"),
     _systemd("rockylinux-9", "rockylinux/rockylinux:9", "rhel", "dnf", _DNF_PREPARE, "rocky-9"),
     _systemd("almalinux-8", "almalinux:8", "rhel", "dnf", _DNF_PREPARE, "alma-8"),
     _systemd("almalinux-9", "almalinux:9", "rhel", "dnf", _DNF_PREPARE, "alma-9"),

@@ -79,6 +79,14 @@ class Engine:
         with self._translate("preparing the image", f"platform {platform.name}"):
             return _images.ensure_prepared(self._client, platform, self.info.endpoint, say)
 
+    def has_image(self, reference: str) -> bool:
+        """Whether the daemon has ``reference`` locally (nothing is pulled)."""
+        try:
+            self._client.images.get(reference)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
     # containers
     def create_container(self, spec: ContainerSpec, options: Mapping[str, object] | None = None) -> str:
         kwargs = dict(options) if options is not None else create_kwargs(spec, self.info)

@@ -1,0 +1,145 @@
+"""The ``infranode`` command: platforms, nodes, login, cleanup, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from pytest_infranode import labels
+from pytest_infranode import reaper
+from pytest_infranode.engine import Engine
+from pytest_infranode.errors import DaemonError
+from pytest_infranode.errors import InfranodeError
+from pytest_infranode.platforms import Catalog
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    return Engine.connect(args.docker_host)
+
+
+def cmd_platforms(args: argparse.Namespace) -> int:
+    """Print the catalog: name, image, init, aliases, and whether the image is on the daemon."""
+    catalog = Catalog()
+    present: dict[str, str] = {}
+    engine = None
+    if not args.offline:
+        try:
+            engine = _engine(args)
+        except DaemonError as err:
+            print(f"(daemon not reachable, availability not shown: {err.what})", file=sys.stderr)
+    rows = [("NAME", "IMAGE", "FAMILY", "INIT", "ON DAEMON", "ALIASES")]
+    for p in catalog:
+        if engine is not None:
+            present[p.name] = "yes" if engine.has_image(p.image) else "no"
+        rows.append((p.name, p.image, p.family, p.init, present.get(p.name, "?"), ", ".join(p.aliases)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    """List containers made by infranode sessions (kept or still running)."""
+    engine = _engine(args)
+    found = engine.list_containers([labels.SESSION])
+    if not found:
+        print("no infranode nodes on this daemon")
+        return 0
+    for c in found:
+        lab = c.get("Labels") or {}
+        name = str((c.get("Names") or ["?"])[0]).lstrip("/")
+        print(
+            f"{name}  platform={lab.get(labels.PLATFORM, '?')}  session={lab.get(labels.SESSION, '?')}  "
+            f"state={c.get('State', '?')}"
+        )
+    return 0
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    """Open an interactive shell in a node (hands the terminal to ``docker exec -it``)."""
+    engine = _engine(args)
+    names = {str((c.get("Names") or ["?"])[0]).lstrip("/") for c in engine.list_containers([labels.SESSION])}
+    if args.node not in names:
+        print(f"no infranode node called {args.node!r}; `infranode nodes` lists them", file=sys.stderr)
+        return 1
+    # An interactive terminal is the one thing the SDK does not do well; the CLI owns the tty.
+    env = dict(os.environ)
+    if engine.info.source != "default socket":
+        env["DOCKER_HOST"] = engine.info.endpoint
+    shell = "if command -v bash >/dev/null; then exec bash -l; else exec sh -l; fi"
+    try:
+        os.execvpe("docker", ["docker", "exec", "-it", args.node, "/bin/sh", "-c", shell], env)
+    except FileNotFoundError:
+        print(
+            "`infranode login` needs the docker CLI on PATH (apt-get install docker.io, or docker-ce-cli)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    """Remove nodes left by earlier sessions."""
+    engine = _engine(args)
+    if args.session:
+        removed = reaper.sweep(engine, session_id=args.session)
+    else:
+        if not args.yes and sys.stdin.isatty():
+            answer = input("remove every infranode node on this daemon, including live sessions'? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("nothing removed")
+                return 1
+        elif not args.yes:
+            print("refusing to remove every node without --yes (no terminal to ask)", file=sys.stderr)
+            return 2
+        removed = reaper.sweep(engine)
+    for name in removed:
+        print(f"removed {name}")
+    print(f"{len(removed)} node(s) removed")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check that the daemon can run nodes, and say what to fix if not."""
+    try:
+        engine = _engine(args)
+    except DaemonError as err:
+        print(f"FAIL  {err}")
+        return 1
+    print(f"OK    {engine.describe()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="infranode", description="Throwaway Docker nodes for pytest.")
+    parser.add_argument(
+        "--docker-host", default=None, help="daemon to use; default: DOCKER_HOST, then the local socket"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("platforms", help="list the platform catalog")
+    p.add_argument("--offline", action="store_true", help="do not ask the daemon which images it has")
+    p.set_defaults(func=cmd_platforms)
+    sub.add_parser("nodes", help="list nodes on the daemon").set_defaults(func=cmd_nodes)
+    p = sub.add_parser("login", help="open a shell in a node")
+    p.add_argument("node")
+    p.set_defaults(func=cmd_login)
+    p = sub.add_parser("cleanup", help="remove nodes left behind")
+    p.add_argument("--session", help="only the nodes of this session id")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_cleanup)
+    sub.add_parser("doctor", help="check the Docker daemon").set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InfranodeError as err:
+        print(f"infranode: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
