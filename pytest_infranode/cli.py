@@ -80,20 +80,25 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    """Remove nodes left by earlier sessions."""
+    """Remove nodes left behind: by default those of expired sessions (kept nodes included)."""
     engine = _engine(args)
     if args.session:
         removed = reaper.sweep(engine, session_id=args.session)
-    else:
-        if not args.yes and sys.stdin.isatty():
+    elif args.all:
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print(
+                    "refusing to remove live sessions' nodes without --yes (no terminal to ask)",
+                    file=sys.stderr,
+                )
+                return 2
             answer = input("remove every infranode node on this daemon, including live sessions'? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("nothing removed")
                 return 1
-        elif not args.yes:
-            print("refusing to remove every node without --yes (no terminal to ask)", file=sys.stderr)
-            return 2
         removed = reaper.sweep(engine)
+    else:
+        removed = reaper.sweep_expired(engine, include_kept=True)
     for name in removed:
         print(f"removed {name}")
     print(f"{len(removed)} node(s) removed")
@@ -124,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("login", help="open a shell in a node")
     p.add_argument("node")
     p.set_defaults(func=cmd_login)
-    p = sub.add_parser("cleanup", help="remove nodes left behind")
+    p = sub.add_parser("cleanup", help="remove nodes of expired sessions (and kept nodes)")
     p.add_argument("--session", help="only the nodes of this session id")
-    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--all", action="store_true", help="every infranode node, live sessions' too")
+    p.add_argument("--yes", "-y", action="store_true", help="with --all: do not ask for confirmation")
     p.set_defaults(func=cmd_cleanup)
     sub.add_parser("doctor", help="check the Docker daemon").set_defaults(func=cmd_doctor)
     return parser

@@ -46,6 +46,7 @@ class Node:
         self.timings: dict[str, float] = {}
         self.image_cached: bool | None = None
         self.degraded_units = ""
+        self.timed_out = False
 
     def __repr__(self) -> str:
         return f"<Node {self.name} {self.state}>"

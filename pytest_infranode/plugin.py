@@ -75,6 +75,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="How long a node's init may take to boot; default: 120",
     )
+    group.addoption(
+        "--infra-converge-timeout",
+        dest="infra_converge_timeout",
+        type=float,
+        metavar="SECONDS",
+        default=None,
+        help="Stop a converge that runs longer than this and fail its node; default: 3600",
+    )
     parser.addini(
         "infra_platforms", "Platforms to run node tests on (like --infra-platform)", type="linelist"
     )
@@ -82,6 +90,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("infra_config", "Configuration file (like --infra-config)", default="")
     parser.addini("infra_docker_host", "Docker daemon to use (like --infra-docker-host)", default="")
     parser.addini("infra_boot_timeout", "Seconds a node's init may take to boot", default="")
+    parser.addini(
+        "infra_converge_timeout", "Seconds a converge may take (like --infra-converge-timeout)", default=""
+    )
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -101,6 +112,8 @@ def _raw_options(config: pytest.Config) -> RawOptions:
         ini_docker_host=str(config.getini("infra_docker_host")) or None,
         cli_boot_timeout=config.getoption("infra_boot_timeout"),
         ini_boot_timeout=str(config.getini("infra_boot_timeout")) or None,
+        cli_converge_timeout=config.getoption("infra_converge_timeout"),
+        ini_converge_timeout=str(config.getini("infra_converge_timeout")) or None,
     )
 
 

@@ -1,16 +1,48 @@
-"""Cleanup of labelled resources: the end-of-session sweep and ``infranode cleanup``."""
+"""Crash-proof cleanup of everything a session labels.
+
+Three layers, so that nothing is left behind whatever happens to the test process:
+
+1. Teardown at the end of the session (``InfraSession.teardown``), also after Ctrl-C and SIGTERM.
+2. A watchdog: a small detached process started with the first node. It holds the read end of a
+   pipe from the test process; when the pipe closes without the word ``done`` (the test process
+   was SIGKILLed, OOM-killed, crashed), it removes the session's resources through the Docker
+   API. It needs no privileged sidecar and no socket mount, so it works against remote daemons
+   and rootless Docker or Podman alike.
+3. A sweep at the start of the next session (and ``infranode cleanup``) removes what an expired
+   session left: one whose process is gone on this machine, or, for another machine, one older
+   than the time-to-live. Live sessions and resources without our labels are never touched.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO
+from typing import Any
 from typing import Protocol
 
 from pytest_infranode import labels
 
+KEPT_SUFFIX = "-kept"
+"""Kept nodes are renamed with this suffix; the automatic sweep leaves them for the user."""
+DEFAULT_TTL = 24 * 3600.0
+"""Sessions of other machines older than this are considered dead (seconds)."""
+
 
 class _Lister(Protocol):
-    def list_containers(self, label_filters: list[str]) -> list[dict[str, object]]: ...
+    def list_containers(self, label_filters: list[str]) -> list[dict[str, Any]]: ...
 
     def remove_container(self, container_id: str) -> None: ...
+
+
+def container_name(container: dict[str, Any]) -> str:
+    names = container.get("Names")
+    return str(names[0]).lstrip("/") if isinstance(names, list) and names else str(container["Id"])[:12]
 
 
 def sweep(engine: _Lister, *, session_id: str | None = None, keep: frozenset[str] = frozenset()) -> list[str]:
@@ -26,6 +58,151 @@ def sweep(engine: _Lister, *, session_id: str | None = None, keep: frozenset[str
         if cid in keep:
             continue
         engine.remove_container(cid)
-        names = container.get("Names")
-        removed.append(str(names[0]).lstrip("/") if isinstance(names, list) and names else cid[:12])
+        removed.append(container_name(container))
     return removed
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSeen:
+    """One session as its containers' labels describe it."""
+
+    session_id: str
+    owner: str
+    created: float
+    names: tuple[str, ...]
+
+
+def sessions(containers: Sequence[dict[str, Any]]) -> list[SessionSeen]:
+    """Group labelled containers by session. Pure."""
+    grouped: dict[str, SessionSeen] = {}
+    for c in containers:
+        lab = c.get("Labels") or {}
+        sid = lab.get(labels.SESSION)
+        if not sid:
+            continue
+        try:
+            created = float(lab.get(labels.CREATED, "0"))
+        except ValueError:
+            created = 0.0
+        prev = grouped.get(sid)
+        names = (*prev.names, container_name(c)) if prev else (container_name(c),)
+        grouped[sid] = SessionSeen(
+            sid, str(lab.get(labels.PID, "")), max(created, prev.created if prev else 0), names
+        )
+    return list(grouped.values())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def is_expired(seen: SessionSeen, *, now: float, ttl: float, hostname: str, alive: Any = _pid_alive) -> bool:
+    """Whether a session is dead: its process is gone on this machine, or it is older than ``ttl``."""
+    host, _, pid = seen.owner.rpartition(":")
+    if host == hostname and pid.isdigit():
+        return not alive(int(pid))
+    return seen.created > 0 and now - seen.created > ttl
+
+
+def sweep_expired(
+    engine: _Lister, *, ttl: float = DEFAULT_TTL, include_kept: bool = False, exclude: str = ""
+) -> list[str]:
+    """Remove the containers of expired sessions (never ``exclude``, never live ones).
+
+    Kept nodes (renamed with ``-kept``) stay unless ``include_kept``.
+    """
+    containers = engine.list_containers([labels.SESSION])
+    hostname = os.uname().nodename
+    now = time.time()
+    dead = {
+        s.session_id
+        for s in sessions(containers)
+        if s.session_id != exclude and is_expired(s, now=now, ttl=ttl, hostname=hostname)
+    }
+    removed = []
+    for c in containers:
+        lab = c.get("Labels") or {}
+        name = container_name(c)
+        if lab.get(labels.SESSION) in dead and (include_kept or not name.endswith(KEPT_SUFFIX)):
+            engine.remove_container(str(c["Id"]))
+            removed.append(name)
+    return removed
+
+
+class Watchdog:
+    """The detached process that cleans up after a test process that died without teardown."""
+
+    def __init__(self, session_id: str, docker_host: str | None, log_path: str) -> None:
+        argv = [sys.executable, "-m", "pytest_infranode.reaper", "--session", session_id]
+        if docker_host:
+            argv += ["--docker-host", docker_host]
+        with open(log_path, "ab") as log:
+            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,  # survives the test process and its Ctrl-C
+                close_fds=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid if self._proc else -1
+
+    def release(self) -> None:
+        """Teardown finished: tell the watchdog to exit without sweeping."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.stdin is None:
+            return
+        try:
+            proc.stdin.write(b"done\n")
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _watch(session_id: str, docker_host: str | None, stdin: IO[bytes]) -> int:
+    data = stdin.read()  # blocks until the test process closes the pipe or dies
+    if data.strip() == b"done":
+        return 0
+    from pytest_infranode.engine import Engine  # only now: the watchdog waits cheaply
+
+    for attempt in range(10):
+        try:
+            engine = Engine.connect(docker_host, wait=5)
+            removed = sweep(engine, session_id=session_id)
+            engine.close()
+        except Exception as exc:  # the daemon may be restarting; try again for a while
+            print(f"infranode watchdog: sweep of {session_id} failed ({exc}); retrying", file=sys.stderr)
+            time.sleep(min(2**attempt, 10))
+            continue
+        print(
+            f"infranode watchdog: session {session_id} ended without teardown; removed {removed}",
+            file=sys.stderr,
+        )
+        return 0
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_infranode.reaper")
+    parser.add_argument("--session", required=True)
+    parser.add_argument("--docker-host", default=None)
+    args = parser.parse_args(argv)
+    return _watch(args.session, args.docker_host, sys.stdin.buffer)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -94,6 +94,7 @@ class InfraSession:
         self.provisioner = provisioners[name]
         self._provisioner_checked = False
         self.engine: Engine | None = None
+        self.watchdog: reaper.Watchdog | None = None
         self.nodes: dict[str, Node] = {}
         self.failures: dict[str, InfranodeError] = {}
         self.failed_platforms: set[str] = set()
@@ -107,9 +108,22 @@ class InfraSession:
         self._provisioner_checked = True
 
     def connect(self) -> Engine:
+        """Connect to the daemon once, and sweep what expired sessions left there."""
         if self.engine is None:
             self.engine = Engine.connect(self.settings.docker_host)
+            removed = reaper.sweep_expired(self.engine, exclude=self.session_id)
+            if removed:
+                self.say(f"removed {len(removed)} node(s) left by expired sessions: {', '.join(removed)}")
         return self.engine
+
+    def _start_watchdog(self) -> None:
+        if self.watchdog is None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.watchdog = reaper.Watchdog(
+                self.session_id,
+                self.settings.docker_host,
+                str(self.log_dir / f"watchdog-{self.session_id}.log"),
+            )
 
     # nodes
     def node_for(self, platform: Platform) -> Node:
@@ -136,6 +150,7 @@ class InfraSession:
         started = time.monotonic()
         image, cached = engine.prepared_image(platform, self.say)
         node = Node(engine, platform, session_id=self.session_id, image=image)
+        self._start_watchdog()
         node.image_cached = cached
         node.timings["image"] = time.monotonic() - started
         self.nodes[platform.name] = node
@@ -160,28 +175,52 @@ class InfraSession:
                 log_file.write(chunk)
                 log_file.flush()
 
-            result: ConvergeResult = self.hook.pytest_infranode_converge(
-                node=node, provisioner=self.provisioner, config=config, output=output
-            )
+            # A converge past its timeout is ended by stopping the node: that works for every
+            # provisioner, whether it runs in the node or on the runner.
+            timer = threading.Timer(self.settings.converge_timeout, self._converge_timed_out, (node,))
+            timer.daemon = True
+            timer.start()
+            try:
+                result: ConvergeResult | None = self.hook.pytest_infranode_converge(
+                    node=node, provisioner=self.provisioner, config=config, output=output
+                )
+            except InfranodeError:
+                if not node.timed_out:
+                    raise
+                result = None
+            finally:
+                timer.cancel()
         node.converge_log = str(log_path)
         node.timings["converge"] = time.monotonic() - started
-        if result is None or not result.ok:
+        if result is None or not result.ok or node.timed_out:
             node.state = "failed"
             status = None if result is None else result.exit_status
+            how = (
+                f"ran longer than the converge timeout ({self.settings.converge_timeout:g} s) and was stopped"
+                if node.timed_out
+                else f"exited with status {status}"
+            )
+            tail = result.tail() if result else ""
+            if not tail and log_path.exists():
+                tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
             err = ConvergeError(
-                f"converge of {node.name} failed: the {self.provisioner.name} provisioner "
-                f"exited with status {status}",
+                f"converge of {node.name} failed: the {self.provisioner.name} provisioner {how}",
                 where=f"{node.where}; full log: {log_path}",
                 fix=f"fix the provisioner's input ({config.source.where('provisioner')}); "
                 "keep the node for a look with --infra-keep=failure",
                 exit_status=status,
-                log_tail=result.tail() if result else "",
+                log_tail=tail,
             )
             if self.settings.keep == "never":
                 self._remove(node)
             raise err
         node.state = "converged"
         self.hook.pytest_infranode_after_converge(node=node, result=result)
+
+    def _converge_timed_out(self, node: Node) -> None:
+        node.timed_out = True
+        if self.engine is not None and node.container_id:
+            self.engine.kill_container(node.container_id)
 
     @hookimpl(trylast=True)
     def pytest_infranode_converge(
@@ -217,7 +256,7 @@ class InfraSession:
                 continue
             if self.should_keep(node) and node.container_id:
                 keep_ids.add(node.container_id)
-                self.kept.append(node)
+                self._keep(node)
                 continue
             try:
                 self._remove(node)
@@ -229,11 +268,28 @@ class InfraSession:
             except Exception as exc:
                 self.teardown_errors.append(f"sweep of session {self.session_id}: {exc}")
         self.nodes = {k: n for k, n in self.nodes.items() if n.state != "removed"}
+        if self.watchdog is not None:
+            self.watchdog.release()
+            self.watchdog = None
+
+    def _keep(self, node: Node) -> None:
+        """Leave the node running for a look; renamed so that the automatic sweep spares it."""
+        kept_name = node.name + reaper.KEPT_SUFFIX
+        try:
+            if self.engine is not None:
+                self.engine.rename_container(node.container_id, kept_name)
+                node.name = kept_name
+        except InfranodeError as exc:
+            self.teardown_errors.append(f"{node.name}: could not mark as kept: {exc.what}")
+        self.kept.append(node)
 
     def summary_lines(self) -> list[str]:
         lines = []
         for node in self.kept:
-            lines.append(f"kept {node.name} ({node.platform.name}): docker exec -it {node.name} /bin/bash")
+            lines.append(
+                f"kept {node.name} ({node.platform.name}): enter it with `infranode login {node.name}` "
+                f"(or docker exec -it {node.name} bash); remove it with `infranode cleanup`"
+            )
         lines.extend(f"teardown problem: {e}" for e in self.teardown_errors)
         return lines
 

@@ -34,8 +34,9 @@ KeepPolicy = Literal["never", "failure", "always"]
 KEEP_CHOICES: tuple[str, ...] = get_args(KeepPolicy)
 
 CONFIG_NAMES = ("infranode.yaml", "infranode.yml")
-YAML_KEYS = ("platforms", "provisioner", "keep", "docker_host", "boot_timeout")
+YAML_KEYS = ("platforms", "provisioner", "keep", "docker_host", "boot_timeout", "converge_timeout")
 DEFAULT_BOOT_TIMEOUT = 120.0
+DEFAULT_CONVERGE_TIMEOUT = 3600.0
 
 
 @final
@@ -85,6 +86,7 @@ class Settings:
     keep: KeepPolicy = "never"
     docker_host: str | None = None
     boot_timeout: float = DEFAULT_BOOT_TIMEOUT
+    converge_timeout: float = DEFAULT_CONVERGE_TIMEOUT
     config_file: Path | None = None
     platforms_source: str = "default"
 
@@ -108,6 +110,8 @@ class RawOptions:
     ini_docker_host: str | None = None
     cli_boot_timeout: float | None = None
     ini_boot_timeout: str | None = None
+    cli_converge_timeout: float | None = None
+    ini_converge_timeout: str | None = None
 
 
 def find_config_file(rootdir: Path, explicit: str | None) -> Path | None:
@@ -219,13 +223,13 @@ def _provisioner_from(value: Any, source: Source, base_dir: Path) -> Provisioner
     )
 
 
-def _timeout(value: Any, where: str) -> float:
+def _timeout(value: Any, where: str, what: str = "boot timeout") -> float:
     try:
         number = -1.0 if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         number = -1.0
     if not math.isfinite(number) or number <= 0:
-        raise SettingsError(f"boot timeout must be a positive number of seconds, not {value!r}", where=where)
+        raise SettingsError(f"{what} must be a positive number of seconds, not {value!r}", where=where)
     return number
 
 
@@ -297,12 +301,26 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
     else:
         boot_timeout = DEFAULT_BOOT_TIMEOUT
 
+    if raw.cli_converge_timeout is not None:
+        converge_timeout = _timeout(raw.cli_converge_timeout, "--infra-converge-timeout", "converge timeout")
+    elif raw.ini_converge_timeout:
+        converge_timeout = _timeout(
+            raw.ini_converge_timeout, "infra_converge_timeout (ini)", "converge timeout"
+        )
+    elif "converge_timeout" in data:
+        converge_timeout = _timeout(
+            data["converge_timeout"], source.where("converge_timeout"), "converge timeout"
+        )
+    else:
+        converge_timeout = DEFAULT_CONVERGE_TIMEOUT
+
     return Settings(
         platforms=tuple(platforms),
         provisioner=provisioner,
         keep=keep,
         docker_host=docker_host,
         boot_timeout=boot_timeout,
+        converge_timeout=converge_timeout,
         config_file=config_path,
         platforms_source=platforms_source,
     )

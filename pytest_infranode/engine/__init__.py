@@ -176,6 +176,17 @@ class Engine:
             return "(no logs: the container is gone)"
         return bytes(data).decode("utf-8", "replace")
 
+    def rename_container(self, container_id: str, name: str) -> None:
+        with self._translate("renaming the node", f"container {container_id[:12]}"):
+            self._client.api.rename(container_id, name)
+
+    def kill_container(self, container_id: str) -> None:
+        """Stop the node at once (used when a converge runs past its timeout)."""
+        try:
+            self._client.api.kill(container_id)
+        except docker.errors.APIError:
+            return
+
     def remove_container(self, container_id: str) -> None:
         """Remove the container and its anonymous volumes; a missing one is not an error."""
         try:
