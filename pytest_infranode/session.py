@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,8 +25,11 @@ from pytest_infranode.node import Node
 from pytest_infranode.platforms import Catalog
 from pytest_infranode.platforms import Platform
 from pytest_infranode.provisioners.base import ConvergeResult
+from pytest_infranode.provisioners.base import MaskingSink
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
+from pytest_infranode.provisioners.base import mask
+from pytest_infranode.provisioners.base import secret_values
 from pytest_infranode.settings import ProvisionerConfig
 from pytest_infranode.settings import Settings
 
@@ -169,11 +173,14 @@ class InfraSession:
         log_path = self.log_dir / f"{node.name}.converge.log"
         started = time.monotonic()
         self.say(f"{node.platform.name}: converging with {self.provisioner.name} (log: {log_path})")
+        secrets = secret_values(config.options.get("secret_env"), os.environ)
         with log_path.open("wb") as log_file:
 
-            def output(chunk: bytes) -> None:
+            def write(chunk: bytes) -> None:
                 log_file.write(chunk)
                 log_file.flush()
+
+            output = MaskingSink(write, secrets)
 
             # A converge past its timeout is ended by stopping the node: that works for every
             # provisioner, whether it runs in the node or on the runner.
@@ -190,6 +197,7 @@ class InfraSession:
                 result = None
             finally:
                 timer.cancel()
+                output.flush()
         node.converge_log = str(log_path)
         node.timings["converge"] = time.monotonic() - started
         if result is None or not result.ok or node.timed_out:
@@ -200,7 +208,7 @@ class InfraSession:
                 if node.timed_out
                 else f"exited with status {status}"
             )
-            tail = result.tail() if result else ""
+            tail = mask(result.tail(), secrets) if result else ""
             if not tail and log_path.exists():
                 tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
             err = ConvergeError(

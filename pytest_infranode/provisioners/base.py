@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Protocol
@@ -36,6 +37,57 @@ class ConvergeResult:
 
     def tail(self, lines: int = 25) -> str:
         return "\n".join(self.output.rstrip("\n").splitlines()[-lines:])
+
+
+MASK = b"********"
+
+
+def secret_values(names: object, environ: Mapping[str, str]) -> list[str]:
+    """The values of the environment variables named in a provisioner's ``secret_env``."""
+    if not isinstance(names, list):
+        return []
+    return [environ[n] for n in names if isinstance(n, str) and environ.get(n)]
+
+
+def mask(text: str, secrets: list[str]) -> str:
+    """Replace every secret in ``text`` (longest first, so overlapping ones go too). Pure."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK.decode())
+    return text
+
+
+@final
+class MaskingSink:
+    """An output sink that masks secrets before passing output on.
+
+    Output is held back up to the last newline so that a secret split across two chunks is still
+    found; :meth:`flush` passes on what remains.
+    """
+
+    def __init__(self, sink: OutputSink, secrets: list[str]) -> None:
+        self._sink = sink
+        self._secrets = sorted((s.encode() for s in secrets if s), key=len, reverse=True)
+        self._pending = b""
+
+    def _masked(self, data: bytes) -> bytes:
+        for secret in self._secrets:
+            data = data.replace(secret, MASK)
+        return data
+
+    def __call__(self, chunk: bytes) -> None:
+        if not self._secrets:
+            self._sink(chunk)
+            return
+        data = self._pending + chunk
+        cut = data.rfind(b"\n") + 1
+        self._pending = data[cut:]
+        if cut:
+            self._sink(self._masked(data[:cut]))
+
+    def flush(self) -> None:
+        if self._pending:
+            self._sink(self._masked(self._pending))
+            self._pending = b""
 
 
 @runtime_checkable

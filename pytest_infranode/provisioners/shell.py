@@ -7,6 +7,7 @@ Options (under ``provisioner:`` in infranode.yaml)::
       script: converge.sh          # or a list; relative to the configuration file
       inline: ["apt-get update"]   # or a string; run by /bin/sh -c, after the scripts
       env: {SITE_NAME: demo}       # environment of every command
+      secret_env: [API_TOKEN]      # passed from the runner's environment, masked in logs
       user: root                   # who runs them (default: the image's user)
 
 Scripts are copied into the node through the Docker API (no bind mounts: remote daemons cannot
@@ -16,6 +17,7 @@ see the runner's files) and run in order; the first failing command stops the co
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from pytest_infranode.node import Node
     from pytest_infranode.settings import ProvisionerConfig
 
-OPTIONS = ("script", "inline", "env", "user")
+OPTIONS = ("script", "inline", "env", "secret_env", "user")
 REMOTE_DIR = "/var/lib/infranode/provision"
 
 
@@ -47,6 +49,24 @@ def _as_list(value: Any, key: str, config: ProvisionerConfig) -> list[str]:
         f"shell provisioner: `{key}` must be a string or a list of strings",
         where=config.source.where(f"provisioner.{key}"),
     )
+
+
+def _secret_env(config: ProvisionerConfig) -> dict[str, str]:
+    names = config.options.get("secret_env", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise SettingsError(
+            "shell provisioner: `secret_env` must be a list of environment variable names",
+            where=config.source.where("provisioner.secret_env"),
+            fix="write `secret_env: [API_TOKEN]`; the values come from the runner's environment",
+        )
+    missing = [n for n in names if n not in os.environ]
+    if missing:
+        raise SettingsError(
+            f"shell provisioner: secret_env names {', '.join(missing)}, not set in the environment",
+            where=config.source.where("provisioner.secret_env"),
+            fix=f"export {missing[0]}=... before running pytest (in CI: a secret variable)",
+        )
+    return {n: os.environ[n] for n in names}
 
 
 def _env(config: ProvisionerConfig) -> dict[str, str]:
@@ -90,6 +110,7 @@ def plan(config: ProvisionerConfig) -> tuple[list[Path], list[str]]:
             fix="give `script: converge.sh` or `inline: [commands]` under `provisioner:`",
         )
     _env(config)
+    _secret_env(config)
     user = config.options.get("user")
     if user is not None and not isinstance(user, str):
         raise SettingsError(
@@ -116,7 +137,7 @@ class ShellProvisioner:
 
     def converge(self, node: Node, config: ProvisionerConfig, output: OutputSink) -> ConvergeResult:
         scripts, inline = plan(config)
-        env = _env(config)
+        env = {**_env(config), **_secret_env(config)}
         user = config.options.get("user")
         files = {f"{i:02d}-{p.name}": (p.read_bytes(), 0o755) for i, p in enumerate(scripts)}
         if files:

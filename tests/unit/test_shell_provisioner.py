@@ -15,6 +15,7 @@ from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.engine.api import OutputSink
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.node import Node
+from pytest_infranode.provisioners.base import MaskingSink
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.shell import REMOTE_DIR
 from pytest_infranode.provisioners.shell import ShellProvisioner
@@ -71,7 +72,7 @@ def test_plan_unknown_option(tmp_path: Path) -> None:
         plan(config(tmp_path, inline="true", scirpt="x.sh"))
     err = excinfo.value
     assert err.what == "shell provisioner: unknown option 'scirpt'"
-    assert err.fix == "did you mean 'script'? Options: script, inline, env, user"
+    assert err.fix == "did you mean 'script'? Options: script, inline, env, secret_env, user"
 
 
 def test_plan_unknown_option_names_its_line(tmp_path: Path) -> None:
@@ -263,3 +264,23 @@ def test_converge_validates_before_touching_the_node(tmp_path: Path) -> None:
         converge(node, config(tmp_path, script="missing.sh"))
     assert node.copies == []
     assert node.runs == []
+
+
+def test_masking_sink_hides_secrets_split_across_chunks() -> None:
+    seen: list[bytes] = []
+    sink = MaskingSink(seen.append, ["s3cr3t-token"])
+    sink(b"login with s3cr")
+    sink(b"3t-token now\nnext line s3cr3t-")
+    sink(b"token")
+    sink.flush()
+    joined = b"".join(seen)
+    assert b"s3cr3t" not in joined
+    assert joined == b"login with ******** now\nnext line ********"
+
+
+def test_secret_env_must_be_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INFRANODE_TEST_SECRET", raising=False)
+    with pytest.raises(SettingsError) as excinfo:
+        plan(config(tmp_path, inline="true", secret_env=["INFRANODE_TEST_SECRET"]))
+    assert "INFRANODE_TEST_SECRET" in excinfo.value.what
+    assert "export INFRANODE_TEST_SECRET" in excinfo.value.fix
