@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -15,6 +16,9 @@ from pytest_infranode.errors import PluginError
 from pytest_infranode.errors import UnknownPlatform
 
 Init = Literal["systemd", "openrc", "none"]
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+"""Platform names become part of container names, hostnames and test ids."""
 
 # Docker's own --tmpfs default is noexec; a whole machine needs exec on /run and /tmp
 # (systemd generators, package scripts).
@@ -166,6 +170,12 @@ class Catalog:
 
     def add(self, platform: Platform, *, source: str = "built-in", replace: bool = False) -> None:
         """Add a platform; a name clash is an error unless ``replace`` (user overrides)."""
+        for name in (platform.name, *platform.aliases):
+            if not NAME_RE.fullmatch(name):
+                raise PluginError(
+                    f"platform name {name!r} from {source} is not allowed",
+                    fix="use lower-case letters, digits, '.', '_' and '-' (it names containers and test ids)",
+                )
         if not replace:
             for name in (platform.name, *platform.aliases):
                 if name in self._by_name or name in self._aliases:

@@ -213,6 +213,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     platforms = infra.platforms
     marker = metafunc.definition.get_closest_marker("infra_platforms")
+    if marker is not None:
+        _check_marker(marker, infra)
     params = []
     for platform in platforms:
         marks = []
@@ -222,6 +224,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             )
         params.append(pytest.param(platform, id=platform.name, marks=marks))
     metafunc.parametrize("infra_platform", params, indirect=True, scope="session")
+
+
+def _check_marker(marker: pytest.Mark, infra: InfraSession) -> None:
+    """A typo in the marker must not silently skip a test everywhere."""
+    known = {n for p in infra.catalog for n in (p.name, p.family, *p.aliases)}
+    unknown = [str(a) for a in marker.args if str(a) not in known]
+    if unknown:
+        try:
+            infra.catalog.get(unknown[0], where="@pytest.mark.infra_platforms")
+        except InfranodeError as err:
+            pytest.fail(str(err).replace("unknown platform", "unknown platform or family", 1), pytrace=False)
 
 
 def _marker_allows(marker: pytest.Mark, platform: Platform) -> bool:

@@ -257,6 +257,12 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
             _check_keys(data, YAML_KEYS, source)
     base_dir = config_path.parent if config_path else rootdir
 
+    if raw.cli_platforms is not None and not split_names(raw.cli_platforms):
+        raise SettingsError(
+            "--infra-platform was given without a platform",
+            where="--infra-platform",
+            fix="name at least one, e.g. --infra-platform=debian-12 (`infranode platforms` lists them)",
+        )
     if raw.cli_platforms:
         platforms, platforms_source = split_names(raw.cli_platforms), "--infra-platform"
     elif raw.ini_platforms:

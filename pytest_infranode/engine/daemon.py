@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import time
 from collections.abc import Mapping
@@ -104,6 +105,38 @@ _MAYBE_STARTING = (
 )
 
 
+def _unix_connect_error(path: str) -> OSError | None:
+    # Probed with our own socket: docker-py leaves the socket of a failed unix connection to
+    # the garbage collector (a ResourceWarning, an error under -W error).
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            return exc
+    return None
+
+
+def _wait_for_unix_socket(endpoint: Endpoint, deadline: float, wait: float) -> None:
+    """Wait for a daemon that may be starting; explain a socket that never answers."""
+    path = endpoint.url[len("unix://") :] or DEFAULT_SOCKET
+    while True:
+        error = _unix_connect_error(path)
+        if error is None:
+            return
+        if isinstance(error, PermissionError) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)
+    problem = _socket_problem(path) or DaemonUnreachable(
+        f"nothing answers on {path}: the socket exists but no daemon listens ({error.strerror or error})",
+        where=path,
+        fix="the daemon crashed or is restarting (a stale socket): start it again, e.g. "
+        "`sudo systemctl restart docker`",
+    )
+    problem.where = f"{problem.where} (from {endpoint.source}), waited {wait:.0f} s"
+    raise problem from error
+
+
 def connect(
     explicit: str | None = None,
     *,
@@ -121,8 +154,10 @@ def connect(
         problem = _socket_problem(endpoint.url[len("unix://") :] or DEFAULT_SOCKET)
         if isinstance(problem, DaemonPermissionDenied):
             raise problem
-    client = _client(endpoint, env)
     deadline = time.monotonic() + wait
+    if endpoint.url.startswith("unix://"):
+        _wait_for_unix_socket(endpoint, deadline, wait)
+    client = _client(endpoint, env)
     while True:
         try:
             client.ping()
