@@ -182,3 +182,21 @@ def test_kept_node_survives_the_next_session_until_cleanup(
     finally:
         for cid in kept_ids:
             engine.remove_container(cid)
+
+
+def test_node_killed_during_a_test_fails_the_next_ones_clearly(
+    pytester: pytest.Pytester, infra_run: Run
+) -> None:
+    pytester.makefile(".yaml", infranode=INLINE)
+    pytester.makepyfile(
+        """
+        def test_1_kills_its_node(infra_node):
+            infra_node.engine.kill_container(infra_node.container_id)
+
+        def test_2_runs_a_check(host):
+            assert host.run("true").rc == 0
+        """
+    )
+    run = infra_run("--infra-platform=debian-12")
+    run.result.assert_outcomes(passed=1, failed=1)
+    run.result.stdout.fnmatch_lines(["*NodeError: running a command: the daemon refused:*is not running*"])
