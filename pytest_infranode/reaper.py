@@ -142,7 +142,7 @@ class Watchdog:
         argv = [sys.executable, "-m", "pytest_infranode.reaper", "--session", session_id]
         if docker_host:
             argv += ["--docker-host", docker_host]
-        with open(log_path, "ab") as log:
+        with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE,

@@ -174,7 +174,8 @@ class InfraSession:
         started = time.monotonic()
         self.say(f"{node.platform.name}: converging with {self.provisioner.name} (log: {log_path})")
         secrets = secret_values(config.options.get("secret_env"), os.environ)
-        with log_path.open("wb") as log_file:
+        # The log may hold what a provisioner printed about the machine: readable by us only.
+        with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as log_file:
 
             def write(chunk: bytes) -> None:
                 log_file.write(chunk)
