@@ -106,14 +106,16 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """Check that the daemon can run nodes, and say what to fix if not."""
-    try:
-        engine = _engine(args)
-    except DaemonError as err:
-        print(f"FAIL  {err}")
-        return 1
-    print(f"OK    {engine.describe()}")
-    return 0
+    """Check that the daemon can run nodes; for each problem say the cause, evidence and fix."""
+    from pytest_infranode.engine import doctor
+
+    catalog = Catalog()
+    names = [n.strip() for n in (args.platform or "").split(",") if n.strip()]
+    chosen = [catalog.get(n, where="infranode doctor --platform") for n in names] if names else list(catalog)
+    images = [] if args.no_images else sorted({p.image for p in chosen})
+    report = doctor.run_doctor(args.docker_host, wait=args.wait, images=images)
+    print(doctor.render_json(report) if args.json else doctor.render_text(report))
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,7 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every infranode node, live sessions' too")
     p.add_argument("--yes", "-y", action="store_true", help="with --all: do not ask for confirmation")
     p.set_defaults(func=cmd_cleanup)
-    sub.add_parser("doctor", help="check the Docker daemon").set_defaults(func=cmd_doctor)
+    p = sub.add_parser("doctor", help="check the Docker daemon: endpoint, engine, files, a container, images")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--wait", type=float, default=None, help="seconds to wait for a starting daemon; default 10, tcp 30"
+    )
+    p.add_argument("--platform", default=None, help="check only these platforms' images (comma-separated)")
+    p.add_argument("--no-images", action="store_true", help="do not check the platform images")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 
