@@ -23,6 +23,12 @@ from pytest_infranode.platforms import Platform
 State = Literal["new", "created", "booted", "converged", "failed", "removed"]
 
 
+def container_name(session_id: str, platform: str, short_name: str = "") -> str:
+    """``infranode-<session>-<platform>[-<node>]``: the container name of a node."""
+    name = f"infranode-{session_id}-{platform}" + (f"-{short_name}" if short_name else "")
+    return name.replace(".", "-")
+
+
 @final
 class Node:
     """One node of the session.
@@ -33,13 +39,37 @@ class Node:
     :ivar state: where it is in its lifecycle.
     """
 
-    def __init__(self, engine: EngineProtocol, platform: Platform, *, session_id: str, image: str) -> None:
+    def __init__(
+        self,
+        engine: EngineProtocol,
+        platform: Platform,
+        *,
+        session_id: str,
+        image: str,
+        short_name: str = "",
+        network: str | None = None,
+        env: Mapping[str, str] | None = None,
+        ports: Sequence[int] = (),
+        cap_add: Sequence[str] = (),
+        groups: Sequence[str] = (),
+    ) -> None:
         self.engine = engine
         self.platform = platform
         self.session_id = session_id
         self.image = image
-        self.name = f"infranode-{session_id}-{platform.name}".replace(".", "-")
+        self.short_name = short_name
+        """The node's name in ``nodes:`` (``web``); "" for the single node of a platform."""
+        self.network = network
+        self.env: dict[str, str] = dict(env or {})
+        self.ports: tuple[int, ...] = tuple(ports)
+        self.extra_caps: tuple[str, ...] = tuple(cap_add)
+        self.groups: tuple[str, ...] = tuple(groups)
+        self.name = container_name(session_id, platform.name, short_name)
         self.labels = labels.node_labels(session_id, platform.name, self.name)
+        self.outcome = ""
+        """At the end of the session: ``removed`` or ``kept``."""
+        self.log_tail = ""
+        """The container log's tail, saved before a failed node is removed."""
         self.container_id = ""
         self.state: State = "new"
         self.converge_log = ""
@@ -57,12 +87,16 @@ class Node:
         return ContainerSpec(
             name=self.name,
             image=self.image,
-            hostname=self.name[:63],
+            hostname=(self.short_name or self.name)[:63],
             labels=self.labels,
             command=p.command,
             init=p.init,
             tmpfs=p.tmpfs,
-            cap_add=p.cap_add,
+            cap_add=tuple(dict.fromkeys((*p.cap_add, *self.extra_caps))),
+            env=self.env,
+            network=self.network,
+            network_aliases=(self.short_name,) if self.short_name and self.network else (),
+            ports=self.ports,
         )
 
     @property
@@ -147,6 +181,30 @@ class Node:
     def put_files(self, dest_dir: str, files: Mapping[str, tuple[bytes, int]]) -> None:
         """Copy files (``name -> (content, mode)``) into ``dest_dir`` in the node."""
         self.engine.put_files(self.container_id, dest_dir, files)
+
+    def get_file(self, path: str) -> bytes:
+        """The content of the file ``path`` in the node (copied out through the archive API)."""
+        if not self.container_id:
+            raise NodeError("the node has no container yet", where=self.where)
+        return self.engine.get_file(self.container_id, path)
+
+    @property
+    def published_ports(self) -> dict[int, tuple[str, int]]:
+        """``{container port: (host, port)}`` the test runner can connect to, for ``ports:``."""
+        if not self.container_id or not self.ports:
+            return {}
+        return self.engine.published_ports(self.container_id)
+
+    def port(self, container_port: int) -> tuple[str, int]:
+        """``(host, port)`` where the runner reaches the node's ``container_port``."""
+        found = self.published_ports.get(container_port)
+        if found is None:
+            raise NodeError(
+                f"port {container_port} is not published",
+                where=self.where,
+                fix=f"add it to `ports:` of node {self.short_name or self.name} in infranode.yaml",
+            )
+        return found
 
     def logs(self, tail: int = 50) -> str:
         """The last lines of the container's own output (its init's log)."""

@@ -24,12 +24,15 @@ from pytest_infranode.node import Node
 from pytest_infranode.platforms import Platform
 from pytest_infranode.provisioners import BUILTIN_MODULES
 from pytest_infranode.session import InfraSession
+from pytest_infranode.session import Target
 from pytest_infranode.settings import KEEP_CHOICES
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import build_settings
 
 SESSION_KEY = pytest.StashKey[InfraSession]()
 PLATFORM_KEY = pytest.StashKey[str]()
+TARGET_KEY = pytest.StashKey[Target]()
+LOG_TAIL_LINES = 40
 PLUGIN_NAME = "infranode-session"
 
 
@@ -129,7 +132,16 @@ class _HostOverride:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "infra_platforms(*names): run this test only on these platforms")
+    config.addinivalue_line(
+        "markers",
+        "infra_platforms(*names): run this test only on these platforms (names, aliases or families); "
+        "on the others it is reported as skipped",
+    )
+    config.addinivalue_line(
+        "markers",
+        "infra_node(*names, group=None): run this test on these nodes of `nodes:` (each one), or on "
+        "every node of a group; default: the first node",
+    )
     for name in BUILTIN_MODULES:
         if not config.pluginmanager.has_plugin(name):
             config.pluginmanager.register(importlib.import_module(name), name)
@@ -206,7 +218,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "infra_platform" not in metafunc.fixturenames:
+    if "_infra_target" not in metafunc.fixturenames:
         return
     infra = metafunc.config.stash.get(SESSION_KEY, None)
     if infra is None:
@@ -215,6 +227,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("infra_platforms")
     if marker is not None:
         _check_marker(marker, infra)
+    shorts = _chosen_nodes(metafunc, infra)
     params = []
     for platform in platforms:
         marks = []
@@ -222,8 +235,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             marks.append(
                 pytest.mark.skip(reason=f"not for platform {platform.name} (infra_platforms marker)")
             )
-        params.append(pytest.param(platform, id=platform.name, marks=marks))
-    metafunc.parametrize("infra_platform", params, indirect=True, scope="session")
+        for short in shorts:
+            test_id = platform.name if len(shorts) == 1 else f"{platform.name}-{short}"
+            params.append(pytest.param(Target(platform, short), id=test_id, marks=marks))
+    metafunc.parametrize("_infra_target", params, indirect=True, scope="session")
+
+
+def _chosen_nodes(metafunc: pytest.Metafunc, infra: InfraSession) -> list[str]:
+    marker = metafunc.definition.get_closest_marker("infra_node")
+    if marker is None:
+        return infra.select_nodes()
+    unknown = set(marker.kwargs) - {"group"}
+    if unknown or not all(isinstance(a, str) for a in marker.args):
+        pytest.fail(
+            f"@pytest.mark.infra_node takes node names and `group=`, not {marker.args!r} {marker.kwargs!r}",
+            pytrace=False,
+        )
+    try:
+        return infra.select_nodes(tuple(marker.args), marker.kwargs.get("group"))
+    except InfranodeError as err:
+        pytest.fail(str(err), pytrace=False)
 
 
 def _check_marker(marker: pytest.Mark, infra: InfraSession) -> None:
@@ -244,12 +275,47 @@ def _marker_allows(marker: pytest.Mark, platform: Platform) -> bool:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    infra = item.config.stash.get(SESSION_KEY, None)
+    target = item.stash.get(TARGET_KEY, None)
+    if infra is not None and target is not None and call.when == "setup":
+        # Before the report is made, so that every phase's report (and JUnit XML) carries them.
+        item.user_properties.append(("infra_platform", target.platform.name))
+        item.user_properties.append(("infra_node", infra.node_name(target)))
     report = yield
     platform = item.stash.get(PLATFORM_KEY, None)
-    infra = item.config.stash.get(SESSION_KEY, None)
     if platform and infra is not None and report.failed:
         infra.record_failure(platform)
+        if target is not None:
+            _add_node_sections(report, infra, target)
     return report
+
+
+def _add_node_sections(report: pytest.TestReport, infra: InfraSession, target: Target) -> None:
+    """A failed test carries its node's converge log and container log (tails)."""
+    node = infra.find_node(target)
+    if node is None:
+        return
+    if node.converge_log:
+        try:
+            lines = Path(node.converge_log).read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        if lines:
+            report.sections.append(
+                (f"infranode converge log of {node.name} (tail)", "\n".join(lines[-LOG_TAIL_LINES:]))
+            )
+    alive = node.state not in ("failed", "removed")
+    container_log = node.logs(LOG_TAIL_LINES) if alive else node.log_tail
+    title = f"infranode container log of {node.name} (tail)"
+    if not container_log.strip() and alive and node.platform.init == "systemd":
+        # systemd writes to its journal, not to the console that `docker logs` shows.
+        try:
+            journal = node.run_argv(["journalctl", "--no-pager", "-q", "-n", str(LOG_TAIL_LINES)])
+            container_log = journal.stdout.decode(errors="replace")
+            title = f"infranode container log of {node.name} (tail, from the journal)"
+        except InfranodeError:
+            container_log = ""
+    report.sections.append((title, container_log if container_log.strip() else "(empty)"))
 
 
 @pytest.hookimpl(trylast=True)
@@ -263,10 +329,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     infra = config.stash.get(SESSION_KEY, None)
     if infra is None:
         return
+    table = infra.node_table()
     lines = infra.summary_lines()
-    if lines:
+    if table or lines:
         terminalreporter.section("infranode")
-        for line in lines:
+        for line in [*table, *lines]:
             terminalreporter.write_line(line)
 
 
@@ -283,31 +350,54 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def infra_platform(request: pytest.FixtureRequest) -> Platform:
-    """The :class:`~pytest_infranode.Platform` of the current test (its id is the platform name)."""
+def _infra_target(request: pytest.FixtureRequest) -> Target:
+    """The platform and node of the current test (parametrized by ``pytest_generate_tests``)."""
     if not hasattr(request, "param"):
         pytest.fail(
             "no platform given: run with --infra-platform=debian-12 (or set infra_platforms in "
             "the ini file, or `platforms:` in infranode.yaml)",
             pytrace=False,
         )
-    platform: Platform = request.param
-    return platform
+    target: Target = request.param
+    return target
 
 
 @pytest.fixture(scope="session")
-def infra_node(request: pytest.FixtureRequest, infra_platform: Platform) -> Node:
-    """The converged node of the current platform: ``name``, ``platform``, ``container_id``,
-    ``address``, ``run(command)``, ``run_argv(argv)``, ``put_files``, ``logs()``.
+def infra_platform(_infra_target: Target) -> Platform:
+    """The :class:`~pytest_infranode.Platform` of the current test (its id is the platform name)."""
+    return _infra_target.platform
 
-    Made and converged before the first test that needs it, shared by the session, removed at
-    its end (see ``--infra-keep``).
-    """
+
+def _session(request: pytest.FixtureRequest) -> InfraSession:
     infra = request.config.stash.get(SESSION_KEY, None)
-    if infra is None:  # pragma: no cover - infra_platform already failed
+    if infra is None:  # pragma: no cover - _infra_target already failed
         pytest.fail("pytest-infranode is not active", pytrace=False)
+    return infra
+
+
+@pytest.fixture(scope="session")
+def infra_node(request: pytest.FixtureRequest, _infra_target: Target) -> Node:
+    """The converged node of the current test: ``name``, ``short_name``, ``platform``,
+    ``container_id``, ``address``, ``run(command)``, ``run_argv(argv)``, ``put_files(dir, files)``,
+    ``get_file(path)``, ``logs()``, ``published_ports`` and ``port(number)``.
+
+    With ``nodes:`` in infranode.yaml, the node named by ``@pytest.mark.infra_node("db")``, else
+    the first one. Made and converged (after the nodes it depends on) before the first test that
+    needs it, shared by the session, removed at its end (see ``--infra-keep``).
+    """
     try:
-        return infra.node_for(infra_platform)
+        return _session(request).node_for(_infra_target.platform, _infra_target.node)
+    except InfranodeError as err:
+        pytest.fail(str(err), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def infra_nodes(request: pytest.FixtureRequest, infra_platform: Platform) -> dict[str, Node]:
+    """Every node of the current platform, by its name in ``nodes:`` (``{"web": ..., "db": ...}``;
+    ``{"default": ...}`` without ``nodes:``), all converged in ``depends_on`` order.
+    """
+    try:
+        return _session(request).nodes_of(infra_platform)
     except InfranodeError as err:
         pytest.fail(str(err), pytrace=False)
 
@@ -315,5 +405,7 @@ def infra_node(request: pytest.FixtureRequest, infra_platform: Platform) -> Node
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     callspec = getattr(item, "callspec", None)
-    if callspec is not None and "infra_platform" in callspec.params:
-        item.stash[PLATFORM_KEY] = callspec.params["infra_platform"].name
+    if callspec is not None and "_infra_target" in callspec.params:
+        target: Target = callspec.params["_infra_target"]
+        item.stash[PLATFORM_KEY] = target.platform.name
+        item.stash[TARGET_KEY] = target

@@ -40,6 +40,29 @@ class _Lister(Protocol):
     def remove_container(self, container_id: str) -> None: ...
 
 
+class _NetworkLister(Protocol):
+    def list_networks(self, label_filters: list[str]) -> list[dict[str, Any]]: ...
+
+    def remove_network(self, network_id: str) -> bool: ...
+
+
+def sweep_networks(engine: object, label_filters: list[str], sessions: set[str] | None = None) -> list[str]:
+    """Remove the labelled networks (of ``sessions`` only, when given) that no container uses.
+
+    Engines without networks (test fakes) are skipped. Call it after the containers are gone.
+    """
+    if not (hasattr(engine, "list_networks") and hasattr(engine, "remove_network")):
+        return []
+    lister: _NetworkLister = engine
+    removed = []
+    for net in lister.list_networks(label_filters):
+        if sessions is not None and (net.get("Labels") or {}).get(labels.SESSION) not in sessions:
+            continue
+        if lister.remove_network(str(net["Id"])):
+            removed.append(str(net.get("Name", net["Id"])))
+    return removed
+
+
 def container_name(container: dict[str, Any]) -> str:
     names = container.get("Names")
     return str(names[0]).lstrip("/") if isinstance(names, list) and names else str(container["Id"])[:12]
@@ -59,6 +82,7 @@ def sweep(engine: _Lister, *, session_id: str | None = None, keep: frozenset[str
             continue
         engine.remove_container(cid)
         removed.append(container_name(container))
+    sweep_networks(engine, wanted)
     return removed
 
 
@@ -118,11 +142,12 @@ def sweep_expired(
     Kept nodes (renamed with ``-kept``) stay unless ``include_kept``.
     """
     containers = engine.list_containers([labels.SESSION])
+    networks = engine.list_networks([labels.SESSION]) if hasattr(engine, "list_networks") else []
     hostname = os.uname().nodename
     now = time.time()
     dead = {
         s.session_id
-        for s in sessions(containers)
+        for s in sessions([*containers, *networks])
         if s.session_id != exclude and is_expired(s, now=now, ttl=ttl, hostname=hostname)
     }
     removed = []
@@ -132,6 +157,9 @@ def sweep_expired(
         if lab.get(labels.SESSION) in dead and (include_kept or not name.endswith(KEPT_SUFFIX)):
             engine.remove_container(str(c["Id"]))
             removed.append(name)
+    # Networks of sessions whose containers are all gone (a kept node keeps its network).
+    live = {s.session_id for s in sessions(engine.list_containers([labels.SESSION]))} if dead else set()
+    sweep_networks(engine, [labels.SESSION], dead - live)
     return removed
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from typing import final
@@ -18,10 +20,12 @@ from pytest_infranode.engine import Engine
 from pytest_infranode.engine.containers import create_kwargs
 from pytest_infranode.errors import ConvergeError
 from pytest_infranode.errors import InfranodeError
+from pytest_infranode.errors import NodeError
 from pytest_infranode.errors import PluginError
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.hookspecs import hookimpl
 from pytest_infranode.node import Node
+from pytest_infranode.node import container_name
 from pytest_infranode.platforms import Catalog
 from pytest_infranode.platforms import Platform
 from pytest_infranode.provisioners.base import ConvergeResult
@@ -30,8 +34,26 @@ from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.base import mask
 from pytest_infranode.provisioners.base import secret_values
+from pytest_infranode.settings import NodeConfig
 from pytest_infranode.settings import ProvisionerConfig
 from pytest_infranode.settings import Settings
+
+DEFAULT_NODE = "default"
+"""The key of the single node of a platform in ``infra_nodes`` when ``nodes:`` is not used."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What one parametrized test runs against: a platform and one node of it."""
+
+    platform: Platform
+    node: str = ""
+    """The short name in ``nodes:``; "" for the single node of a platform."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform.name}/{self.node}"
 
 
 def build_catalog(contributions: list[list[Platform] | None]) -> Catalog:
@@ -87,29 +109,88 @@ class InfraSession:
         self.platforms: list[Platform] = self.catalog.select(
             settings.platforms, where=settings.platforms_source
         )
-        provisioners = build_provisioners(hook.pytest_infranode_add_provisioners())
-        name = settings.provisioner.name
-        if name not in provisioners:
-            raise SettingsError(
-                f"unknown provisioner {name!r}",
-                where=settings.provisioner.source.where("provisioner"),
-                fix=f"use one of: {', '.join(sorted(provisioners))}, or install the plugin that adds it",
-            )
-        self.provisioner = provisioners[name]
+        self.node_configs: dict[str, NodeConfig] = {n.name: n for n in settings.nodes} or {
+            "": NodeConfig(name="")
+        }
+        """Short name → settings of each node made per platform, in converge order."""
+        self.default_node = next(n.name for n in settings.nodes) if settings.nodes else ""
+        self.provisioners = build_provisioners(hook.pytest_infranode_add_provisioners())
+        for config in self._provisioner_configs():
+            if config.name not in self.provisioners:
+                raise SettingsError(
+                    f"unknown provisioner {config.name!r}",
+                    where=config.source.where("provisioner"),
+                    fix=f"use one of: {', '.join(sorted(self.provisioners))}, or install the plugin "
+                    "that adds it",
+                )
+        self.provisioner = self.provisioners[settings.provisioner.name]
         self._provisioner_checked = False
         self.engine: Engine | None = None
         self.watchdog: reaper.Watchdog | None = None
         self.nodes: dict[str, Node] = {}
+        """Live nodes by :attr:`Target.key` (``debian-12/web``)."""
+        self.made: list[Node] = []
+        """Every node made in this session, for the summary."""
+        self.networks: dict[str, str] = {}
+        """Platform name → id of the network its nodes share (only with ``nodes:``)."""
         self.failures: dict[str, InfranodeError] = {}
         self.failed_platforms: set[str] = set()
         self.kept: list[Node] = []
         self.teardown_errors: list[str] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+
+    def _provisioner_configs(self) -> list[ProvisionerConfig]:
+        return [self.settings.provisioner] + [
+            n.provisioner for n in self.settings.nodes if n.provisioner is not None
+        ]
+
+    def config_of(self, node: Node) -> ProvisionerConfig:
+        """The provisioner settings of ``node``: its own, else the top-level ones."""
+        own = self.node_configs.get(node.short_name)
+        return own.provisioner if own is not None and own.provisioner else self.settings.provisioner
 
     def check_provisioner(self) -> None:
         """Validate the provisioner's options and files (raises SettingsError)."""
-        self.provisioner.check(self.settings.provisioner)
+        for config in self._provisioner_configs():
+            self.provisioners[config.name].check(config)
         self._provisioner_checked = True
+
+    def node_name(self, target: Target) -> str:
+        """The container name the node of ``target`` has (or will have)."""
+        return container_name(self.session_id, target.platform.name, target.node)
+
+    def select_nodes(self, names: tuple[str, ...] = (), group: str | None = None) -> list[str]:
+        """Short names chosen by an ``infra_node`` marker; without one, the default node.
+
+        :raises SettingsError: a name or group that ``nodes:`` does not declare.
+        """
+        declared = [n for n in self.node_configs if n]
+        where = "@pytest.mark.infra_node"
+        if (names or group) and not declared:
+            raise SettingsError(
+                "this test asks for a named node, but the configuration declares no `nodes:`",
+                where=where,
+                fix="declare them in infranode.yaml: `nodes: {web: {}, db: {}}`",
+            )
+        chosen = list(names)
+        for name in chosen:
+            if name not in self.node_configs:
+                close = difflib.get_close_matches(name, declared, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise SettingsError(
+                    f"unknown node {name!r}", where=where, fix=f"{hint}Nodes: {', '.join(declared)}"
+                )
+        if group is not None:
+            members = [n for n, c in self.node_configs.items() if group in c.groups]
+            if not members:
+                groups = sorted({g for c in self.node_configs.values() for g in c.groups})
+                raise SettingsError(
+                    f"no node is in group {group!r}",
+                    where=where,
+                    fix=f"groups: {', '.join(groups) or 'none declared'} (set `groups:` on a node)",
+                )
+            chosen += [m for m in members if m not in chosen]
+        return chosen or [self.default_node]
 
     def connect(self) -> Engine:
         """Connect to the daemon once, and sweep what expired sessions left there."""
@@ -130,49 +211,139 @@ class InfraSession:
             )
 
     # nodes
-    def node_for(self, platform: Platform) -> Node:
-        """The converged node of ``platform``, made on first use.
+    def node_for(self, platform: Platform, short_name: str = "") -> Node:
+        """The converged node ``short_name`` of ``platform``, made on first use after the
+        nodes it depends on.
 
-        :raises InfranodeError: the same error again for every test of a platform whose node
-            could not be made or converged.
+        :raises InfranodeError: the same error again for every test of a node that could not
+            be made or converged.
         """
+        target = Target(platform, short_name)
         with self._lock:
-            if platform.name in self.failures:
-                raise self.failures[platform.name]
-            node = self.nodes.get(platform.name)
+            if target.key in self.failures:
+                raise self.failures[target.key]
+            node = self.nodes.get(target.key)
             if node is not None:
                 return node
             try:
-                return self._make_node(platform)
+                for dep in self.node_configs[short_name].depends_on:
+                    self._dependency(platform, short_name, dep)
+                return self._make_node(target)
             except InfranodeError as err:
-                self.failures[platform.name] = err
+                self.failures[target.key] = err
                 self.failed_platforms.add(platform.name)
                 raise
 
-    def _make_node(self, platform: Platform) -> Node:
+    def _dependency(self, platform: Platform, short_name: str, dep: str) -> None:
+        try:
+            self.node_for(platform, dep)
+        except InfranodeError as err:
+            raise NodeError(
+                f"node {short_name} was not made: it depends on node {dep}, which failed",
+                where=f"platform {platform.name}",
+                fix=f"see the error of node {dep}",
+                detail=str(err),
+            ) from None
+
+    def nodes_of(self, platform: Platform) -> dict[str, Node]:
+        """Every node of ``platform`` by short name (converged in order); see ``infra_nodes``."""
+        return {(short or DEFAULT_NODE): self.node_for(platform, short) for short in self.node_configs}
+
+    def find_node(self, target: Target) -> Node | None:
+        """The node of ``target`` if it was made (live, kept or removed)."""
+        name = self.node_name(target)
+        return next((n for n in reversed(self.made) if n.name.startswith(name)), None)
+
+    def _network_for(self, platform: Platform, engine: Engine) -> str | None:
+        """The network the nodes of ``platform`` share (made with ``nodes:`` only)."""
+        if not self.settings.nodes:
+            return None
+        if platform.name not in self.networks:
+            name = container_name(self.session_id, platform.name)
+            self.networks[platform.name] = engine.create_network(
+                name, labels.node_labels(self.session_id, platform.name, name)
+            )
+        return container_name(self.session_id, platform.name)
+
+    def _make_node(self, target: Target) -> Node:
+        platform = target.platform
+        config = self.node_configs[target.node]
         engine = self.connect()
         started = time.monotonic()
         image, cached = engine.prepared_image(platform, self.say)
-        node = Node(engine, platform, session_id=self.session_id, image=image)
         self._start_watchdog()
+        node = Node(
+            engine,
+            platform,
+            session_id=self.session_id,
+            image=image,
+            short_name=target.node,
+            network=self._network_for(platform, engine),
+            env=config.env,
+            ports=config.ports,
+            cap_add=config.capabilities,
+            groups=config.groups,
+        )
         node.image_cached = cached
         node.timings["image"] = time.monotonic() - started
-        self.nodes[platform.name] = node
+        self.nodes[target.key] = node
+        self.made.append(node)
         options = create_kwargs(node.spec, engine.info)
         custom = self.hook.pytest_infranode_container_options(node=node, options=dict(options))
         node.create(custom if custom is not None else options)
         self.say(f"{platform.name}: node {node.name} created, booting")
         node.start(boot_timeout=self.settings.boot_timeout)
         self._converge(node)
+        if config.side_effect:
+            self._side_effect(node, config.side_effect)
         node.timings["ready"] = time.monotonic() - started
         return node
 
+    def _side_effect(self, node: Node, commands: tuple[str, ...]) -> None:
+        """Molecule's ``side_effect``: commands run in the node after its converge."""
+        log_path = Path(node.converge_log)
+        started = time.monotonic()
+        secrets = secret_values(self.config_of(node).options.get("secret_env"), os.environ)
+        with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log_file:
+
+            def write(chunk: bytes) -> None:
+                log_file.write(chunk)
+
+            output = MaskingSink(write, secrets)
+            for command in commands:
+                output(f"--- side_effect: {command}\n".encode())
+                result = node.run_argv(["/bin/sh", "-c", command], on_output=output)
+                if result.exit_status != 0:
+                    output.flush()
+                    node.state = "failed"
+                    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
+                    err = ConvergeError(
+                        f"side_effect of {node.name} failed: `{command}` exited with status "
+                        f"{result.exit_status}",
+                        where=f"{node.where}; full log: {log_path}",
+                        fix="fix the command in `side_effect:` of node "
+                        f"{node.short_name} in {self.settings.config_file or 'the configuration'}",
+                        exit_status=result.exit_status,
+                        log_tail=mask(tail, secrets),
+                    )
+                    self._failed(node)
+                    raise err
+            output.flush()
+        node.timings["side_effect"] = time.monotonic() - started
+
+    def _failed(self, node: Node) -> None:
+        """Save the container log's tail of a failed node, and remove it unless it is kept."""
+        node.log_tail = node.logs(30)
+        if self.settings.keep == "never":
+            self._remove(node)
+
     def _converge(self, node: Node) -> None:
-        config = self.settings.provisioner
+        config = self.config_of(node)
+        provisioner = self.provisioners[config.name]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{node.name}.converge.log"
         started = time.monotonic()
-        self.say(f"{node.platform.name}: converging with {self.provisioner.name} (log: {log_path})")
+        self.say(f"{node.platform.name}: converging {node.name} with {provisioner.name} (log: {log_path})")
         secrets = secret_values(config.options.get("secret_env"), os.environ)
         # The log may hold what a provisioner printed about the machine: readable by us only.
         with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as log_file:
@@ -190,7 +361,7 @@ class InfraSession:
             timer.start()
             try:
                 result: ConvergeResult | None = self.hook.pytest_infranode_converge(
-                    node=node, provisioner=self.provisioner, config=config, output=output
+                    node=node, provisioner=provisioner, config=config, output=output
                 )
             except InfranodeError:
                 if not node.timed_out:
@@ -213,15 +384,14 @@ class InfraSession:
             if not tail and log_path.exists():
                 tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
             err = ConvergeError(
-                f"converge of {node.name} failed: the {self.provisioner.name} provisioner {how}",
+                f"converge of {node.name} failed: the {provisioner.name} provisioner {how}",
                 where=f"{node.where}; full log: {log_path}",
                 fix=f"fix the provisioner's input ({config.source.where('provisioner')}); "
                 "keep the node for a look with --infra-keep=failure",
                 exit_status=status,
                 log_tail=tail,
             )
-            if self.settings.keep == "never":
-                self._remove(node)
+            self._failed(node)
             raise err
         node.state = "converged"
         self.hook.pytest_infranode_after_converge(node=node, result=result)
@@ -253,6 +423,7 @@ class InfraSession:
         except Exception as exc:  # a plugin's failure must not leave the node behind
             self.teardown_errors.append(f"{node.name}: pytest_infranode_before_remove failed: {exc}")
         node.remove()
+        node.outcome = "removed"
 
     def teardown(self) -> None:
         """Remove every node (except kept ones) and anything else labelled with this session.
@@ -276,6 +447,12 @@ class InfraSession:
                 reaper.sweep(self.engine, session_id=self.session_id, keep=frozenset(keep_ids))
             except Exception as exc:
                 self.teardown_errors.append(f"sweep of session {self.session_id}: {exc}")
+            for platform_name, network_id in list(self.networks.items()):
+                try:  # the sweep removed it already, unless a kept node still uses it
+                    if self.engine.remove_network(network_id):
+                        del self.networks[platform_name]
+                except Exception as exc:
+                    self.teardown_errors.append(f"network of {platform_name}: {exc}")
         self.nodes = {k: n for k, n in self.nodes.items() if n.state != "removed"}
         if self.watchdog is not None:
             self.watchdog.release()
@@ -290,7 +467,35 @@ class InfraSession:
                 node.name = kept_name
         except InfranodeError as exc:
             self.teardown_errors.append(f"{node.name}: could not mark as kept: {exc.what}")
+        node.outcome = "kept"
         self.kept.append(node)
+
+    def node_table(self) -> list[str]:
+        """One line per node made in this session, for the terminal summary."""
+        rows = [("platform", "node", "image", "cache", "ready", "converge", "result")]
+        for node in self.made:
+            image = node.image.removeprefix("sha256:")[:12]
+            cache = {True: "hit", False: "miss", None: "-"}[node.image_cached]
+            result = node.outcome or node.state
+            if Target(node.platform, node.short_name).key in self.failures:
+                result = f"failed, {node.outcome or 'not removed'}"
+            rows.append(
+                (
+                    node.platform.name,
+                    node.name,
+                    image,
+                    cache,
+                    _seconds(node.timings.get("ready")),
+                    _seconds(node.timings.get("converge")),
+                    result,
+                )
+            )
+        if len(rows) == 1:
+            return []
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        ]
 
     def summary_lines(self) -> list[str]:
         lines = []
@@ -307,3 +512,7 @@ class InfraSession:
             {"name": n.name, "platform": n.platform.name, "state": n.state, **n.timings}
             for n in self.nodes.values()
         ]
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ KeepPolicy = Literal["never", "failure", "always"]
 KEEP_CHOICES: tuple[str, ...] = get_args(KeepPolicy)
 
 CONFIG_NAMES = ("infranode.yaml", "infranode.yml")
-YAML_KEYS = ("platforms", "provisioner", "keep", "docker_host", "boot_timeout", "converge_timeout")
+YAML_KEYS = ("platforms", "provisioner", "keep", "docker_host", "boot_timeout", "converge_timeout", "nodes")
+NODE_KEYS = ("provisioner", "groups", "ports", "env", "capabilities", "depends_on", "side_effect")
 DEFAULT_BOOT_TIMEOUT = 120.0
 DEFAULT_CONVERGE_TIMEOUT = 3600.0
 
@@ -78,6 +80,31 @@ class ProvisionerConfig:
 
 @final
 @dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """One named node of ``nodes:`` (made on every platform of the session).
+
+    :param name: its short name: hostname and network alias (``web``).
+    :param provisioner: its own provisioner settings (else the top-level ``provisioner:``).
+    :param groups: group names, for ``@pytest.mark.infra_node(group=...)``.
+    :param ports: container TCP ports published to the test runner.
+    :param env: environment variables of the container.
+    :param capabilities: Linux capabilities added to the container.
+    :param depends_on: nodes converged before this one.
+    :param side_effect: shell commands run in the node after its converge.
+    """
+
+    name: str
+    provisioner: ProvisionerConfig | None = None
+    groups: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    capabilities: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    side_effect: tuple[str, ...] = ()
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a session needs to know, decided once in ``pytest_configure``."""
 
@@ -89,6 +116,8 @@ class Settings:
     converge_timeout: float = DEFAULT_CONVERGE_TIMEOUT
     config_file: Path | None = None
     platforms_source: str = "default"
+    nodes: tuple[NodeConfig, ...] = ()
+    """The named nodes of ``nodes:``, in file order; empty: one unnamed node per platform."""
 
     @property
     def enabled(self) -> bool:
@@ -329,4 +358,115 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
         converge_timeout=converge_timeout,
         config_file=config_path,
         platforms_source=platforms_source,
+        nodes=_nodes_from(data["nodes"], source, base_dir) if "nodes" in data else (),
     )
+
+
+_NODE_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+
+
+def _str_list(value: Any, where: str, what: str, example: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+        raise SettingsError(f"{what} must be a list of strings", where=where, fix=f"write `{example}`")
+    return tuple(str(v) for v in value)
+
+
+def _nodes_from(value: Any, source: Source, base_dir: Path) -> tuple[NodeConfig, ...]:
+    """``nodes:`` → node configs in file order (the first one is the default node)."""
+    if not isinstance(value, dict) or not value:
+        raise SettingsError(
+            "`nodes` must be a mapping of node names to their settings",
+            where=source.where("nodes"),
+            fix="write `nodes: {web: {depends_on: [db]}, db: {}}`",
+        )
+    found: dict[str, NodeConfig] = {}
+    for name, body in value.items():
+        key = f"nodes.{name}"
+        if not isinstance(name, str) or not _NODE_NAME.fullmatch(name):
+            raise SettingsError(
+                f"node name {name!r} is not allowed",
+                where=source.where(key),
+                fix="use lower-case letters, digits and '-', starting with a letter (it is a hostname)",
+            )
+        body = body if body is not None else {}
+        if not isinstance(body, dict):
+            raise SettingsError(
+                f"node {name!r} must be a mapping of settings",
+                where=source.where(key),
+                fix=f"write `{name}: {{groups: [...], ports: [...]}}` or `{name}: {{}}`",
+            )
+        _check_keys(body, NODE_KEYS, source, prefix=key + ".")
+        ports = []
+        for port in body.get("ports") or []:
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+                raise SettingsError(
+                    f"port {port!r} of node {name!r} is not a TCP port number",
+                    where=source.where(key + ".ports"),
+                    fix="write `ports: [80, 5432]`",
+                )
+            ports.append(port)
+        env = body.get("env") or {}
+        if not isinstance(env, dict):
+            raise SettingsError(
+                f"env of node {name!r} must be a mapping",
+                where=source.where(key + ".env"),
+                fix="write `env: {NAME: value}`",
+            )
+        where = source.where(key)
+        found[name] = NodeConfig(
+            name=name,
+            provisioner=_provisioner_from(body["provisioner"], source, base_dir)
+            if "provisioner" in body
+            else None,
+            groups=_str_list(body.get("groups") or [], where, "groups", "groups: [frontend]"),
+            ports=tuple(ports),
+            env={str(k): str(v) for k, v in env.items()},
+            capabilities=_str_list(
+                body.get("capabilities") or [], where, "capabilities", "capabilities: [NET_ADMIN]"
+            ),
+            depends_on=_str_list(body.get("depends_on") or [], where, "depends_on", "depends_on: [db]"),
+            side_effect=_str_list(
+                body.get("side_effect") or [], where, "side_effect", "side_effect: [systemctl restart app]"
+            ),
+        )
+    converge_order(found, source)  # refuses unknown names and cycles now, before any container
+    return tuple(found.values())
+
+
+def converge_order(nodes: Mapping[str, NodeConfig], source: Source = Source()) -> list[str]:
+    """Node names with every node after those it depends on (file order otherwise). Pure.
+
+    :raises SettingsError: an unknown name in ``depends_on``, or a cycle.
+    """
+    order: list[str] = []
+    visiting: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            cycle = " -> ".join([*visiting[visiting.index(name) :], name])
+            raise SettingsError(
+                f"nodes depend on each other in a circle: {cycle}",
+                where=source.where(f"nodes.{name}.depends_on"),
+                fix="remove one of these depends_on entries",
+            )
+        visiting.append(name)
+        for dep in nodes[name].depends_on:
+            if dep not in nodes:
+                close = difflib.get_close_matches(dep, list(nodes), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise SettingsError(
+                    f"node {name!r} depends on {dep!r}, which is not in `nodes:`",
+                    where=source.where(f"nodes.{name}.depends_on"),
+                    fix=f"{hint}Nodes: {', '.join(nodes)}",
+                )
+            visit(dep)
+        visiting.pop()
+        order.append(name)
+
+    for name in nodes:
+        visit(name)
+    return order

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import tarfile
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -22,7 +24,10 @@ from pytest_infranode.engine.api import EngineProtocol
 from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.engine.api import OutputSink
 from pytest_infranode.engine.containers import create_kwargs
+from pytest_infranode.engine.containers import parse_port_bindings
+from pytest_infranode.engine.containers import runner_host
 from pytest_infranode.engine.containers import tar_files
+from pytest_infranode.errors import NodeError
 from pytest_infranode.platforms import Platform
 
 __all__ = ["ContainerSpec", "DaemonInfo", "Engine", "EngineProtocol", "ExecResult"]
@@ -51,8 +56,8 @@ class Engine:
         self.info = info
 
     @classmethod
-    def connect(cls, docker_host: str | None = None, *, wait: float = 5.0) -> Engine:
-        """Find and connect to the daemon.
+    def connect(cls, docker_host: str | None = None, *, wait: float | None = None) -> Engine:
+        """Find and connect to the daemon (``wait``: see ``daemon.connect``; None = the default).
 
         :raises DaemonError: saying what is wrong and how to fix it.
         """
@@ -168,6 +173,56 @@ class Engine:
             ok = self._client.api.put_archive(container_id, dest_dir, tar_files(files))
         if not ok:  # pragma: no cover - the API raises instead on every daemon we know
             raise RuntimeError("put_archive refused")
+
+    def get_file(self, container_id: str, path: str) -> bytes:
+        """The content of one regular file in the container, through the archive API."""
+        where = f"container {container_id[:12]}:{path}"
+        with self._translate("copying a file out", where):
+            stream, _stat = self._client.api.get_archive(container_id, path)
+            data = b"".join(stream)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            extracted = tar.extractfile(member) if member is not None else None
+            if extracted is None:
+                raise NodeError(
+                    f"{path} is not a regular file", where=where, fix="name a file, not a directory"
+                )
+            return extracted.read()
+
+    def published_ports(self, container_id: str) -> dict[int, tuple[str, int]]:
+        """``{container port: (host, port)}`` reachable from the test runner."""
+        with self._translate("inspecting the node", f"container {container_id[:12]}"):
+            data = self._client.api.inspect_container(container_id)
+        ports = (data.get("NetworkSettings") or {}).get("Ports")
+        return parse_port_bindings(ports, runner_host(self.info.endpoint))
+
+    # networks
+    def create_network(self, name: str, net_labels: Mapping[str, str]) -> str:
+        """A user-defined bridge network, on which nodes reach each other by name."""
+        with self._translate("creating the network", f"network {name}"):
+            found = retrying(self._client.api.create_network, name, driver="bridge", labels=dict(net_labels))
+        return str(found["Id"])
+
+    def remove_network(self, network_id: str) -> bool:
+        """Remove a network; a missing one is not an error.
+
+        :return: False when a container (a kept node) still uses it, which leaves it in place.
+        """
+        try:
+            retrying(self._client.api.remove_network, network_id)
+        except docker.errors.NotFound:
+            return True
+        except docker.errors.APIError as exc:
+            if "active endpoints" in str(exc):
+                return False
+            raise
+        return True
+
+    def list_networks(self, label_filters: Sequence[str]) -> list[dict[str, Any]]:
+        """Networks carrying all the given ``key=value`` labels."""
+        with self._translate("listing networks", "cleanup"):
+            found = self._client.api.networks(filters={"label": list(label_filters)})
+        return list(found)
 
     def logs(self, container_id: str, tail: int = 50) -> str:
         try:

@@ -40,6 +40,10 @@ class ContainerSpec:
     cap_add: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     network: str | None = None
+    network_aliases: tuple[str, ...] = ()
+    """Names the node answers to on ``network`` (its short name in ``nodes:``)."""
+    ports: tuple[int, ...] = ()
+    """Container TCP ports to publish on a free port of the daemon's host."""
 
 
 @final
@@ -84,6 +88,10 @@ class EngineProtocol(Protocol):
     ) -> ExecResult: ...
 
     def put_files(self, container_id: str, dest_dir: str, files: Mapping[str, tuple[bytes, int]]) -> None: ...
+
+    def get_file(self, container_id: str, path: str) -> bytes: ...
+
+    def published_ports(self, container_id: str) -> dict[int, tuple[str, int]]: ...
 
     def logs(self, container_id: str, tail: int = 50) -> str: ...
 

@@ -39,6 +39,11 @@ def create_kwargs(spec: ContainerSpec, daemon: DaemonInfo) -> dict[str, Any]:
         kwargs["command"] = list(spec.command)
     if spec.network:
         kwargs["network"] = spec.network
+        if spec.network_aliases:
+            kwargs["networking_config"] = {spec.network: {"Aliases": list(spec.network_aliases)}}
+    if spec.ports:
+        # None: the daemon picks a free host port; published_ports() reads it back.
+        kwargs["ports"] = {f"{port}/tcp": None for port in spec.ports}
     if spec.init == "systemd":
         kwargs["stop_signal"] = SYSTEMD_STOP_SIGNAL
         kwargs["environment"].setdefault("container", "docker")
@@ -75,3 +80,34 @@ def tar_files(files: Mapping[str, tuple[bytes, int]]) -> bytes:
             info.mtime = int(now)
             tar.addfile(info, io.BytesIO(content))
     return buf.getvalue()
+
+
+def runner_host(endpoint: str) -> str:
+    """The address at which the test runner reaches ports the daemon publishes.
+
+    A local socket (``unix://``, ``npipe://``) publishes on this machine: ``127.0.0.1``. A remote
+    daemon (``tcp://host:2376``, ``ssh://user@host``) publishes on its own host.
+    """
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep or scheme in ("unix", "npipe", "fd"):
+        return "127.0.0.1"
+    hostport = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if hostport.startswith("["):  # [::1]:2376
+        return hostport[1:].split("]", 1)[0]
+    host = hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+    return host if host and host not in ("0.0.0.0", "localhost") else "127.0.0.1"
+
+
+def parse_port_bindings(ports: Mapping[str, Any] | None, host: str) -> dict[int, tuple[str, int]]:
+    """``NetworkSettings.Ports`` of an inspected container → ``{container port: (host, port)}``."""
+    found: dict[int, tuple[str, int]] = {}
+    for key, bindings in (ports or {}).items():
+        number, _, proto = str(key).partition("/")
+        if proto not in ("", "tcp") or not bindings or not number.isdigit():
+            continue
+        for binding in bindings:
+            host_port = str(binding.get("HostPort", ""))
+            if host_port.isdigit():
+                found[int(number)] = (host, int(host_port))
+                break
+    return found
