@@ -7,4 +7,7 @@ from pytest_infranode.provisioners.base import Provisioner
 
 __all__ = ["ConvergeResult", "Provisioner"]
 
-BUILTIN_MODULES = ("pytest_infranode.provisioners.shell",)
+BUILTIN_MODULES = (
+    "pytest_infranode.provisioners.shell",
+    "pytest_infranode.provisioners.ansible",
+)

@@ -24,12 +24,15 @@ class ConvergeResult:
 
     :param exit_status: the provisioner's exit status (0 is success).
     :param output: its combined output, as text.
-    :param changed: whether it changed the node, when the provisioner can tell.
+    :param changed: whether it changed the node, when the provisioner can tell (None: it cannot).
+    :param changes: what it changed, in the provisioner's own words (a task and its diff, a
+        resource), one entry per change; shown when an idempotence check fails.
     """
 
     exit_status: int
     output: str = ""
     changed: bool | None = None
+    changes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

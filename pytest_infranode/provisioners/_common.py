@@ -1,0 +1,189 @@
+"""Helpers shared by the built-in provisioners: option checks, runner tools, subprocess streaming.
+
+Pure apart from file checks, ``shutil.which`` and :func:`run_streaming`. No Docker here: what
+reaches a node goes through :class:`~pytest_infranode.node.Node`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import final
+
+from pytest_infranode.errors import SettingsError
+from pytest_infranode.provisioners.base import OutputSink
+
+if TYPE_CHECKING:
+    from pytest_infranode.node import Node
+    from pytest_infranode.settings import ProvisionerConfig
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Options:
+    """A provisioner's options, read with checks that name the setting at fault."""
+
+    provisioner: str
+    config: ProvisionerConfig
+
+    def where(self, key: str = "") -> str:
+        return self.config.source.where(f"provisioner.{key}" if key else "provisioner")
+
+    def error(self, key: str, what: str, fix: str = "") -> SettingsError:
+        return SettingsError(f"{self.provisioner} provisioner: {what}", where=self.where(key), fix=fix)
+
+    def check_known(self, known: Sequence[str]) -> None:
+        for key in self.config.options:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                raise self.error(
+                    str(key),
+                    f"unknown option {key!r}",
+                    (f"did you mean {close[0]!r}? " if close else "") + f"Options: {', '.join(known)}",
+                )
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.config.options.get(key, default)
+        return default if value is None else value
+
+    def string(self, key: str, default: str | None = None) -> str | None:
+        value = self.get(key, default)
+        if value is not None and not isinstance(value, str):
+            raise self.error(key, f"`{key}` must be a string, not {type(value).__name__}")
+        return value
+
+    def boolean(self, key: str, default: bool = False) -> bool:
+        value = self.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"`{key}` must be true or false, not {value!r}")
+        return value
+
+    def strings(self, key: str) -> list[str]:
+        value = self.get(key, [])
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+            return [str(v) for v in value]
+        raise self.error(key, f"`{key}` must be a string or a list of strings")
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self.get(key, {})
+        if not isinstance(value, Mapping):
+            raise self.error(
+                key, f"`{key}` must be a mapping, not {type(value).__name__}", "write `key: value` pairs"
+            )
+        return {str(k): v for k, v in value.items()}
+
+    def env(self, key: str = "env") -> dict[str, str]:
+        return {k: str(v) for k, v in self.mapping(key).items()}
+
+    def path(self, key: str, *, required: bool = False, directory: bool = False) -> Path | None:
+        """A file (or directory) named by option ``key``, relative to the configuration file."""
+        name = self.string(key)
+        if name is None:
+            if required:
+                raise self.error(key, f"`{key}` is required", f"write `{key}: <path>` under `provisioner:`")
+            return None
+        return self.resolve(key, name, directory=directory)
+
+    def paths(self, key: str, *, directory: bool = False) -> list[Path]:
+        return [self.resolve(key, name, directory=directory) for name in self.strings(key)]
+
+    def resolve(self, key: str, name: str, *, directory: bool = False) -> Path:
+        path = Path(name) if Path(name).is_absolute() else self.config.base_dir / name
+        exists = path.is_dir() if directory else path.is_file()
+        if not exists:
+            kind = "directory" if directory else "file"
+            raise SettingsError(
+                f"{self.provisioner} provisioner: {kind} {name!r} does not exist",
+                where=self.where(key) + f" (looked at {path})",
+                fix="paths are relative to the directory of the configuration file",
+            )
+        return path
+
+
+def find_tool(tool: str) -> str | None:
+    """A runner program: next to the running Python first (an unactivated venv), then PATH."""
+    beside = Path(sys.executable).parent / tool
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(tool)
+
+
+def require_tool(provisioner: str, tool: str, install: str) -> str:
+    """The path of ``tool`` on the runner, or a SettingsError saying how to install it."""
+    found = find_tool(tool)
+    if found is None:
+        raise SettingsError(
+            f"the {provisioner} provisioner needs `{tool}` on the runner (the machine running pytest), "
+            "and it is not installed",
+            where=f"runner: not in {Path(sys.executable).parent} nor on PATH",
+            fix=f"install it into the environment that runs pytest: {install}",
+        )
+    return found
+
+
+def run_streaming(
+    argv: Sequence[str],
+    output: OutputSink,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[int, str]:
+    """Run a runner-side program, streaming its combined output; its status and output."""
+    collected: list[bytes] = []
+    with subprocess.Popen(
+        list(argv),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+    ) as proc:
+        assert proc.stdout is not None
+        while True:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            collected.append(chunk)
+            output(chunk)
+        status = proc.wait()
+    return status, b"".join(collected).decode("utf-8", "replace")
+
+
+def tree_files(root: Path, prefix: str = "") -> dict[str, tuple[bytes, int]]:
+    """Every regular file under ``root`` as ``relative name -> (content, mode)``, for put_files."""
+    files: dict[str, tuple[bytes, int]] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            name = path.relative_to(root).as_posix()
+            files[f"{prefix}{name}"] = (path.read_bytes(), path.stat().st_mode & 0o777)
+    return files
+
+
+def docker_host_for_tools(node: Node) -> str | None:
+    """The daemon address a runner-side tool should use to reach ``node``.
+
+    None means "discover it the same way": DOCKER_HOST is inherited by the tool's process, and
+    the default socket is the default there too. Only an explicit ``--infra-docker-host`` must
+    be passed on.
+    """
+    info = getattr(node.engine, "info", None)
+    if info is not None and getattr(info, "source", "") == "--infra-docker-host":
+        return str(info.endpoint)
+    return None
+
+
+def in_node(node: Node, argv: Sequence[str], output: OutputSink, **kwargs: Any) -> int:
+    """Run ``argv`` in the node with a ``$ command`` header; its exit status."""
+    output(f"$ {' '.join(argv)}\n".encode())
+    return node.run_argv(argv, on_output=output, **kwargs).exit_status

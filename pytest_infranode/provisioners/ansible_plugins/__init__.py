@@ -1,0 +1,1 @@
+"""Ansible plugins shipped with the ansible provisioner (loaded by path, not imported)."""

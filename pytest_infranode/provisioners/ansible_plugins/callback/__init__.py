@@ -1,0 +1,1 @@
+"""Ansible callback plugins of pytest-infranode."""

@@ -1,0 +1,60 @@
+"""Ansible callback ``infranode_changes``: records every changed task, with its diff.
+
+One JSON object per line in the file named by ``INFRANODE_ANSIBLE_CHANGES``; the ansible
+provisioner reads it to say *what* a converge changed (the idempotence check shows it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = """
+    name: infranode_changes
+    type: aggregate
+    short_description: record changed tasks for pytest-infranode
+    description:
+        - Writes each changed task (host, task name, action, diff) as a JSON line to the file
+          named by the INFRANODE_ANSIBLE_CHANGES environment variable.
+    requirements:
+        - enabled with ANSIBLE_CALLBACKS_ENABLED=infranode_changes
+"""
+
+
+def _field(result: Any, name: str) -> Any:
+    # ansible-core 2.19 added public `result`, `task` and `host`; older ones have only `_result` …
+    value = getattr(result, name, None)
+    return value if value is not None else getattr(result, f"_{name}")
+
+
+class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible-core ships no py.typed
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "infranode_changes"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def _record(self, result: Any) -> None:
+        data = _field(result, "result")
+        if not data.get("changed"):
+            return
+        diffs: list[str] = []
+        for item in [data, *(r for r in data.get("results", []) if isinstance(r, dict))]:
+            if item.get("changed") and item.get("diff"):
+                diffs.append(self._get_diff(item["diff"]))
+        task = _field(result, "task")
+        entry = {
+            "host": _field(result, "host").get_name(),
+            "task": task.get_name(),
+            "action": task.action,
+            "diff": "".join(diffs),
+        }
+        path = os.environ.get("INFRANODE_ANSIBLE_CHANGES")
+        if path:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    def v2_runner_on_ok(self, result: Any) -> None:
+        self._record(result)

@@ -1,0 +1,201 @@
+"""The ansible provisioner's pure parts: inventory, command line, environment, changes, checks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from pytest_infranode.engine.api import EngineProtocol
+from pytest_infranode.errors import SettingsError
+from pytest_infranode.node import Node
+from pytest_infranode.platforms import BUILTIN_PLATFORMS
+from pytest_infranode.provisioners import ansible
+from pytest_infranode.provisioners.ansible import AnsibleProvisioner
+from pytest_infranode.provisioners.base import Provisioner
+from pytest_infranode.settings import ProvisionerConfig
+
+DEBIAN_12 = next(p for p in BUILTIN_PLATFORMS if p.name == "debian-12")
+
+
+def config(tmp_path: Path, **options: object) -> ProvisionerConfig:
+    (tmp_path / "site.yml").write_text("- hosts: all\n  tasks: []\n")
+    options.setdefault("playbook", "site.yml")
+    return ProvisionerConfig(name="ansible", options=options, base_dir=tmp_path)
+
+
+def node() -> Node:
+    n = Node(cast(EngineProtocol, object()), DEBIAN_12, session_id="0123456789abcdef", image="img")
+    n.container_id = "c0ffee"
+    return n
+
+
+def test_satisfies_the_protocol() -> None:
+    assert isinstance(AnsibleProvisioner(), Provisioner)
+    assert [p.name for p in ansible.pytest_infranode_add_provisioners()] == ["ansible"]
+
+
+def test_inventory_names_the_host_after_the_platform_and_uses_our_connection(tmp_path: Path) -> None:
+    cfg = config(
+        tmp_path,
+        groups=["web", "db"],
+        group_vars={"all": {"site": "demo"}, "web": {"port": 80}, "other": {"x": 1}},
+        host_vars={"debian-12": {"served_by": "d12"}, "rocky-9": {"served_by": "r9"}},
+        user="deploy",
+        become=True,
+    )
+    inv = ansible.inventory(cfg, node(), docker_host="tcp://daemon:2376")
+    host = inv["all"]["hosts"]["debian-12"]
+    assert host["ansible_connection"] == "infranode"
+    assert host["ansible_host"] == "c0ffee"
+    assert host["ansible_infranode_docker_host"] == "tcp://daemon:2376"
+    assert host["ansible_user"] == "deploy"
+    assert host["ansible_become"] is True
+    assert host["served_by"] == "d12"
+    assert inv["all"]["vars"] == {"site": "demo"}
+    children = inv["all"]["children"]
+    assert children["web"] == {"hosts": {"debian-12": None}, "vars": {"port": 80}}
+    assert children["db"] == {"hosts": {"debian-12": None}}
+    assert children["other"] == {"hosts": {}, "vars": {"x": 1}}
+
+
+def test_prepare_inventory_runs_as_the_image_user(tmp_path: Path) -> None:
+    cfg = config(tmp_path, user="deploy", become=True)
+    host = ansible.inventory(cfg, node(), docker_host=None, prepare=True)["all"]["hosts"]["debian-12"]
+    assert "ansible_user" not in host
+    assert "ansible_become" not in host
+    assert "ansible_infranode_docker_host" not in host
+
+
+def test_group_membership_by_platform_name_or_family(tmp_path: Path) -> None:
+    cfg = config(tmp_path, groups={"web": ["debian"], "rhel_only": ["rocky-9"], "every": "all"})
+    children = ansible.inventory(cfg, node(), docker_host=None)["all"]["children"]
+    assert children["web"]["hosts"] == {"debian-12": None}
+    assert children["rhel_only"]["hosts"] == {}
+    assert children["every"]["hosts"] == {"debian-12": None}
+
+
+def test_playbook_argv_is_a_list_without_a_shell(tmp_path: Path) -> None:
+    argv = ansible.playbook_argv(
+        "/venv/bin/ansible-playbook",
+        tmp_path / "site; rm -rf /.yml",
+        tmp_path / "inv.yml",
+        extra_vars_path=tmp_path / "extra.json",
+        diff=True,
+        args=["--tags", "web"],
+    )
+    assert argv == [
+        "/venv/bin/ansible-playbook",
+        "-i",
+        str(tmp_path / "inv.yml"),
+        "-e",
+        f"@{tmp_path / 'extra.json'}",
+        "--diff",
+        "--tags",
+        "web",
+        str(tmp_path / "site; rm -rf /.yml"),
+    ]
+    plain = ansible.playbook_argv(
+        "ap", tmp_path / "s.yml", tmp_path / "i", extra_vars_path=None, diff=False, args=[]
+    )
+    assert plain == ["ap", "-i", str(tmp_path / "i"), str(tmp_path / "s.yml")]
+
+
+def test_env_adds_our_plugins_and_keeps_the_users(tmp_path: Path) -> None:
+    (tmp_path / "roles").mkdir()
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")
+    cfg = config(tmp_path, roles_path="roles", config="ansible.cfg", env={"ANSIBLE_FORKS": 1})
+    base = {
+        "ANSIBLE_CALLBACKS_ENABLED": "profile_tasks",
+        "ANSIBLE_CONNECTION_PLUGINS": "/mine",
+        "PATH": "/bin",
+    }
+    env = ansible.playbook_env(cfg, tmp_path, base)
+    assert env["ANSIBLE_CONNECTION_PLUGINS"].split(os.pathsep) == [
+        str(ansible.PLUGINS / "connection"),
+        "/mine",
+    ]
+    assert env["ANSIBLE_CALLBACKS_ENABLED"] == "profile_tasks,infranode_changes"
+    assert env["ANSIBLE_ROLES_PATH"] == str(tmp_path / "roles")
+    assert env["ANSIBLE_CONFIG"] == str(tmp_path / "ansible.cfg")
+    assert env["ANSIBLE_FORKS"] == "1"
+    assert env["PATH"] == "/bin"
+    assert env[ansible.CHANGES_ENV] == str(tmp_path / "changes.jsonl")
+
+
+def test_shipped_plugins_exist() -> None:
+    assert (ansible.PLUGINS / "connection" / "infranode.py").is_file()
+    assert (ansible.PLUGINS / "callback" / "infranode_changes.py").is_file()
+
+
+def test_read_changes_shows_task_action_and_diff(tmp_path: Path) -> None:
+    path = tmp_path / "changes.jsonl"
+    assert ansible.read_changes(path) == []
+    entries = [
+        {
+            "host": "debian-12",
+            "task": "Home page",
+            "action": "template",
+            "diff": "--- before\n+++ after\n-a\n+b\n",
+        },
+        {"host": "debian-12", "task": "Restart", "action": "systemd_service", "diff": ""},
+    ]
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries) + "\n")
+    assert ansible.read_changes(path) == [
+        "changed: Home page (template)\n--- before\n+++ after\n-a\n+b",
+        "changed: Restart (systemd_service)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "message", "key"),
+    [
+        ({"playbook": None}, "`playbook` is required", "playbook"),
+        ({"playbook": "missing.yml"}, "file 'missing.yml' does not exist", "playbook"),
+        ({"prepare": "nope.yml"}, "file 'nope.yml' does not exist", "prepare"),
+        ({"roles_path": ["nope"]}, "directory 'nope' does not exist", "roles_path"),
+        ({"playbok": "x"}, "unknown option 'playbok'", "playbok"),
+        ({"become": "yes"}, "`become` must be true or false", "become"),
+        ({"groups": 3}, "`groups` must be a list", "groups"),
+        ({"host_vars": {"debian-12": [1]}}, "`host_vars.debian-12` must be a mapping", "host_vars.debian-12"),
+        ({"extra_vars": ["a"]}, "`extra_vars` must be a mapping", "extra_vars"),
+    ],
+)
+def test_validate_names_the_setting(
+    tmp_path: Path, options: dict[str, object], message: str, key: str
+) -> None:
+    cfg = config(tmp_path, **options)
+    if options.get("playbook", "") is None:
+        cfg = ProvisionerConfig(name="ansible", options={}, base_dir=tmp_path)
+    with pytest.raises(SettingsError) as info:
+        ansible.validate(cfg)
+    assert message in str(info.value)
+    assert f"(provisioner.{key})" in info.value.where
+
+
+def test_unknown_option_suggests_the_close_one(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as info:
+        ansible.validate(config(tmp_path, extra_var={"a": 1}))
+    assert "did you mean 'extra_vars'?" in info.value.fix
+
+
+def test_missing_ansible_playbook_is_named_with_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ansible, "require_tool", _real_require_tool_without_tools(monkeypatch))
+    with pytest.raises(SettingsError) as info:
+        AnsibleProvisioner().check(config(tmp_path))
+    text = str(info.value)
+    assert "needs `ansible-playbook` on the runner" in text
+    assert "where: runner:" in text
+    assert "pip install 'pytest-infranode[ansible]'" in text
+
+
+def _real_require_tool_without_tools(monkeypatch: pytest.MonkeyPatch) -> object:
+    from pytest_infranode.provisioners import _common
+
+    monkeypatch.setattr(_common, "find_tool", lambda tool: None)
+    return _common.require_tool
