@@ -284,13 +284,20 @@ def host_syntax_problem(value: str) -> tuple[str, str] | None:
         )
     if scheme in ("tcp", "http", "https", "ssh"):
         hostport = rest.split("/", 1)[0].rpartition("@")[2]
-        host = hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
-        if not host.strip("[]"):
+        if hostport.startswith("["):
+            host, _, port = hostport[1:].partition("]")
+            port = port.removeprefix(":")
+        else:
+            host, _, port = hostport.partition(":")
+        if not host:
             return f"{value!r} has no host", f"write it as {scheme}://HOST:PORT, e.g. tcp://docker:2376"
-        if hostport.count(":") == 1:
-            port = hostport.rsplit(":", 1)[1]
-            if not port.isdigit() or not 0 < int(port) < 65536:
-                return f"{value!r} has an invalid port {port!r}", "use a port number, e.g. :2376"
+        if not port and scheme != "ssh":
+            return (
+                f"{value!r} has no port",
+                f"write it as tcp://{host}:2376 (TLS) or tcp://{host}:2375 (plain HTTP)",
+            )
+        if port and (not port.isdigit() or not 0 < int(port) < 65536):
+            return f"{value!r} has an invalid port {port!r}", "use a port number, e.g. :2376"
     return None
 
 

@@ -1,0 +1,373 @@
+"""The doctor's verdicts, one per topology row of daemon-topologies.md (pure: no daemon)."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import pytest
+
+from pytest_infranode.engine import doctor
+from pytest_infranode.engine.api import DaemonInfo
+from pytest_infranode.engine.doctor import CertInfo
+from pytest_infranode.engine.doctor import Finding
+from pytest_infranode.engine.doctor import PortFacts
+from pytest_infranode.engine.doctor import SocketFacts
+from pytest_infranode.engine.doctor import TLSFacts
+from pytest_infranode.errors import DaemonPermissionDenied
+from pytest_infranode.errors import DaemonTLSError
+from pytest_infranode.errors import DaemonUnreachable
+
+CA = CertInfo("CN=ci-lab docker CA", "CN=ci-lab docker CA")
+OTHER_CA = CertInfo("CN=another CA", "CN=another CA")
+SERVER = CertInfo(
+    "CN=docker", "CN=ci-lab docker CA", ("IP:127.0.0.1", "DNS:docker"), "Dec 24 11:00:00 2099 GMT", 4e9
+)
+CLIENT = CertInfo("CN=docker:dind client", "CN=ci-lab docker CA", (), "Dec 24 11:00:00 2099 GMT", 4e9)
+EXPIRED = CertInfo("CN=docker:dind client", "CN=ci-lab docker CA", (), "Nov 23 11:00:00 2026 GMT", 1.0)
+GOOD_TLS = TLSFacts(
+    "DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH=/certs/client", "/certs/client", ca=CA, cert=CLIENT
+)
+NOW = 2e9
+
+
+def sock(**kw: object) -> SocketFacts:
+    base: dict[str, object] = {
+        "path": "/var/run/docker.sock",
+        "exists": True,
+        "is_socket": True,
+        "mode": "srw-rw----",
+        "owner": "root",
+        "group": "docker",
+        "gid": 998,
+        "user": "cilab",
+        "user_groups": ("cilab",),
+        "process_gids": (1001,),
+    }
+    base.update(kw)
+    return SocketFacts(**base)  # type: ignore[arg-type]
+
+
+# --- CI detection -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "ci"),
+    [
+        ({"GITHUB_ACTIONS": "true"}, "github"),
+        ({"GITLAB_CI": "true"}, "gitlab"),
+        ({"CIRCLECI": "true"}, "circleci"),
+        ({"TRAVIS": "true"}, "travis"),
+        ({"JENKINS_URL": "http://j/"}, "jenkins"),
+        ({"BITBUCKET_BUILD_NUMBER": "7"}, "bitbucket"),
+        ({"TF_BUILD": "True"}, "azure"),
+        ({"CI": "true"}, ""),
+        ({}, ""),
+    ],
+)
+def test_detect_ci(env: dict[str, str], ci: str) -> None:
+    assert doctor.detect_ci(env) == ci
+
+
+def test_every_ci_has_a_no_daemon_hint() -> None:
+    for _env, key, title in doctor.CI_SERVICES:
+        assert doctor.ci_hint(key, "no-daemon").startswith(f"{title}: ")
+    assert doctor.ci_hint("", "no-daemon") == ""
+
+
+# --- unix sockets (rows 2a-2d, 3a, 3c) ----------------------------------------------------
+
+
+def test_missing_socket_from_docker_host_2a() -> None:
+    f = doctor.verdict_socket(SocketFacts("/tmp/ci-lab-missing.sock", exists=False), "DOCKER_HOST", "")
+    assert f.status == "fail"
+    assert f.summary == "no Docker daemon socket at /tmp/ci-lab-missing.sock (taken from DOCKER_HOST)"
+    assert "is DOCKER_HOST right?" in f.fix
+
+
+def test_no_daemon_at_all_2b_with_ci_hint() -> None:
+    f = doctor.verdict_socket(SocketFacts("/var/run/docker.sock", exists=False), "default socket", "travis")
+    assert "/var/run/docker.sock does not exist and DOCKER_HOST/DOCKER_CONTEXT are unset" in f.summary
+    assert "Travis CI: add `services: [docker]`" in f.fix
+
+
+def test_stale_socket_2c() -> None:
+    f = doctor.verdict_socket(sock(connect_errno=errno.ECONNREFUSED), "DOCKER_HOST", "")
+    assert "exists but no daemon listens (a stale socket" in f.summary
+    assert "connect: Connection refused" in f.evidence[-1]
+
+
+def test_not_a_socket_2d() -> None:
+    facts = sock(path="/tmp/ci-lab-notasock", is_socket=False, mode="-rw-r--r--", group="root")
+    f = doctor.verdict_socket(facts, "DOCKER_HOST", "")
+    assert f.summary == "/tmp/ci-lab-notasock is not a socket (taken from DOCKER_HOST)"
+
+
+def test_permission_denied_not_in_group_3a() -> None:
+    f = doctor.verdict_socket(sock(connect_errno=errno.EACCES), "default socket", "jenkins")
+    assert f.kind == "permission"
+    assert f.summary == "permission denied on /var/run/docker.sock: user 'cilab' is not in group 'docker'"
+    assert "`sudo usermod -aG docker cilab`" in f.fix
+    assert "--group-add $(stat -c %g /var/run/docker.sock)" in f.fix
+    assert "Jenkins:" in f.fix
+    assert "srw-rw---- root:docker" in f.evidence[0]
+    assert isinstance(f.to_error("x"), DaemonPermissionDenied)
+
+
+def test_permission_denied_session_older_than_group_3c() -> None:
+    f = doctor.verdict_socket(sock(connect_errno=errno.EACCES, listed_in_group=True), "default socket", "")
+    assert "you were added to 'docker' but this session predates it" in f.summary
+    assert "newgrp docker" in f.fix
+    assert "this process lacks gid 998" in f.evidence[-1]
+
+
+def test_working_socket() -> None:
+    assert doctor.verdict_socket(sock(), "default socket", "").status == "ok"
+
+
+# --- DOCKER_HOST syntax (2g) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["unix:///var/run/docker.sock", "tcp://127.0.0.1:2375", "ssh://root@h", "tcp://[::1]:2376"]
+)
+def test_good_addresses(value: str) -> None:
+    assert doctor.host_syntax_problem(value) is None
+
+
+# --- tcp (2e, 2f, 5*, 5m) -----------------------------------------------------------------
+
+REFUSED = PortFacts("127.0.0.1", 2399, connect_error="[Errno 111] Connection refused", refused=True)
+
+
+def test_nothing_listening_2e() -> None:
+    f = doctor.verdict_tcp("tcp://127.0.0.1:2399", REFUSED, None, "", "")
+    assert f.summary.startswith("nothing listens on 127.0.0.1:2399")
+    assert "2375 = plain HTTP, 2376 = TLS" in f.fix
+
+
+def test_host_does_not_resolve_2f_gitlab() -> None:
+    facts = PortFacts("docker", 2375, resolve_error="[Errno -3] Temporary failure in name resolution")
+    f = doctor.verdict_tcp("tcp://docker:2375", facts, None, "", "gitlab")
+    assert f.summary == "the daemon host 'docker' does not resolve"
+    assert "GitLab CI: the `docker` host is the docker:dind service: add `services: [docker:dind]`" in f.fix
+
+
+def test_host_does_not_resolve_without_ci_has_no_gitlab_words() -> None:
+    facts = PortFacts("docker", 2375, resolve_error="[Errno -2] Name or service not known")
+    assert "GitLab" not in doctor.verdict_tcp("tcp://docker:2375", facts, None, "", "").fix
+
+
+def test_gitlab_2375_while_dind_has_tls_5m() -> None:
+    closed = PortFacts("docker", 2375, connect_error="[Errno 111] Connection refused", refused=True)
+    sibling = PortFacts("docker", 2376, speaks="tls")
+    f = doctor.verdict_tcp("tcp://docker:2375", closed, None, "", "gitlab", sibling=sibling)
+    assert f.summary == "wrong port: docker:2375 is closed and docker:2376 is the daemon (TLS)"
+    assert "DOCKER_HOST=tcp://docker:2376 with DOCKER_TLS_VERIFY=1" in f.fix
+    assert "GitLab CI:" in f.fix
+
+
+def test_tls_client_against_plain_port_5h() -> None:
+    error = "SSLError caused by SSLError: [SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)"
+    f = doctor.verdict_tcp(
+        "tcp://127.0.0.1:2375", PortFacts("127.0.0.1", 2375, speaks="http"), GOOD_TLS, error, ""
+    )
+    assert f.kind == "tls"
+    assert f.summary.startswith("127.0.0.1:2375 speaks plain HTTP but the client is set up for TLS")
+    assert "unset DOCKER_TLS_VERIFY and DOCKER_CERT_PATH" in f.fix
+    assert isinstance(f.to_error("x"), DaemonTLSError)
+
+
+def test_plain_client_against_tls_port_5i() -> None:
+    error = (
+        "400 Client Error for http://127.0.0.1:2376/v1.41/_ping: Bad Request "
+        '("Client sent an HTTP request to an HTTPS server.")'
+    )
+    f = doctor.verdict_tcp(
+        "tcp://127.0.0.1:2376", PortFacts("127.0.0.1", 2376, speaks="tls"), None, error, ""
+    )
+    assert f.summary == "127.0.0.1:2376 requires TLS but the client speaks plain HTTP"
+    assert "set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH" in f.fix
+    assert "docker-py ignores DOCKER_TLS=1" in f.fix
+
+
+def test_tls_files_missing_5b_gitlab() -> None:
+    tls = TLSFacts(
+        "DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH=/certs/client", "/certs/client", missing=("cert.pem",)
+    )
+    f = doctor.verdict_tls_files(tls, "gitlab", NOW)
+    assert f is not None
+    assert f.summary == (
+        "TLS is required (DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH=/certs/client) but the client certificates "
+        "are missing"
+    )
+    assert "missing in /certs/client: cert.pem" in f.evidence[0]
+    assert "DOCKER_TLS_CERTDIR=/certs on the job AND the service" in f.fix
+
+
+def test_cert_path_expanded_too_early_is_flagged() -> None:
+    tls = TLSFacts("DOCKER_TLS_VERIFY=1", "/client", missing=("ca.pem", "cert.pem", "key.pem"))
+    f = doctor.verdict_tls_files(tls, "", NOW)
+    assert f is not None
+    assert "$DOCKER_TLS_CERTDIR/client" in f.evidence[1]
+
+
+def test_expired_client_cert_is_found_locally() -> None:
+    tls = TLSFacts("o", "/certs/client", ca=CA, cert=EXPIRED)
+    f = doctor.verdict_tls_files(tls, "", NOW)
+    assert f is not None
+    assert f.summary == "the client certificate /certs/client/cert.pem expired on Nov 23 11:00:00 2026 GMT"
+
+
+def test_wrong_ca_5e() -> None:
+    tls = TLSFacts("o", "/certs/client", ca=OTHER_CA, cert=CLIENT)
+    error = "SSLCertVerificationError: certificate verify failed: unable to get local issuer certificate"
+    f = doctor.verdict_tcp(
+        "tcp://127.0.0.1:2376", PortFacts("127.0.0.1", 2376, speaks="tls", server_cert=SERVER), tls, error, ""
+    )
+    assert f.summary == (
+        "the daemon's certificate is not signed by /certs/client/ca.pem (issuer: CN=ci-lab docker CA; "
+        "ca.pem is CN=another CA)"
+    )
+
+
+def test_hostname_mismatch_5g() -> None:
+    facts = PortFacts("localhost", 2376, speaks="tls", server_cert=SERVER)
+    f = doctor.verdict_tcp("tcp://localhost:2376", facts, GOOD_TLS, "Hostname mismatch", "")
+    assert f.summary == "the daemon's certificate is for [IP:127.0.0.1, DNS:docker], not for 'localhost'"
+    assert "DOCKER_HOST=tcp://127.0.0.1:2376" in f.fix
+
+
+def test_client_cert_rejected_5f() -> None:
+    foreign = CertInfo("CN=me", "CN=another CA", (), "Dec 24 11:00:00 2099 GMT", 4e9)
+    tls = TLSFacts("o", "/certs/client", ca=CA, cert=foreign)
+    error = "SSLError caused by SSLError: [SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate"
+    facts = PortFacts("127.0.0.1", 2376, speaks="tls", server_cert=SERVER)
+    f = doctor.verdict_tcp("tcp://127.0.0.1:2376", facts, tls, error, "")
+    assert f.summary == (
+        "the daemon rejected the client certificate: cert.pem is issued by CN=another CA, "
+        "the daemon's CA is CN=ci-lab docker CA"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "sans", "ok"),
+    [
+        ("127.0.0.1", ("IP:127.0.0.1", "DNS:docker"), True),
+        ("docker", ("IP:127.0.0.1", "DNS:docker"), True),
+        ("localhost", ("IP:127.0.0.1", "DNS:docker"), False),
+        ("a.example.com", ("DNS:*.example.com",), True),
+        ("::1", ("IP:0:0:0:0:0:0:0:1",), True),
+    ],
+)
+def test_host_matches(host: str, sans: tuple[str, ...], ok: bool) -> None:
+    assert doctor.host_matches(host, sans) is ok
+
+
+def test_cert_info_from_ssl_dict() -> None:
+    decoded = {
+        "subject": ((("commonName", "docker"),),),
+        "issuer": ((("commonName", "ci-lab docker CA"),),),
+        "notAfter": "Dec 24 11:00:00 2026 GMT",
+        "subjectAltName": (("IP Address", "127.0.0.1\n"), ("DNS", "docker")),
+    }
+    info = doctor.cert_info_from_dict(decoded)
+    assert info == CertInfo(
+        "CN=docker",
+        "CN=ci-lab docker CA",
+        ("IP:127.0.0.1", "DNS:docker"),
+        "Dec 24 11:00:00 2026 GMT",
+        1798110000.0,
+    )
+
+
+def test_sibling_port() -> None:
+    assert (doctor.sibling_port(2375), doctor.sibling_port(2376), doctor.sibling_port(2399)) == (
+        2376,
+        2375,
+        None,
+    )
+
+
+# --- environment (rows 4h, 5) -------------------------------------------------------------
+
+
+def test_ca_bundle_warning_only_for_tls() -> None:
+    env = {"REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt"}
+    found = doctor.environment_findings(env, "tcp", "127.0.0.1", tls=True)
+    assert [f.status for f in found] == ["warn"]
+    assert "docker-py #2433" in found[0].summary
+    assert doctor.environment_findings(env, "tcp", "127.0.0.1", tls=False) == []
+
+
+def test_proxy_warning_unless_no_proxy_covers_the_host() -> None:
+    env = {"HTTP_PROXY": "http://127.0.0.1:3999"}
+    found = doctor.environment_findings(env, "tcp", "127.0.0.1", tls=False)
+    assert "NO_PROXY does not cover the daemon '127.0.0.1'" in found[0].summary
+    assert (
+        doctor.environment_findings({**env, "NO_PROXY": "localhost,127.0.0.1"}, "tcp", "127.0.0.1", tls=False)
+        == []
+    )
+    assert doctor.environment_findings({**env, "no_proxy": ".internal"}, "tcp", "d.internal", tls=False) == []
+    assert doctor.environment_findings(env, "unix", "", tls=False) == []
+
+
+# --- checks on a working daemon, rendering ------------------------------------------------
+
+
+def test_bind_mount_verdicts() -> None:
+    assert doctor.verdict_bind_mount("seen", "", "").status == "ok"
+    f = doctor.verdict_bind_mount("refused", "bind source path does not exist: /tmp/x", "circleci")
+    assert f.status == "info"
+    assert "cannot see this machine's files" in f.summary
+    assert "CircleCI: remote docker never sees the job's files" in f.fix
+
+
+def test_images_verdict() -> None:
+    assert doctor.verdict_images(["debian:12"], ["debian:12"]).status == "ok"
+    f = doctor.verdict_images(["debian:12"], ["debian:12", "debian:13"])
+    assert (f.status, f.evidence[1]) == ("info", "missing: debian:13")
+    assert doctor.verdict_images([], ["debian:13"]).status == "warn"
+
+
+def test_engine_verdict_podman_and_cgroup_v2() -> None:
+    info = DaemonInfo(
+        "unix:///run/podman/podman.sock", "Podman socket", "4.3.1", "1.41", "2", "systemd", "Debian", True
+    )
+    found = doctor.verdict_engine(info)
+    assert found[0].summary.startswith("Podman 4.3.1 (API 1.41)")
+    assert "host cgroup namespace" in found[1].summary
+    assert any("localhost/NAME" in f.summary for f in found)
+
+
+def test_error_text_is_the_doctor_text() -> None:
+    f = Finding("connect", "fail", "no Docker daemon", ("stat x: no such file",), "start it")
+    err = f.to_error("unix:///x (from DOCKER_HOST)")
+    assert isinstance(err, DaemonUnreachable)
+    assert str(err) == (
+        "no Docker daemon\n  where: unix:///x (from DOCKER_HOST)\n  fix:   start it\n"
+        "  evidence: stat x: no such file"
+    )
+
+
+def test_render_text_and_json() -> None:
+    report = doctor.Report("tcp://docker:2375", "DOCKER_HOST", "gitlab")
+    report.findings += [
+        Finding("endpoint", "ok", "tcp://docker:2375 (from DOCKER_HOST)"),
+        Finding(
+            "connect",
+            "fail",
+            "the daemon host 'docker' does not resolve",
+            ("getaddrinfo: x",),
+            "a\n         b",
+        ),
+    ]
+    text = doctor.render_text(report)
+    assert text.splitlines()[0] == "infranode doctor: tcp://docker:2375 [DOCKER_HOST] on GitLab CI"
+    assert "FAIL  connect     the daemon host 'docker' does not resolve" in text
+    assert "fix:      a\n" + " " * 23 + "b" in text
+    assert text.endswith("verdict: NOT ready (0.0 s)")
+    data = json.loads(doctor.render_json(report))
+    assert data["ok"] is False
+    assert data["ci"] == "gitlab"
+    assert data["checks"][1]["evidence"] == ["getaddrinfo: x"]
