@@ -233,6 +233,14 @@ class InfraSession:
                 self.failures[target.key] = err
                 self.failed_platforms.add(platform.name)
                 raise
+            except Exception as exc:  # a bug or a plugin's: later tests must not get a half-made node
+                self.failures[target.key] = NodeError(
+                    f"making node {self.node_name(target)} failed: {exc!r}",
+                    where=f"platform {platform.name}",
+                    fix="see the first error of this node for the traceback",
+                )
+                self.failed_platforms.add(platform.name)
+                raise
 
     def _dependency(self, platform: Platform, short_name: str, dep: str) -> None:
         try:
