@@ -16,6 +16,7 @@ The tree::
     ├── NodeError                a node cannot be created, started or booted
     ├── ConvergeError            the provisioner failed (carries exit status and log tail)
     ├── ChannelError             a command could not be run in a node
+    │   └── ChannelUnavailable   the node's exec channel cannot start (one exec per command instead)
     └── PluginError              a plugin broke a hook's rules
 
 The pytest glue turns ``SettingsError`` and ``DaemonError`` into ``pytest.UsageError`` and the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "ChannelError",
+    "ChannelUnavailable",
     "ConvergeError",
     "DaemonError",
     "DaemonPermissionDenied",
@@ -147,6 +149,14 @@ class ConvergeError(InfranodeError):
 
 class ChannelError(InfranodeError):
     """A command could not be run in a node (the node died, the daemon went away)."""
+
+
+class ChannelUnavailable(ChannelError):
+    """The node's exec channel cannot start (no ``sh``, no attachable exec).
+
+    Raised by ``Channel.open``; the testinfra backend catches it, warns once and runs one
+    ``exec`` per command instead.
+    """
 
 
 class PluginError(InfranodeError):

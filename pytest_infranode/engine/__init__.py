@@ -23,6 +23,7 @@ from pytest_infranode.engine.api import DaemonInfo
 from pytest_infranode.engine.api import EngineProtocol
 from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.engine.api import OutputSink
+from pytest_infranode.engine.attach import AttachedExec
 from pytest_infranode.engine.containers import create_kwargs
 from pytest_infranode.engine.containers import parse_port_bindings
 from pytest_infranode.engine.containers import runner_host
@@ -165,6 +166,16 @@ class Engine:
                         end.close()
             code = api.exec_inspect(exec_id).get("ExitCode")
         return ExecResult(-1 if code is None else int(code), b"".join(out), b"".join(err))
+
+    def open_shell(self, container_id: str, argv: Sequence[str]) -> AttachedExec:
+        """Start ``argv`` in the container with stdin attached, for the exec channel."""
+        api = self._client.api
+        with self._translate("opening a shell", f"container {container_id[:12]}"):
+            exec_id = api.exec_create(
+                container_id, list(argv), stdin=True, stdout=True, stderr=True, tty=False
+            )["Id"]
+            sock = api.exec_start(exec_id, socket=True)
+        return AttachedExec(api, exec_id, sock)
 
     def put_files(self, container_id: str, dest_dir: str, files: Mapping[str, tuple[bytes, int]]) -> None:
         """Copy ``name -> (content, mode)`` into ``dest_dir`` through the archive API."""

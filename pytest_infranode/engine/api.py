@@ -65,6 +65,22 @@ class DaemonInfo:
 OutputSink = Callable[[bytes], None]
 
 
+class ShellStream(Protocol):
+    """A long-lived process in a node with its stdin attached (``EngineProtocol.open_shell``).
+
+    ``recv`` returns Docker's multiplexed attach stream (8-byte frame headers, then payloads);
+    ``send`` writes to the process's stdin unframed.
+    """
+
+    def send(self, data: bytes) -> None: ...
+
+    def recv(self, size: int, timeout: float | None) -> bytes: ...
+
+    def exit_status(self) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
 class EngineProtocol(Protocol):
     """The operations nodes and provisioners need from a container engine."""
 
@@ -86,6 +102,8 @@ class EngineProtocol(Protocol):
         user: str | None = None,
         on_output: OutputSink | None = None,
     ) -> ExecResult: ...
+
+    def open_shell(self, container_id: str, argv: Sequence[str]) -> ShellStream: ...
 
     def put_files(self, container_id: str, dest_dir: str, files: Mapping[str, tuple[bytes, int]]) -> None: ...
 
