@@ -6,6 +6,7 @@ created → booted → converged → removed (or kept). Reaches Docker only thro
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import EngineProtocol
 from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.engine.api import OutputSink
+from pytest_infranode.errors import InfranodeWarning
 from pytest_infranode.errors import NodeError
 from pytest_infranode.platforms import Platform
 
@@ -52,6 +54,7 @@ class Node:
         ports: Sequence[int] = (),
         cap_add: Sequence[str] = (),
         groups: Sequence[str] = (),
+        owner: str | None = None,
     ) -> None:
         self.engine = engine
         self.platform = platform
@@ -65,7 +68,7 @@ class Node:
         self.extra_caps: tuple[str, ...] = tuple(cap_add)
         self.groups: tuple[str, ...] = tuple(groups)
         self.name = container_name(session_id, platform.name, short_name)
-        self.labels = labels.node_labels(session_id, platform.name, self.name)
+        self.labels = labels.node_labels(session_id, platform.name, self.name, owner)
         self.outcome = ""
         """At the end of the session: ``removed`` or ``kept``."""
         self.log_tail = ""
@@ -93,10 +96,11 @@ class Node:
             init=p.init,
             tmpfs=p.tmpfs,
             cap_add=tuple(dict.fromkeys((*p.cap_add, *self.extra_caps))),
-            env=self.env,
+            env={**p.env, **self.env},
             network=self.network,
             network_aliases=(self.short_name,) if self.short_name and self.network else (),
             ports=self.ports,
+            privileged=p.privileged,
         )
 
     @property
@@ -145,6 +149,13 @@ class Node:
                     self.container_id, ["systemctl", "--failed", "--no-legend", "--plain"]
                 )
                 self.degraded_units = failed.stdout.decode(errors="replace").strip()
+                warnings.warn(
+                    InfranodeWarning(
+                        f"{self.name} ({self.platform.name}) booted degraded; failed units:\n"
+                        + (self.degraded_units or "(none listed)")
+                    ),
+                    stacklevel=2,
+                )
                 return
             if time.monotonic() > deadline:
                 raise NodeError(

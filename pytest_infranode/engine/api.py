@@ -44,6 +44,8 @@ class ContainerSpec:
     """Names the node answers to on ``network`` (its short name in ``nodes:``)."""
     ports: tuple[int, ...] = ()
     """Container TCP ports to publish on a free port of the daemon's host."""
+    privileged: bool = False
+    """Only when the platform asks for it (``privileged: true``); never chosen by infranode."""
 
 
 @final

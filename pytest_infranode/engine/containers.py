@@ -7,6 +7,7 @@ import tarfile
 import time
 from collections.abc import Mapping
 from typing import Any
+from typing import Literal
 
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import DaemonInfo
@@ -15,13 +16,41 @@ from pytest_infranode.engine.api import DaemonInfo
 SYSTEMD_STOP_SIGNAL = "SIGRTMIN+3"
 
 
+SystemdCgroupMode = Literal["host-rw", "podman-native"]
+
+
+def systemd_cgroup_mode(daemon: DaemonInfo) -> SystemdCgroupMode:
+    """How a systemd PID 1 gets the writable cgroup tree it needs, on this daemon. Pure.
+
+    - Docker, cgroup v1 (this project's own machines, Docker 20.10): ``host-rw``. Docker's
+      default mounts leave the controllers read-only and systemd exits with "Failed to allocate
+      manager object: No such file or directory"; a private cgroup namespace fails the same way
+      (both measured, docs/systemd-nodes.md).
+    - Docker, cgroup v2 (GitHub's ubuntu-22.04/24.04 runners, Docker >= 20.10 on systemd hosts):
+      ``host-rw``. The default there is a *private* namespace with a read-only /sys/fs/cgroup,
+      where systemd fails with "Failed to create /init.scope control group: Read-only file
+      system" (moby#42275, systemd#19245); ``--cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw``
+      is the documented non-privileged recipe (actions/runner-images#6809). A ``:ro`` bind only
+      ever worked by accident: Docker 25 made read-only binds recursive.
+    - Rootless Docker: ``host-rw`` as well. Its containers live in the user's delegated
+      subtree (``user@UID.service``), which the user may write; the host namespace shows
+      systemd that subtree. Not proven on a real rootless daemon by this project.
+    - Podman (rootful or rootless, v1 or v2): ``podman-native``. Podman recognises an init
+      command (``/sbin/init``, ``systemd``) and mounts /run, /tmp and a writable cgroup
+      itself (its ``--systemd=true`` default); a private cgroup namespace with ``--systemd`` on
+      v1 is refused (podman#17736), so nothing is forced.
+    """
+    return "podman-native" if daemon.podman else "host-rw"
+
+
 def create_kwargs(spec: ContainerSpec, daemon: DaemonInfo) -> dict[str, Any]:
     """Keyword arguments for ``DockerClient.containers.create`` for one node.
 
-    Never privileged. A systemd node gets CAP_SYS_ADMIN, tmpfs on /run, /run/lock and /tmp, and
-    a writable view of the cgroup tree in the host's cgroup namespace: on cgroup v1 systemd needs
-    its controllers writable; on v2 Docker's default is a private namespace with a read-only
-    /sys/fs/cgroup, where systemd fails with "Failed to create /init.scope control group".
+    Never privileged unless the platform asks for it (``privileged: true``). A systemd node gets
+    the platform's capabilities (CAP_SYS_ADMIN for the built-ins), tmpfs on /run, /run/lock and
+    /tmp, the cgroup set-up chosen by :func:`systemd_cgroup_mode`, and a terminal: without one
+    Docker gives PID 1 no /dev/console and systemd's own log (the one that says why it did not
+    boot) is lost.
     """
     kwargs: dict[str, Any] = {
         "image": spec.image,
@@ -35,6 +64,8 @@ def create_kwargs(spec: ContainerSpec, daemon: DaemonInfo) -> dict[str, Any]:
         "cap_add": list(spec.cap_add),
         "tmpfs": dict(spec.tmpfs),
     }
+    if spec.privileged:
+        kwargs["privileged"] = True
     if spec.command:
         kwargs["command"] = list(spec.command)
     if spec.network:
@@ -46,9 +77,10 @@ def create_kwargs(spec: ContainerSpec, daemon: DaemonInfo) -> dict[str, Any]:
         kwargs["ports"] = {f"{port}/tcp": None for port in spec.ports}
     if spec.init == "systemd":
         kwargs["stop_signal"] = SYSTEMD_STOP_SIGNAL
-        kwargs["environment"].setdefault("container", "docker")
-        if daemon.podman:
-            # Podman sets up /sys/fs/cgroup and the tmpfs mounts for systemd by itself.
+        kwargs["tty"] = True
+        kwargs["environment"].setdefault("container", "podman" if daemon.podman else "docker")
+        if systemd_cgroup_mode(daemon) == "podman-native":
+            # Podman mounts /run, /tmp and the cgroup tree for an init command by itself.
             kwargs["tmpfs"] = {}
         else:
             kwargs["cgroupns"] = "host"

@@ -3,21 +3,31 @@ from __future__ import annotations
 import dataclasses
 import io
 import tarfile
+import warnings
+from collections.abc import Sequence
+from typing import Any
+from typing import cast
 
 import pytest
 
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import DaemonInfo
+from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.engine.containers import SYSTEMD_STOP_SIGNAL
 from pytest_infranode.engine.containers import create_kwargs
+from pytest_infranode.engine.containers import systemd_cgroup_mode
 from pytest_infranode.engine.containers import tar_files
+from pytest_infranode.errors import InfranodeWarning
+from pytest_infranode.errors import NodeError
+from pytest_infranode.node import Node
 from pytest_infranode.platforms import SYSTEMD_TMPFS
+from pytest_infranode.platforms import Catalog
 
 CGROUP_VOLUME = {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}}
 LABELS = {"infranode.session": "s1", "infranode.platform": "debian-12", "infranode.node": "n1"}
 
 
-def daemon(*, cgroup_version: str = "2", podman: bool = False) -> DaemonInfo:
+def daemon(*, cgroup_version: str = "2", podman: bool = False, rootless: bool = False) -> DaemonInfo:
     return DaemonInfo(
         endpoint="unix:///var/run/docker.sock",
         source="default",
@@ -27,6 +37,7 @@ def daemon(*, cgroup_version: str = "2", podman: bool = False) -> DaemonInfo:
         cgroup_driver="systemd" if cgroup_version == "2" else "cgroupfs",
         os="Debian GNU/Linux 12 (bookworm)",
         podman=podman,
+        rootless=rootless,
     )
 
 
@@ -58,7 +69,8 @@ def test_systemd_on_docker(cgroup_version: str) -> None:
     assert kwargs["name"] == "infranode-s1-debian-12"
     assert kwargs["hostname"] == "infranode-s1-debian-12"
     assert kwargs["detach"] is True
-    assert kwargs["tty"] is False
+    # A terminal gives systemd a /dev/console: its boot log reaches `docker logs`.
+    assert kwargs["tty"] is True
     assert "network" not in kwargs
 
 
@@ -70,7 +82,40 @@ def test_systemd_on_podman() -> None:
     assert kwargs["tmpfs"] == {}
     assert kwargs["stop_signal"] == "SIGRTMIN+3"
     assert kwargs["labels"] == LABELS
-    assert kwargs["environment"]["container"] == "docker"
+    assert kwargs["environment"]["container"] == "podman"
+
+
+@pytest.mark.parametrize(
+    ("cgroup_version", "podman", "rootless", "mode"),
+    [
+        ("1", False, False, "host-rw"),
+        ("2", False, False, "host-rw"),
+        ("2", False, True, "host-rw"),
+        ("1", True, False, "podman-native"),
+        ("2", True, False, "podman-native"),
+        ("2", True, True, "podman-native"),
+    ],
+)
+def test_cgroup_mode_per_daemon(cgroup_version: str, podman: bool, rootless: bool, mode: str) -> None:
+    info = daemon(cgroup_version=cgroup_version, podman=podman, rootless=rootless)
+    assert systemd_cgroup_mode(info) == mode
+    kwargs = create_kwargs(SYSTEMD_SPEC, info)
+    assert "privileged" not in kwargs
+    assert "security_opt" not in kwargs  # Docker's default seccomp profile stays on
+    if mode == "host-rw":
+        assert kwargs["cgroupns"] == "host"
+        assert kwargs["volumes"] == CGROUP_VOLUME
+        assert kwargs["tmpfs"] == dict(SYSTEMD_TMPFS)
+    else:
+        assert "cgroupns" not in kwargs
+        assert "volumes" not in kwargs
+
+
+def test_privileged_only_when_the_platform_asks() -> None:
+    kwargs = create_kwargs(dataclasses.replace(SYSTEMD_SPEC, privileged=True), daemon())
+    assert kwargs["privileged"] is True
+    for info in (daemon(cgroup_version="1"), daemon(), daemon(podman=True), daemon(rootless=True)):
+        assert "privileged" not in create_kwargs(SYSTEMD_SPEC, info)
 
 
 def test_user_env_and_network_are_kept() -> None:
@@ -98,6 +143,7 @@ def test_non_systemd_spec() -> None:
     assert "stop_signal" not in kwargs
     assert "privileged" not in kwargs
     assert kwargs["tmpfs"] == {"/run": "rw"}
+    assert kwargs["tty"] is False
     assert kwargs["environment"] == {}
     assert kwargs["labels"] == LABELS
 
@@ -131,3 +177,81 @@ def test_tar_files_round_trip() -> None:
 def test_tar_files_empty() -> None:
     with tarfile.open(fileobj=io.BytesIO(tar_files({})), mode="r") as tar:
         assert tar.getmembers() == []
+
+
+class BootEngine:
+    """A fake engine answering ``systemctl`` the way a booting node would."""
+
+    def __init__(self, states: list[str], status: list[str], failed: str = "", log: str = "") -> None:
+        self.states = states
+        self.status = status
+        self.failed = failed
+        self.log = log
+
+    def start_container(self, container_id: str) -> None:
+        pass
+
+    def container_state(self, container_id: str) -> str:
+        return self.states.pop(0) if len(self.states) > 1 else self.states[0]
+
+    def exec(self, container_id: str, argv: Sequence[str], **_: object) -> ExecResult:
+        if list(argv) == ["systemctl", "is-system-running"]:
+            out = self.status.pop(0) if len(self.status) > 1 else self.status[0]
+            return ExecResult(0, out.encode() + b"\n", b"")
+        if argv[:2] == ["systemctl", "--failed"]:
+            return ExecResult(0, self.failed.encode(), b"")
+        raise AssertionError(argv)
+
+    def logs(self, container_id: str, tail: int = 50) -> str:
+        return self.log
+
+
+def _node(engine: BootEngine) -> Node:
+    node = Node(cast(Any, engine), Catalog().get("debian-12"), session_id="0123456789abcdef", image="x")
+    node.container_id = "c" * 64
+    return node
+
+
+def test_boot_waits_for_running() -> None:
+    node = _node(BootEngine(["running"], ["starting", "starting", "running"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        node.start(boot_timeout=30)
+    assert node.state == "booted"
+    assert node.degraded_units == ""
+
+
+def test_degraded_boot_warns_with_the_failed_units() -> None:
+    node = _node(
+        BootEngine(["running"], ["degraded"], failed="tmp.mount loaded failed failed Temporary Directory")
+    )
+    with pytest.warns(InfranodeWarning, match=r"booted degraded; failed units:\ntmp\.mount"):
+        node.start(boot_timeout=30)
+    assert node.state == "booted"
+    assert node.degraded_units.startswith("tmp.mount")
+
+
+def test_init_that_exits_fails_with_its_log() -> None:
+    log = "Failed to allocate manager object: No such file or directory\nExiting PID 1..."
+    node = _node(BootEngine(["exited"], ["offline"], log=log))
+    with pytest.raises(NodeError) as excinfo:
+        node.start(boot_timeout=30)
+    text = str(excinfo.value)
+    assert "the node stopped while booting (container state: exited)" in text
+    assert "Failed to allocate manager object" in text
+
+
+def test_hostname_is_the_node_name() -> None:
+    node = _node(BootEngine(["running"], ["running"]))
+    assert node.spec.hostname == node.name == "infranode-0123456789abcdef-debian-12"
+    named = Node(
+        cast(Any, node.engine), node.platform, session_id="0123456789abcdef", image="x", short_name="web"
+    )
+    assert named.spec.hostname == "web"
+
+
+def test_platform_env_and_privileged_reach_the_spec() -> None:
+    platform = dataclasses.replace(Catalog().get("debian-12"), env={"A": "1", "B": "p"}, privileged=True)
+    node = Node(cast(Any, None), platform, session_id="s", image="x", env={"B": "node"})
+    assert node.spec.env == {"A": "1", "B": "node"}
+    assert node.spec.privileged is True

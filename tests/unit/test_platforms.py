@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -9,8 +10,12 @@ from pytest_infranode.errors import SettingsError
 from pytest_infranode.errors import UnknownPlatform
 from pytest_infranode.platforms import BUILTIN_PLATFORMS
 from pytest_infranode.platforms import SYSTEMD_TMPFS
+from pytest_infranode.platforms import Bootstrap
 from pytest_infranode.platforms import Catalog
 from pytest_infranode.platforms import Platform
+from pytest_infranode.platforms import PlatformDefinition
+from pytest_infranode.platforms import check_definition
+from pytest_infranode.platforms import install_command
 from pytest_infranode.platforms import split_names
 
 
@@ -171,3 +176,214 @@ def test_add_alias_clash_raises() -> None:
     catalog = Catalog()
     with pytest.raises(PluginError):
         catalog.add(_custom("custom-1", "debian-bookworm"), source="plugin foo")
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["debian-*"], ["debian-11", "debian-12", "debian-13"]),
+        (["ubuntu-2?.04"], ["ubuntu-20.04", "ubuntu-22.04", "ubuntu-24.04"]),
+        (["family:alpine"], ["alpine-3.20", "alpine-3.21", "alpine-3.22"]),
+        (["debian-12", "debian-*"], ["debian-12", "debian-11", "debian-13"]),
+        (["rocky-*"], ["rockylinux-8", "rockylinux-9"]),
+        (["family:suse", "arch"], ["opensuse-leap-15.6", "archlinux"]),
+    ],
+)
+def test_select_globs_and_families(words: list[str], expected: list[str]) -> None:
+    assert [p.name for p in Catalog().select(words)] == expected
+
+
+def test_family_selects_every_member() -> None:
+    rhel = Catalog().select(["family:rhel"])
+    assert {p.family for p in rhel} == {"rhel"}
+    assert len(rhel) == 6
+
+
+def test_glob_matching_nothing_is_an_error() -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        Catalog().select(["solaris-*"], where="infranode.yaml:2 (platforms)")
+    text = str(excinfo.value)
+    assert text.splitlines()[0] == "no platform matches 'solaris-*'"
+    assert "where: infranode.yaml:2 (platforms)" in text
+    assert "Known platforms: debian-11" in text
+
+
+def test_unknown_family_suggests() -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        Catalog().select(["family:rehl"])
+    assert "no platform is in family 'rehl'" in str(excinfo.value)
+    assert "did you mean 'family:rhel'?" in str(excinfo.value)
+
+
+def test_every_builtin_has_a_recipe_and_aliases_are_listed() -> None:
+    catalog = Catalog()
+    for p in catalog:
+        assert p.prepare, p.name
+        assert p.command == ("/sbin/init",), p.name
+        assert p.source == "built-in"
+        assert not p.privileged
+        for alias in p.aliases:
+            assert catalog.get(alias) is p
+    assert catalog.get("centos-9").name == "centos-stream-9"
+    assert catalog.get("al2023").name == "amazonlinux-2023"
+
+
+@pytest.mark.parametrize(
+    ("name", "suite", "mirror"),
+    [
+        ("debian-11", "bullseye", "http://deb.debian.org/debian"),
+        ("debian-12", "bookworm", "http://deb.debian.org/debian"),
+        ("debian-13", "trixie", "http://deb.debian.org/debian"),
+        ("ubuntu-22.04", "jammy", "http://archive.ubuntu.com/ubuntu"),
+        ("ubuntu-24.04", "noble", "http://archive.ubuntu.com/ubuntu"),
+    ],
+)
+def test_debian_family_can_be_bootstrapped(name: str, suite: str, mirror: str) -> None:
+    bootstrap = Catalog().get(name).bootstrap
+    assert bootstrap is not None
+    assert (bootstrap.suite, bootstrap.mirror, bootstrap.variant) == (suite, mirror, "minbase")
+
+
+def test_only_apt_platforms_bootstrap() -> None:
+    assert all((p.bootstrap is not None) == (p.package_manager == "apt") for p in Catalog())
+
+
+@pytest.mark.parametrize(
+    ("pm", "expected"),
+    [
+        ("apt", "apt-get install -y --no-install-recommends curl 'a b'"),
+        ("dnf", "dnf install -y curl 'a b'"),
+        ("zypper", "zypper --non-interactive install curl 'a b'"),
+        ("pacman", "pacman -Sy --noconfirm curl 'a b'"),
+        ("apk", "apk add --no-cache curl 'a b'"),
+    ],
+)
+def test_install_command_quotes(pm: str, expected: str) -> None:
+    assert expected in install_command(pm, ["curl", "a b"])
+
+
+def test_install_command_unknown_manager() -> None:
+    with pytest.raises(ValueError, match="no install recipe"):
+        install_command("portage", ["x"])
+
+
+def _defn(name: str, body: dict[str, object], base_dir: str = ".") -> PlatformDefinition:
+    where = {"": f"infranode.yaml:3 (platform_definitions.{name})"}
+    where.update({k: f"infranode.yaml:4 (platform_definitions.{name}.{k})" for k in body})
+    return PlatformDefinition(name=name, body=body, where=where, base_dir=base_dir)
+
+
+def test_override_a_builtin_key_by_key() -> None:
+    catalog = Catalog()
+    platform = catalog.define(
+        _defn(
+            "debian-12",
+            {
+                "image": "registry.local/debian:12",
+                "packages": ["curl"],
+                "env": {"LANG": "C.UTF-8"},
+                "capabilities": ["CAP_SYS_ADMIN", "net_admin"],
+                "tmpfs": {"/run": "rw,exec"},
+                "command": "/lib/systemd/systemd --log-level=debug",
+            },
+        )
+    )
+    assert catalog.get("debian-bookworm") is platform
+    assert platform.image == "registry.local/debian:12"
+    assert platform.packages == ("curl",)
+    assert platform.env == {"LANG": "C.UTF-8"}
+    assert platform.cap_add == ("SYS_ADMIN", "NET_ADMIN")
+    assert platform.tmpfs == {"/run": "rw,exec"}
+    assert platform.command == ("/lib/systemd/systemd", "--log-level=debug")
+    assert platform.prepare == catalog.get("debian-13").prepare
+    assert platform.source == "infranode.yaml:3 (platform_definitions.debian-12)"
+    assert len(catalog) == len(BUILTIN_PLATFORMS)
+
+
+def test_new_platform_from_a_base() -> None:
+    catalog = Catalog()
+    platform = catalog.define(
+        _defn("app-12", {"base": "debian-12", "packages": ["nginx"], "privileged": True})
+    )
+    assert platform.image == "debian:12"
+    assert platform.aliases == ()
+    assert platform.privileged is True
+    assert catalog.get("app-12") is platform
+    assert catalog.get("debian-12").packages == ()
+
+
+def test_new_platform_from_an_image() -> None:
+    platform = Catalog().define(_defn("corp-os", {"image": "corp/os:7", "package_manager": "dnf"}))
+    assert (platform.family, platform.init, platform.command) == ("rhel", "systemd", ("/sbin/init",))
+    assert "SYS_ADMIN" in platform.cap_add
+    assert any("dnf install" in step for step in platform.prepare)
+
+
+def test_new_platform_from_a_dockerfile(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    platform = Catalog().define(_defn("mine", {"dockerfile": "Dockerfile", "init": "none"}, str(tmp_path)))
+    assert platform.dockerfile == str(tmp_path / "Dockerfile")
+    assert platform.image == "infranode-base/mine:latest"
+    assert platform.command == ()
+    assert platform.prepare == ()
+
+
+def test_new_platform_bootstrapped() -> None:
+    platform = Catalog().define(
+        _defn("sid", {"bootstrap": {"suite": "sid", "mirror": "http://mirror.local/debian"}})
+    )
+    assert platform.bootstrap == Bootstrap("sid", "http://mirror.local/debian")
+    override = Catalog().define(_defn("debian-12", {"bootstrap": {"mirror": "http://m/debian"}}))
+    assert override.bootstrap == Bootstrap("bookworm", "http://m/debian")
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "message", "key"),
+    [
+        ("new-1", {"packages": ["x"]}, "is new and says nothing about its image", ""),
+        ("debian-12", {"imgae": "x"}, "unknown setting 'imgae'", "imgae"),
+        ("debian-12", {"packages": "a b"}, None, None),
+        (
+            "debian-12",
+            {"packages": {"a": 1}},
+            "`packages` of platform 'debian-12' must be a list",
+            "packages",
+        ),
+        ("debian-12", {"env": ["A=1"]}, "`env` of platform 'debian-12' must be a mapping", "env"),
+        ("debian-12", {"init": "upstart"}, "must be systemd, openrc or none", "init"),
+        ("debian-12", {"package_manager": "portage"}, "unknown package manager 'portage'", "package_manager"),
+        (
+            "debian-12",
+            {"privileged": "yes"},
+            "`privileged` of platform 'debian-12' must be true",
+            "privileged",
+        ),
+        (
+            "debian-12",
+            {"dockerfile": "nope/Dockerfile"},
+            "the Dockerfile of platform 'debian-12'",
+            "dockerfile",
+        ),
+        ("debian-12", {"base": "debain-12"}, "unknown platform 'debain-12'", "base"),
+        ("debian-12", {"bootstrap": {"suit": "x"}}, "unknown key 'suit' in `bootstrap`", "bootstrap"),
+        ("Bad Name", {"image": "x"}, "platform name 'Bad Name' is not allowed", ""),
+    ],
+)
+def test_definition_errors_name_file_and_line(
+    name: str, body: dict[str, object], message: str | None, key: str | None
+) -> None:
+    defn = _defn(name, body)
+    if message is None:
+        Catalog().define(defn)
+        return
+    checks_alone = "unknown setting" in message or "not allowed" in message
+    apply = check_definition if checks_alone else Catalog().define
+    with pytest.raises(SettingsError) as excinfo:
+        apply(defn)
+    assert message in str(excinfo.value)
+    assert excinfo.value.where == defn.at(key or "")
+    assert "infranode.yaml:" in excinfo.value.where
+
+
+def test_check_definition_accepts_a_valid_entry() -> None:
+    check_definition(_defn("app", {"base": "debian-12", "packages": ["curl"]}))
