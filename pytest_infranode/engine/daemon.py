@@ -277,18 +277,18 @@ def _wait_seconds(endpoint: Endpoint, wait: float | None, environ: Mapping[str, 
     return DEFAULT_WAIT.get(endpoint.scheme, 10.0)
 
 
-def _unix_failure(endpoint: Endpoint, ci: str, waited: float) -> DaemonError | None:
+def _unix_failure(endpoint: Endpoint, ci: str, started: float) -> DaemonError | None:
     facts = doctor.probe_socket(endpoint.socket_path)
     finding = doctor.verdict_socket(facts, endpoint.source, ci)
     if finding.status == "ok":
         return None
-    return finding.to_error(f"{endpoint.describe()}, waited {waited:.0f} s")
+    return finding.to_error(f"{endpoint.describe()}, waited {time.monotonic() - started:.1f} s")
 
 
-def _wait_for_unix(endpoint: Endpoint, deadline: float, waited: float, ci: str) -> None:
+def _wait_for_unix(endpoint: Endpoint, deadline: float, started: float, ci: str) -> None:
     """Wait for a socket that may appear (daemon starting); explain one that never answers."""
     while True:
-        problem = _unix_failure(endpoint, ci, waited)
+        problem = _unix_failure(endpoint, ci, started)
         if problem is None:
             return
         if problem.__class__.__name__ == "DaemonPermissionDenied" or time.monotonic() >= deadline:
@@ -296,8 +296,11 @@ def _wait_for_unix(endpoint: Endpoint, deadline: float, waited: float, ci: str) 
         time.sleep(0.25)
 
 
-def _wait_for_tcp(endpoint: Endpoint, deadline: float) -> None:
-    """Wait for the port to accept; stop early when waiting cannot help (DNS, the other port)."""
+def _wait_for_tcp(endpoint: Endpoint, deadline: float) -> float:
+    """Wait for the port to accept; stop early when waiting cannot help (DNS, the other port).
+
+    Returns the deadline left for the API itself (now, when waiting cannot help).
+    """
     sibling_checked = False
     while True:
         remaining = deadline - time.monotonic()
@@ -305,23 +308,23 @@ def _wait_for_tcp(endpoint: Endpoint, deadline: float) -> None:
             with socket.create_connection(
                 (endpoint.host, endpoint.port), timeout=max(0.5, min(3.0, remaining))
             ):
-                return
+                return deadline
         except socket.gaierror:
-            return  # diagnosed by the caller; a name does not appear by waiting
+            return time.monotonic()  # diagnosed by the caller; a name does not appear by waiting
         except ConnectionRefusedError:
             if not sibling_checked:
                 sibling_checked = True
                 other = doctor.sibling_port(endpoint.port)
                 if other is not None and doctor.probe_port(endpoint.host, other, timeout=1.0).answers:
-                    return
+                    return time.monotonic()
         except OSError:
             pass
         if time.monotonic() >= deadline:
-            return
+            return deadline
         time.sleep(0.25)
 
 
-def _tcp_failure(endpoint: Endpoint, exc: BaseException | None, ci: str, waited: float) -> DaemonError:
+def _tcp_failure(endpoint: Endpoint, exc: BaseException | None, ci: str, started: float) -> DaemonError:
     facts = doctor.probe_port(endpoint.host, endpoint.port)
     sibling = None
     other = doctor.sibling_port(endpoint.port)
@@ -337,7 +340,7 @@ def _tcp_failure(endpoint: Endpoint, exc: BaseException | None, ci: str, waited:
         sibling=sibling,
         now=time.time(),
     )
-    return finding.to_error(f"{endpoint.describe()}, waited {waited:.0f} s")
+    return finding.to_error(f"{endpoint.describe()}, waited {time.monotonic() - started:.1f} s")
 
 
 def connect(
@@ -356,37 +359,37 @@ def connect(
     env = os.environ if environ is None else environ
     ci = doctor.detect_ci(env)
     endpoint = resolve_endpoint(explicit, env)
-    waited = _wait_seconds(endpoint, wait, env)
-    deadline = time.monotonic() + waited
+    started = time.monotonic()
+    deadline = started + _wait_seconds(endpoint, wait, env)
     if endpoint.tls is not None:
         problem = doctor.verdict_tls_files(doctor.read_tls_files(endpoint.tls), ci, time.time())
         if problem is not None:
             raise problem.to_error(endpoint.describe())
     if endpoint.scheme == "unix":
-        _wait_for_unix(endpoint, deadline, waited, ci)
+        _wait_for_unix(endpoint, deadline, started, ci)
     elif endpoint.scheme == "tcp":
-        _wait_for_tcp(endpoint, deadline)
+        deadline = _wait_for_tcp(endpoint, deadline)
     client = _client(endpoint)
     try:
-        _ping(client, endpoint, deadline, waited, ci)
+        _ping(client, endpoint, deadline, started, ci)
         return client, _daemon_info(client, endpoint)
     except BaseException:
         client.close()
         raise
 
 
-def _ping(client: docker.DockerClient, endpoint: Endpoint, deadline: float, waited: float, ci: str) -> None:
+def _ping(client: docker.DockerClient, endpoint: Endpoint, deadline: float, started: float, ci: str) -> None:
     while True:
         try:
             client.ping()
             return
         except (requests.exceptions.SSLError, docker.errors.APIError) as exc:
-            raise _failure(endpoint, exc, ci, waited) from exc
+            raise _failure(endpoint, exc, ci, started) from exc
         except _MAYBE_STARTING as exc:
             if time.monotonic() < deadline and not _hopeless(exc):
                 time.sleep(0.25)
                 continue
-            raise _failure(endpoint, exc, ci, waited) from exc
+            raise _failure(endpoint, exc, ci, started) from exc
         except docker.errors.DockerException as exc:  # ssh transport problems and the like
             raise DaemonUnreachable(
                 f"the daemon at {endpoint.url} cannot be reached: {exc}",
@@ -401,16 +404,16 @@ def _hopeless(exc: BaseException) -> bool:
     return "NameResolutionError" in text or "gaierror" in text
 
 
-def _failure(endpoint: Endpoint, exc: BaseException, ci: str, waited: float) -> DaemonError:
+def _failure(endpoint: Endpoint, exc: BaseException, ci: str, started: float) -> DaemonError:
     if endpoint.scheme == "unix":
-        problem = _unix_failure(endpoint, ci, waited)
+        problem = _unix_failure(endpoint, ci, started)
         if problem is not None:
             return problem
     if endpoint.scheme == "tcp":
-        return _tcp_failure(endpoint, exc, ci, waited)
+        return _tcp_failure(endpoint, exc, ci, started)
     return DaemonUnreachable(
         f"the Docker daemon at {endpoint.url} does not answer: {doctor.error_chain(exc)}",
-        where=f"{endpoint.describe()}, waited {waited:.0f} s",
+        where=f"{endpoint.describe()}, waited {time.monotonic() - started:.1f} s",
         fix="start the daemon or correct DOCKER_HOST; `infranode doctor` explains more",
     )
 

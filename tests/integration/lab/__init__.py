@@ -1,0 +1,184 @@
+"""Throwaway daemon topologies for the integration tests: a second dockerd (plain or TLS) and
+openssl-made certificates.
+
+Rules learnt the hard way (see the project's daemon-topology notes), kept here on purpose:
+
+* a second dockerd must never run with ``--bridge=none``: at start-up it then deletes the
+  host's ``docker0``. Each lab daemon gets its own bridge, and iptables, masquerading and
+  ip-forwarding management are off, so it cannot touch the host daemon's network;
+* separate ``--data-root``, ``--exec-root``, ``--pidfile``, an empty ``--config-file`` (the
+  host's daemon.json may name sockets or a data root) and its own containerd namespaces
+  (a system containerd, if any, is shared);
+* it is stopped by the PID it wrote, never by name; mounts left under its roots are unmounted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class LabError(RuntimeError):
+    """A lab topology could not be set up (this machine lacks root, dockerd or openssl)."""
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise LabError(f"the daemon-topology tests need `{tool}` on PATH (apt-get install {tool})")
+    return path
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@dataclass
+class LabDaemon:
+    name: str
+    root: Path
+    port: int
+    bridge: str
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join((self.root / "dockerd.log").read_text().splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        with open("/proc/self/mounts", encoding="utf-8") as fh:
+            mounts = [line.split()[1] for line in fh if f" {self.root}/" in line]
+        for mount in sorted(mounts, reverse=True):
+            subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "del", self.bridge], check=False, capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_dockerd(
+    name: str, base: Path, port: int, gateway: str, extra: list[str], timeout: float = 60
+) -> LabDaemon:
+    """A second dockerd on 127.0.0.1:``port`` with its own roots and bridge ``inft-<name>``."""
+    if os.geteuid() != 0:
+        raise LabError("the daemon-topology tests start a second dockerd: run them as root (CI does)")
+    dockerd = need("dockerd")
+    need("ip")
+    if not port_is_free(port):
+        raise LabError(f"port {port} is taken: the lab daemon {name!r} cannot listen there")
+    root = base / name
+    (root / "data").mkdir(parents=True)
+    (root / "exec").mkdir()
+    (root / "daemon.json").write_text("{}\n")
+    bridge = f"inft-{name}"[:15]
+    lab = LabDaemon(name, root, port, bridge)
+    subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
+    for argv in (
+        ["ip", "link", "add", "name", bridge, "type", "bridge"],
+        ["ip", "addr", "add", gateway, "dev", bridge],
+        ["ip", "link", "set", bridge, "up"],
+    ):
+        subprocess.run(argv, check=True, capture_output=True)
+    argv = [
+        dockerd,
+        "--config-file", str(root / "daemon.json"),
+        "--data-root", str(root / "data"),
+        "--exec-root", str(root / "exec"),
+        "--pidfile", str(root / "dockerd.pid"),
+        "--containerd-namespace", f"inft-{name}",
+        "--containerd-plugins-namespace", f"inft-{name}-plugins",
+        "--bridge", bridge,
+        "--iptables=false", "--ip-masq=false", "--ip-forward=false",
+        "--cgroup-parent", f"inft-{name}",
+        "-H", f"tcp://127.0.0.1:{port}",
+        *extra,
+    ]  # fmt: skip
+    with open(root / "dockerd.log", "wb") as log:
+        lab.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while port_is_free(port):
+        if lab.process.poll() is not None or time.monotonic() > deadline:
+            tail = lab.log_tail()
+            lab.stop()
+            raise LabError(f"lab dockerd {name!r} did not start:\n{tail}")
+        time.sleep(0.05)
+    return lab
+
+
+@dataclass(frozen=True)
+class CertSet:
+    """A CA and, under ``client``/``server``, the ca.pem, cert.pem and key.pem of each side."""
+
+    root: Path
+
+    @property
+    def client(self) -> Path:
+        return self.root / "client"
+
+    @property
+    def server(self) -> Path:
+        return self.root / "server"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    result = subprocess.run([need("openssl"), *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LabError(f"openssl {' '.join(args)} failed: {result.stderr.strip()}")
+
+
+def make_certs(root: Path, cn: str = "infranode lab CA", client_days: int = 30) -> CertSet:
+    """Like docker:dind's /certs: a CA, a server cert for IP:127.0.0.1 and DNS:docker (not
+    localhost, on purpose), and a clientAuth client cert. ``client_days=-1`` makes it expired."""
+    for sub in ("ca", "server", "client"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    _openssl("genrsa", "-out", "ca/key.pem", "2048", cwd=root)
+    _openssl(
+        "req",
+        "-new",
+        "-x509",
+        "-days",
+        "30",
+        "-key",
+        "ca/key.pem",
+        "-subj",
+        f"/CN={cn}",
+        "-out",
+        "ca/cert.pem",
+        cwd=root,
+    )
+    for side, subject, ext, days in (
+        ("server", "/CN=docker", "subjectAltName=IP:127.0.0.1,DNS:docker\nextendedKeyUsage=serverAuth\n", 30),
+        ("client", "/CN=infranode lab client", "extendedKeyUsage=clientAuth\n", client_days),
+    ):
+        (root / side / "ext.cnf").write_text(ext)
+        _openssl("genrsa", "-out", f"{side}/key.pem", "2048", cwd=root)
+        _openssl(
+            "req", "-new", "-key", f"{side}/key.pem", "-subj", subject, "-out", f"{side}/csr.pem", cwd=root
+        )
+        _openssl(
+            "x509", "-req", "-days", str(days), "-in", f"{side}/csr.pem", "-CA", "ca/cert.pem",
+            "-CAkey", "ca/key.pem", "-CAcreateserial", "-extfile", f"{side}/ext.cnf",
+            "-out", f"{side}/cert.pem",
+            cwd=root,
+        )  # fmt: skip
+        shutil.copy(root / "ca" / "cert.pem", root / side / "ca.pem")
+        os.chmod(root / side / "key.pem", 0o600)
+    return CertSet(root)
