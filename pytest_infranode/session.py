@@ -28,6 +28,7 @@ from pytest_infranode.node import Node
 from pytest_infranode.node import container_name
 from pytest_infranode.platforms import Catalog
 from pytest_infranode.platforms import Platform
+from pytest_infranode.platforms import PlatformDefinition
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import MaskingSink
 from pytest_infranode.provisioners.base import OutputSink
@@ -56,11 +57,16 @@ class Target:
         return f"{self.platform.name}/{self.node}"
 
 
-def build_catalog(contributions: list[list[Platform] | None]) -> Catalog:
+def build_catalog(
+    contributions: list[list[Platform] | None], definitions: tuple[PlatformDefinition, ...] = ()
+) -> Catalog:
+    """Built-ins, then what plugins add, then ``platform_definitions:`` (which may override)."""
     catalog = Catalog()
     for platforms in contributions:
         for platform in platforms or []:
             catalog.add(platform, source="a pytest_infranode_add_platforms hook")
+    for definition in definitions:
+        catalog.define(definition)
     return catalog
 
 
@@ -105,7 +111,7 @@ class InfraSession:
         self.log_dir = log_dir
         self.say = say
         self.session_id = labels.new_session_id()
-        self.catalog = build_catalog(hook.pytest_infranode_add_platforms())
+        self.catalog = build_catalog(hook.pytest_infranode_add_platforms(), settings.platform_definitions)
         self.platforms: list[Platform] = self.catalog.select(
             settings.platforms, where=settings.platforms_source
         )

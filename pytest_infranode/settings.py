@@ -24,6 +24,8 @@ from typing import get_args
 import yaml
 
 from pytest_infranode.errors import SettingsError
+from pytest_infranode.platforms import PlatformDefinition
+from pytest_infranode.platforms import check_definition
 from pytest_infranode.platforms import split_names
 
 if sys.version_info >= (3, 11):
@@ -35,7 +37,20 @@ KeepPolicy = Literal["never", "failure", "always"]
 KEEP_CHOICES: tuple[str, ...] = get_args(KeepPolicy)
 
 CONFIG_NAMES = ("infranode.yaml", "infranode.yml")
-YAML_KEYS = ("platforms", "provisioner", "keep", "docker_host", "boot_timeout", "converge_timeout", "nodes")
+YAML_KEYS = (
+    "platforms",
+    "provisioner",
+    "keep",
+    "docker_host",
+    "boot_timeout",
+    "converge_timeout",
+    "nodes",
+    "platform_definitions",
+    "registry_mirror",
+    "pull",
+)
+PullPolicy = Literal["missing", "always", "never"]
+PULL_CHOICES: tuple[str, ...] = get_args(PullPolicy)
 NODE_KEYS = ("provisioner", "groups", "ports", "env", "capabilities", "depends_on", "side_effect")
 DEFAULT_BOOT_TIMEOUT = 120.0
 DEFAULT_CONVERGE_TIMEOUT = 3600.0
@@ -118,6 +133,12 @@ class Settings:
     platforms_source: str = "default"
     nodes: tuple[NodeConfig, ...] = ()
     """The named nodes of ``nodes:``, in file order; empty: one unnamed node per platform."""
+    platform_definitions: tuple[PlatformDefinition, ...] = ()
+    """Platforms added or overridden in ``platform_definitions:`` (applied to the catalog)."""
+    registry_mirror: str = ""
+    """Docker Hub images are pulled through this registry (``mirror.gcr.io``) when set."""
+    pull: PullPolicy = "missing"
+    """Pull base images when missing (default), always, or never."""
 
     @property
     def enabled(self) -> bool:
@@ -359,6 +380,9 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
         config_file=config_path,
         platforms_source=platforms_source,
         nodes=_nodes_from(data["nodes"], source, base_dir) if "nodes" in data else (),
+        platform_definitions=_platform_definitions_from(data.get("platform_definitions"), source, base_dir),
+        registry_mirror=_registry_mirror(data.get("registry_mirror"), source),
+        pull=_pull(data.get("pull", "missing"), source),
     )
 
 
@@ -470,3 +494,53 @@ def converge_order(nodes: Mapping[str, NodeConfig], source: Source = Source()) -
     for name in nodes:
         visit(name)
     return order
+
+
+def _platform_definitions_from(value: Any, source: Source, base_dir: Path) -> tuple[PlatformDefinition, ...]:
+    """``platform_definitions:`` → checked definitions, each knowing the file:line of its keys."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise SettingsError(
+            "`platform_definitions` must be a mapping of platform names to their settings",
+            where=source.where("platform_definitions"),
+            fix="write `platform_definitions: {debian-12: {packages: [curl]}}`",
+        )
+    found = []
+    for name, body in value.items():
+        key = f"platform_definitions.{name}"
+        body = body if body is not None else {}
+        if not isinstance(body, dict):
+            raise SettingsError(
+                f"platform {name!r} must be a mapping of settings",
+                where=source.where(key),
+                fix=f"write `{name}: {{image: REFERENCE}}` or `{name}: {{base: debian-12}}`",
+            )
+        where = {"": source.where(key)}
+        where.update({str(k): source.where(f"{key}.{k}") for k in body})
+        defn = PlatformDefinition(name=str(name), body=body, where=where, base_dir=str(base_dir))
+        check_definition(defn)
+        found.append(defn)
+    return tuple(found)
+
+
+def _registry_mirror(value: Any, source: Source) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or "://" in value or not value.strip("/"):
+        raise SettingsError(
+            f"`registry_mirror` must be a registry host (and path), not {value!r}",
+            where=source.where("registry_mirror"),
+            fix="write `registry_mirror: mirror.gcr.io` or `registry_mirror: registry.corp:5000/dockerhub`",
+        )
+    return value.strip("/")
+
+
+def _pull(value: Any, source: Source) -> PullPolicy:
+    if value not in PULL_CHOICES:
+        raise SettingsError(
+            f"pull must be one of {', '.join(PULL_CHOICES)}, not {value!r}",
+            where=source.where("pull"),
+            fix="write `pull: missing` (the default), `always` or `never`",
+        )
+    return cast(PullPolicy, value)

@@ -17,6 +17,9 @@ from pytest_infranode.platforms import PlatformDefinition
 from pytest_infranode.platforms import check_definition
 from pytest_infranode.platforms import install_command
 from pytest_infranode.platforms import split_names
+from pytest_infranode.session import build_catalog
+from pytest_infranode.settings import RawOptions
+from pytest_infranode.settings import build_settings
 
 
 @pytest.mark.parametrize(
@@ -387,3 +390,55 @@ def test_definition_errors_name_file_and_line(
 
 def test_check_definition_accepts_a_valid_entry() -> None:
     check_definition(_defn("app", {"base": "debian-12", "packages": ["curl"]}))
+
+
+def test_platform_definitions_from_infranode_yaml(tmp_path: Path) -> None:
+    (tmp_path / "infranode.yaml").write_text(
+        "platforms: [app-12]\n"
+        "registry_mirror: mirror.gcr.io/\n"
+        "platform_definitions:\n"
+        "  debian-12:\n"
+        "    packages: [curl]\n"
+        "  app-12:\n"
+        "    base: debian-12\n"
+        "    env: {APP: '1'}\n"
+    )
+    settings = build_settings(RawOptions(), tmp_path)
+    assert settings.registry_mirror == "mirror.gcr.io"
+    assert settings.pull == "missing"
+    assert [d.name for d in settings.platform_definitions] == ["debian-12", "app-12"]
+    catalog = build_catalog([], settings.platform_definitions)
+    assert catalog.get("debian-12").packages == ("curl",)
+    app = catalog.get("app-12")
+    assert app.packages == ("curl",)  # based on the overridden debian-12
+    assert app.env == {"APP": "1"}
+    assert app.source == f"{tmp_path / 'infranode.yaml'}:6 (platform_definitions.app-12)"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message", "line"),
+    [
+        ("platform_definitions:\n  debian-12:\n    pakages: [x]\n", "unknown setting 'pakages'", 3),
+        ("platform_definitions: [debian-12]\n", "`platform_definitions` must be a mapping", 1),
+        ("platform_definitions:\n  x-1:\n    env: [a]\n", "`env` of platform 'x-1' must be a mapping", 3),
+        ("pull: sometimes\n", "pull must be one of missing, always, never", 1),
+        ("registry_mirror: https://mirror\n", "`registry_mirror` must be a registry host", 1),
+    ],
+)
+def test_platform_settings_errors_name_the_line(
+    tmp_path: Path, yaml_text: str, message: str, line: int
+) -> None:
+    (tmp_path / "infranode.yaml").write_text(yaml_text)
+    with pytest.raises(SettingsError) as excinfo:
+        build_settings(RawOptions(), tmp_path)
+    assert message in str(excinfo.value)
+    assert f"infranode.yaml:{line}" in excinfo.value.where
+
+
+def test_definition_with_unknown_base_fails_when_the_catalog_is_built(tmp_path: Path) -> None:
+    (tmp_path / "infranode.yaml").write_text("platform_definitions:\n  app:\n    base: debain-12\n")
+    settings = build_settings(RawOptions(), tmp_path)
+    with pytest.raises(UnknownPlatform) as excinfo:
+        build_catalog([], settings.platform_definitions)
+    assert "infranode.yaml:3" in excinfo.value.where
+    assert "did you mean 'debian-12'?" in str(excinfo.value)
