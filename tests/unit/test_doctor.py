@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import errno
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from pytest_infranode.engine import doctor
 from pytest_infranode.engine.api import DaemonInfo
+from pytest_infranode.engine.daemon import resolve_endpoint
 from pytest_infranode.engine.doctor import CertInfo
 from pytest_infranode.engine.doctor import Finding
 from pytest_infranode.engine.doctor import PortFacts
@@ -371,3 +374,59 @@ def test_render_text_and_json() -> None:
     assert data["ok"] is False
     assert data["ci"] == "gitlab"
     assert data["checks"][1]["evidence"] == ["getaddrinfo: x"]
+
+
+# --- CI templates: they parse, run the doctor first, and set up a topology the lab tests prove --
+
+CI_DIR = Path(__file__).parents[2] / "ci"
+TEMPLATES = [
+    "github-actions.yml",
+    "gitlab-ci.yml",
+    "circleci.yml",
+    "bitbucket-pipelines.yml",
+    "azure-pipelines.yml",
+    "travis.yml",
+    "Jenkinsfile",
+]
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_ci_template_runs_the_doctor_then_the_suite(name: str) -> None:
+    text = (CI_DIR / name).read_text()
+    if name.endswith(".yml"):
+        assert isinstance(yaml.safe_load(text), dict)
+    doctor_at = text.index("doctor --platform debian-12")
+    suite_at = text.index("pytest --infra-platform=debian-12")
+    assert doctor_at < suite_at
+    assert "Docker access:" in text.splitlines()[0] + text.splitlines()[1]
+
+
+def test_every_detected_ci_has_a_template() -> None:
+    assert len(TEMPLATES) == len(doctor.CI_SERVICES)
+
+
+def test_gitlab_template_is_the_tls_lab_topology(tmp_path: Path) -> None:
+    """The GitLab variables resolve to what the TLS lab test proves: tcp + TLS files in one dir,
+    a host name ('docker') that the dind-like server certificate carries."""
+    job = yaml.safe_load((CI_DIR / "gitlab-ci.yml").read_text())["infra"]
+    assert {"name": "docker:dind", "alias": "docker"} in job["services"]
+    env = {k: str(v) for k, v in job["variables"].items()}
+    assert env["DOCKER_CERT_PATH"] == env["DOCKER_TLS_CERTDIR"] + "/client"
+    endpoint = resolve_endpoint(None, {**env, "GITLAB_CI": "true"}, home=str(tmp_path))
+    assert (endpoint.scheme, endpoint.host, endpoint.port) == ("tcp", "docker", 2376)
+    assert endpoint.tls is not None
+    assert endpoint.tls.cert_dir == "/certs/client"
+    assert doctor.host_matches(endpoint.host, ("IP:127.0.0.1", "DNS:docker"))  # the lab's server SAN
+    assert doctor.sibling_port(2375) == endpoint.port
+
+
+def test_bitbucket_and_socket_templates_are_lab_topologies(tmp_path: Path) -> None:
+    # Bitbucket sets DOCKER_HOST itself: plain TCP, the lab's plain dockerd topology.
+    bitbucket = resolve_endpoint(None, {"DOCKER_HOST": "tcp://localhost:2375"}, home=str(tmp_path))
+    assert (bitbucket.scheme, bitbucket.tls) == ("tcp", None)
+    step = yaml.safe_load((CI_DIR / "bitbucket-pipelines.yml").read_text())["pipelines"]["default"][0]["step"]
+    assert step["services"] == ["docker"]
+    circle = yaml.safe_load((CI_DIR / "circleci.yml").read_text())["jobs"]["infra"]
+    assert "machine" in circle
+    for name in ("github-actions.yml", "azure-pipelines.yml", "travis.yml", "circleci.yml"):
+        assert "DOCKER_HOST" not in (CI_DIR / name).read_text().split("\n", 5)[-1]
