@@ -7,6 +7,7 @@ import importlib
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from collections.abc import Generator
 from pathlib import Path
 from types import FrameType
@@ -96,6 +97,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "infra_converge_timeout", "Seconds a converge may take (like --infra-converge-timeout)", default=""
     )
+    group.addoption(
+        "--infra-idempotence",
+        dest="infra_idempotence",
+        action="store_const",
+        const=True,
+        default=None,
+        help="Converge each node a second time and fail its tests if anything changed; default: off",
+    )
+    parser.addini(
+        "infra_idempotence",
+        "Check that a second converge changes nothing (like --infra-idempotence)",
+        default="",
+    )
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -117,6 +131,8 @@ def _raw_options(config: pytest.Config) -> RawOptions:
         ini_boot_timeout=str(config.getini("infra_boot_timeout")) or None,
         cli_converge_timeout=config.getoption("infra_converge_timeout"),
         ini_converge_timeout=str(config.getini("infra_converge_timeout")) or None,
+        cli_idempotence=config.getoption("infra_idempotence"),
+        ini_idempotence=str(config.getini("infra_idempotence")) or None,
     )
 
 
@@ -165,6 +181,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
     try:
         session = InfraSession(settings, config.hook, log_dir=cache_dir, say=say)
+        if config.getoption("capture") == "no" or config.getoption("verbose") > 0:
+            session.echo_line = _echo_line(config)
         session.check_provisioner()
     except InfranodeError as err:
         raise pytest.UsageError(str(err)) from None
@@ -172,6 +190,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, PLUGIN_NAME)
     config.pluginmanager.register(_HostOverride(), "infranode-host")
     _install_sigterm(config)
+
+
+def _echo_line(config: pytest.Config) -> Callable[[str], None]:
+    """Show converge output live (under -s or -v), outside output capture."""
+
+    def echo(line: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        capman = config.pluginmanager.get_plugin("capturemanager")
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+            reporter.ensure_newline()
+            reporter.write_line(line)
+
+    return echo
 
 
 def _install_sigterm(config: pytest.Config) -> None:

@@ -6,6 +6,7 @@ import difflib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from pytest_infranode.engine import Engine
 from pytest_infranode.engine.containers import create_kwargs
 from pytest_infranode.errors import ConvergeError
 from pytest_infranode.errors import InfranodeError
+from pytest_infranode.errors import InfranodeWarning
 from pytest_infranode.errors import NodeError
 from pytest_infranode.errors import PluginError
 from pytest_infranode.errors import SettingsError
@@ -35,6 +37,7 @@ from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.base import mask
 from pytest_infranode.provisioners.base import secret_values
+from pytest_infranode.provisioners.streaming import LineEcho
 from pytest_infranode.settings import NodeConfig
 from pytest_infranode.settings import ProvisionerConfig
 from pytest_infranode.settings import Settings
@@ -110,6 +113,8 @@ class InfraSession:
         self.hook = hook
         self.log_dir = log_dir
         self.say = say
+        self.echo_line: Callable[[str], None] | None = None
+        """Set by the plugin under -s/-v: converge output is shown line by line as it comes."""
         self.session_id = labels.new_session_id()
         self.catalog = build_catalog(hook.pytest_infranode_add_platforms(), settings.platform_definitions)
         self.platforms: list[Platform] = self.catalog.select(
@@ -361,10 +366,13 @@ class InfraSession:
         secrets = secret_values(config.options.get("secret_env"), os.environ)
         # The log may hold what a provisioner printed about the machine: readable by us only.
         with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as log_file:
+            echo = self._echo(node)
 
             def write(chunk: bytes) -> None:
                 log_file.write(chunk)
                 log_file.flush()
+                if echo is not None:
+                    echo(chunk)
 
             output = MaskingSink(write, secrets)
 
@@ -384,6 +392,8 @@ class InfraSession:
             finally:
                 timer.cancel()
                 output.flush()
+                if echo is not None:
+                    echo.flush()
         node.converge_log = str(log_path)
         node.timings["converge"] = time.monotonic() - started
         if result is None or not result.ok or node.timed_out:
@@ -407,8 +417,84 @@ class InfraSession:
             )
             self._failed(node)
             raise err
+        if self.settings.idempotence:
+            self._check_idempotence(node, provisioner, config, log_path, secrets)
         node.state = "converged"
         self.hook.pytest_infranode_after_converge(node=node, result=result)
+
+    def _echo(self, node: Node) -> LineEcho | None:
+        if self.echo_line is None:
+            return None
+        return LineEcho(self.echo_line, f"  {node.short_name or node.platform.name} | ")
+
+    def _check_idempotence(
+        self,
+        node: Node,
+        provisioner: Provisioner,
+        config: ProvisionerConfig,
+        log_path: Path,
+        secrets: list[str],
+    ) -> None:
+        """Converge a second time; fail the node if that changed anything, showing what."""
+        self.say(f"{node.platform.name}: converging {node.name} again to check idempotence")
+        started = time.monotonic()
+        with open(log_path, "ab") as log_file:
+            echo = self._echo(node)
+
+            def write(chunk: bytes) -> None:
+                log_file.write(chunk)
+                log_file.flush()
+                if echo is not None:
+                    echo(chunk)
+
+            output = MaskingSink(write, secrets)
+            output(b"\n--- infranode: second converge (idempotence check) ---\n")
+            try:
+                result: ConvergeResult | None = self.hook.pytest_infranode_converge(
+                    node=node, provisioner=provisioner, config=config, output=output
+                )
+            finally:
+                output.flush()
+                if echo is not None:
+                    echo.flush()
+        node.timings["idempotence"] = time.monotonic() - started
+        where = f"{node.where}; full log: {log_path}"
+        if result is None or not result.ok:
+            node.state = "failed"
+            err = ConvergeError(
+                f"the second converge of {node.name} (idempotence check) failed: the "
+                f"{provisioner.name} provisioner exited with status {result.exit_status if result else None}",
+                where=where,
+                fix="a converge must succeed when run again on a converged node; keep the node for a "
+                "look with --infra-keep=failure",
+                exit_status=result.exit_status if result else None,
+                log_tail=mask(result.tail(), secrets) if result else "",
+            )
+            self._failed(node)
+            raise err
+        if result.changed is None:
+            warnings.warn(
+                InfranodeWarning(
+                    f"--infra-idempotence: the {provisioner.name} provisioner cannot tell whether a "
+                    f"converge changed anything, so {node.name} was converged twice but not checked"
+                ),
+                stacklevel=1,
+            )
+            return
+        if result.changed:
+            node.state = "failed"
+            changes = [mask(c, secrets) for c in result.changes] or ["(the provisioner did not say what)"]
+            err = ConvergeError(
+                f"{node.name} is not idempotent: the second converge with {provisioner.name} changed "
+                + (f"{len(result.changes)} thing(s)" if result.changes else "something"),
+                where=where,
+                fix="make the converge idempotent (a task that always reports a change, a file "
+                "rewritten every run …), or drop --infra-idempotence",
+                exit_status=result.exit_status,
+            )
+            err.detail = "--- what the second converge changed ---\n" + "\n".join(changes)
+            self._failed(node)
+            raise err
 
     def _converge_timed_out(self, node: Node) -> None:
         node.timed_out = True

@@ -45,6 +45,7 @@ YAML_KEYS = (
     "boot_timeout",
     "converge_timeout",
     "nodes",
+    "idempotence",
     "platform_definitions",
     "registry_mirror",
     "pull",
@@ -133,6 +134,8 @@ class Settings:
     platforms_source: str = "default"
     nodes: tuple[NodeConfig, ...] = ()
     """The named nodes of ``nodes:``, in file order; empty: one unnamed node per platform."""
+    idempotence: bool = False
+    """Converge each node a second time and fail its tests if that changed anything."""
     platform_definitions: tuple[PlatformDefinition, ...] = ()
     """Platforms added or overridden in ``platform_definitions:`` (applied to the catalog)."""
     registry_mirror: str = ""
@@ -162,6 +165,8 @@ class RawOptions:
     ini_boot_timeout: str | None = None
     cli_converge_timeout: float | None = None
     ini_converge_timeout: str | None = None
+    cli_idempotence: bool | None = None
+    ini_idempotence: str | None = None
 
 
 def find_config_file(rootdir: Path, explicit: str | None) -> Path | None:
@@ -283,6 +288,19 @@ def _timeout(value: Any, where: str, what: str = "boot timeout") -> float:
     return number
 
 
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _flag(value: Any, where: str, example: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise SettingsError(f"expected true or false, not {value!r}", where=where, fix=f"write `{example}`")
+
+
 def _keep(value: Any, where: str) -> KeepPolicy:
     if value not in KEEP_CHOICES:
         raise SettingsError(
@@ -370,7 +388,17 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
     else:
         converge_timeout = DEFAULT_CONVERGE_TIMEOUT
 
+    if raw.cli_idempotence is not None:
+        idempotence = raw.cli_idempotence
+    elif raw.ini_idempotence:
+        idempotence = _flag(raw.ini_idempotence, "infra_idempotence (ini)", "infra_idempotence = true")
+    elif "idempotence" in data:
+        idempotence = _flag(data["idempotence"], source.where("idempotence"), "idempotence: true")
+    else:
+        idempotence = False
+
     return Settings(
+        idempotence=idempotence,
         platforms=tuple(platforms),
         provisioner=provisioner,
         keep=keep,

@@ -19,7 +19,8 @@ Options (under ``provisioner:`` in infranode.yaml)::
 
 No sshd and no docker CLI: the inventory uses the ``infranode`` connection plugin shipped in
 ``ansible_plugins/connection/``, which runs commands and copies files through pytest-infranode's
-engine (the Docker SDK). The inventory host is named after the platform (``debian-12``).
+engine (the Docker SDK). The inventory host is named after the platform (``debian-12``), or
+after the node for named nodes (``nodes: {web: …}``); ``host_vars`` are keyed by that name.
 
 "Changed" is Ansible's own: a task reported ``changed``. The ``infranode_changes`` callback
 records each changed task; a node's second converge (the idempotence check) runs with
@@ -121,8 +122,9 @@ def inventory(
     user (root) and makes the node ready for them (users, sudo rules).
     """
     opts = _options(config)
-    host = node.platform.name
-    names = {host, node.platform.family, *node.platform.aliases, "all"}
+    # Named nodes (``nodes:``) are inventory hosts by their short name; else the platform's.
+    host = getattr(node, "short_name", "") or node.platform.name
+    names = {host, node.platform.name, node.platform.family, *node.platform.aliases, "all"}
     hostvars: dict[str, Any] = {
         "ansible_connection": "infranode",
         "ansible_host": node.container_id,

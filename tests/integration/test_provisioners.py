@@ -16,12 +16,76 @@ from tests.integration.conftest import copy_example
 Run = Callable[..., InfraRun]
 
 
-def test_ansible_example_converges_through_the_docker_api(pytester: pytest.Pytester, infra_run: Run) -> None:
+def test_ansible_example_converges_idempotently_through_the_docker_api(
+    pytester: pytest.Pytester, infra_run: Run
+) -> None:
     copy_example(pytester, "ansible")
-    run = infra_run("-v")
+    run = infra_run("-v", "--infra-idempotence")
     run.result.assert_outcomes(passed=10)
     run.result.stdout.fnmatch_lines(
-        ["*provisioner ansible*", "*test_header_uses_host_vars[[]debian-12[]] PASSED*"]
+        [
+            "*provisioner ansible*",
+            # -v shows the converge output live, line by line, prefixed with the platform
+            "  debian-12 | TASK [[]web : Install nginx and curl[]] **",
+            "  debian-12 | changed: [[]debian-12[]]",
+            "*converging * again to check idempotence*",
+            "  debian-12 | --- infranode: second converge (idempotence check) ---",
+            "  debian-12 | * --diff *",
+            "  debian-12 | debian-12 * changed=0 *",
+            "*test_header_uses_host_vars[[]debian-12[]] PASSED*",
+        ]
+    )
+
+
+NOT_IDEMPOTENT = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Stamp a random value
+      ansible.builtin.copy:
+        dest: /etc/stamp
+        content: "{{ 999999999 | random }}\\n"
+    - name: Stable file
+      ansible.builtin.copy:
+        dest: /etc/stable
+        content: "same\\n"
+"""
+
+
+def test_non_idempotent_playbook_fails_with_the_changed_task_and_its_diff(
+    pytester: pytest.Pytester, infra_run: Run
+) -> None:
+    pytester.makefile(".yaml", infranode="provisioner: {name: ansible, playbook: site.yml}\n")
+    pytester.makefile(".yml", site=NOT_IDEMPOTENT)
+    pytester.makepyfile("def test_stamped(host):\n    assert host.file('/etc/stamp').exists\n")
+    run = infra_run("--infra-platform=debian-12", "--infra-idempotence")
+    run.result.assert_outcomes(errors=1)
+    run.result.stdout.fnmatch_lines(
+        [
+            "*is not idempotent: the second converge with ansible changed 1 thing(s)*",
+            "--- what the second converge changed ---",
+            "changed: Stamp a random value (ansible.builtin.copy)",
+            "--- before: /etc/stamp",
+            "+++ after: /etc/stamp",
+        ]
+    )
+    run.result.stdout.no_fnmatch_line("changed: Stable file*")
+
+
+def test_shell_cannot_tell_so_idempotence_warns_and_passes(pytester: pytest.Pytester, infra_run: Run) -> None:
+    pytester.makefile(".yaml", infranode="provisioner: {name: shell, inline: [echo ran >> /etc/runs]}\n")
+    # This project runs its tests with warnings as errors; the inner session shows them instead.
+    pytester.makeini("[pytest]\nfilterwarnings = default::pytest_infranode.errors.InfranodeWarning\n")
+    pytester.makepyfile(
+        """
+        def test_converged_twice(host):
+            assert host.file("/etc/runs").content_string == "ran\\nran\\n"
+        """
+    )
+    run = infra_run("--infra-platform=debian-12", "--infra-idempotence")
+    run.result.assert_outcomes(passed=1, warnings=1)
+    run.result.stdout.fnmatch_lines(
+        ["*the shell provisioner cannot tell whether a converge changed anything*"]
     )
 
 
