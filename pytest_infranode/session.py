@@ -289,7 +289,9 @@ class InfraSession:
         config = self.node_configs[target.node]
         engine = self.connect()
         started = time.monotonic()
-        image, cached = engine.prepared_image(platform, self.say)
+        image, cached = engine.prepared_image(
+            platform, self.say, registry_mirror=self.settings.registry_mirror, pull=self.settings.pull
+        )
         self._start_watchdog()
         node = Node(
             engine,

@@ -14,6 +14,7 @@ from typing import final
 import docker
 import docker.errors
 
+from pytest_infranode.engine import bootstrap as _bootstrap
 from pytest_infranode.engine import daemon as _daemon
 from pytest_infranode.engine import images as _images
 from pytest_infranode.engine._translate import retrying
@@ -80,10 +81,35 @@ class Engine:
         return translate(action, where=where, endpoint=self.info.endpoint)
 
     # images
-    def prepared_image(self, platform: Platform, say: Callable[[str], None]) -> tuple[str, bool]:
+    def prepared_image(
+        self,
+        platform: Platform,
+        say: Callable[[str], None],
+        *,
+        registry_mirror: str = "",
+        pull: str = "missing",
+    ) -> tuple[str, bool]:
         """The platform's prepared image id, built once per recipe; and whether it was cached."""
         with self._translate("preparing the image", f"platform {platform.name}"):
-            return _images.ensure_prepared(self._client, platform, self.info.endpoint, say)
+            return _images.ensure_prepared(
+                self._client, platform, self.info.endpoint, say, mirror=registry_mirror, pull_policy=pull
+            )
+
+    def bootstrap_image(
+        self, platform: Platform, tag: str, say: Callable[[str], None], *, mirror: str = ""
+    ) -> str:
+        """Make ``tag`` with debootstrap on this machine from the platform's recipe."""
+        with self._translate("bootstrapping the image", f"platform {platform.name}"):
+            return _bootstrap.make_image(self._client, platform, tag, say=say, mirror=mirror)
+
+    def list_images(self, label: str) -> list[dict[str, Any]]:
+        """Images carrying ``label`` (``key`` or ``key=value``)."""
+        with self._translate("listing images", "images"):
+            return list(self._client.api.images(filters={"label": label}))
+
+    def remove_image(self, image_id: str) -> None:
+        with self._translate("removing an image", f"image {image_id[:19]}"):
+            self._client.api.remove_image(image_id)
 
     def has_image(self, reference: str) -> bool:
         """Whether the daemon has ``reference`` locally (nothing is pulled)."""

@@ -13,17 +13,22 @@ import json
 import logging
 import shlex
 import tarfile
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from typing import Literal
 
 import docker
 import docker.errors
 import requests.exceptions
+import tenacity
 
 from pytest_infranode import labels
-from pytest_infranode.engine._translate import retrying
+from pytest_infranode.engine import bootstrap as _bootstrap
 from pytest_infranode.errors import ImageError
 from pytest_infranode.platforms import Platform
+from pytest_infranode.platforms import install_command
 
 log = logging.getLogger("pytest_infranode.engine")
 
@@ -34,8 +39,11 @@ RECIPE_VERSION = "1"
 def render_dockerfile(platform: Platform) -> str:
     """The Dockerfile of a platform's prepared image. Pure."""
     lines = [f"FROM {platform.image}"]
-    if platform.prepare:
-        script = " && \\\n    ".join(platform.prepare)
+    steps = list(platform.prepare)
+    if platform.packages:
+        steps.append(install_command(platform.package_manager, platform.packages))
+    if steps:
+        script = " && \\\n    ".join(steps)
         lines.append(f"RUN set -e; \\\n    {script}")
     if platform.init == "systemd":
         lines.append("ENV container=docker")
@@ -69,34 +77,255 @@ def _context_tar(dockerfile: str) -> io.BytesIO:
     return buf
 
 
-def base_image_id(
-    client: docker.DockerClient, platform: Platform, endpoint: str, say: Callable[[str], None]
+PullProblem = Literal["dns", "refused", "auth", "not-found", "rate-limited", "transient", "other"]
+
+_PULL_PATTERNS: tuple[tuple[PullProblem, tuple[str, ...]], ...] = (
+    ("rate-limited", ("toomanyrequests", "429 too many requests", "rate limit")),
+    ("auth", ("unauthorized", "401 unauthorized", "authentication required", "denied: requested access")),
+    (
+        "not-found",
+        ("manifest unknown", "not found", "pull access denied", "repository does not exist", "no such image"),
+    ),
+    ("dns", ("no such host", "name resolution", "server misbehaving", "name or service not known")),
+    ("refused", ("connection refused",)),
+    (
+        "transient",
+        (
+            "i/o timeout",
+            "tls handshake timeout",
+            "context deadline exceeded",
+            "connection reset",
+            "500 internal server error",
+            "502 bad gateway",
+            "503 service unavailable",
+            "504 gateway timeout",
+            "unexpected eof",
+            "timeout",
+        ),
+    ),
+)
+
+_PLAIN_WORDS: dict[PullProblem, str] = {
+    "dns": "the registry's host name does not resolve (no network, or no registry for this name here)",
+    "refused": "nothing answers at the registry's address (registry stopped, or wrong port)",
+    "auth": "the registry refused the credentials (401): log in, or the image is private",
+    "not-found": "the registry has no such image or tag (404)",
+    "rate-limited": "the registry rate-limited this machine (429 Too Many Requests)",
+    "transient": "the registry failed or timed out",
+    "other": "the pull failed",
+}
+
+
+def pull_problem(message: str) -> PullProblem:
+    """What a daemon's pull error message means, in one word. Pure."""
+    text = message.lower()
+    for problem, needles in _PULL_PATTERNS:
+        if any(n in text for n in needles):
+            return problem
+    return "other"
+
+
+def _retry_pull(exc: BaseException) -> bool:
+    """429, 5xx, timeouts and a registry not answering yet are worth another try; the rest not."""
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        return True
+    if isinstance(exc, docker.errors.APIError):
+        return pull_problem(str(exc.explanation or exc)) in ("rate-limited", "transient", "refused")
+    return False
+
+
+def mirrored(reference: str, mirror: str) -> str:
+    """``debian:12`` pulled through ``mirror`` (``mirror.gcr.io/library/debian:12``). Pure.
+
+    Only Docker Hub references are rewritten; ``quay.io/...`` and other registries are not.
+    """
+    if not mirror:
+        return reference
+    first, sep, rest = reference.partition("/")
+    explicit_registry = bool(sep) and ("." in first or ":" in first or first == "localhost")
+    if explicit_registry and first not in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+        return reference
+    path = rest if explicit_registry else reference
+    if "/" not in path:
+        path = f"library/{path}"
+    return f"{mirror.rstrip('/')}/{path}"
+
+
+def _split_tag(reference: str) -> tuple[str, str]:
+    repo, _, tag = reference.rpartition(":")
+    if not repo or "/" in tag:
+        return reference, "latest"
+    return repo, tag
+
+
+def pull(
+    client: docker.DockerClient,
+    reference: str,
+    *,
+    mirror: str,
+    endpoint: str,
+    say: Callable[[str], None],
+    attempts: int = 4,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """The id of the platform's base image: present on the daemon, else pulled."""
+    """Pull ``reference`` (through ``mirror``), tag it as ``reference``, return its id.
+
+    :raises ImageError: in plain words: DNS, refused, 401, 404, 429 after retries.
+    """
+    source = mirrored(reference, mirror)
+    say(f"{reference}: pulling {source}" + (f" (registry mirror {mirror})" if source != reference else ""))
+    retryer = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_retry_pull),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=1, max=8),
+        before_sleep=lambda rs: (
+            say(f"{source}: pull failed ({rs.outcome.exception()}); retrying")
+            if rs.outcome is not None
+            else None
+        ),
+        reraise=True,
+        sleep=sleep,
+    )
+    repo, tag = _split_tag(source)
     try:
-        return str(client.images.get(platform.image).id)
-    except docker.errors.ImageNotFound:
-        pass
-    say(f"{platform.image}: not on the daemon, pulling")
-    try:
-        image = retrying(client.images.pull, platform.image)
+        image: Any = retryer(client.images.pull, repo, tag=tag)
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-        reason = getattr(exc, "explanation", None) or str(exc)
-        raise ImageError(
-            f"image {platform.image} is not on the daemon and could not be pulled: {reason}",
-            where=f"platform {platform.name}, daemon {endpoint}",
-            fix=(
-                "make the image available to the daemon: `docker pull "
-                f"{shlex.quote(platform.image)}` where a registry is reachable, `docker load`, "
-                "or a local build (air-gapped Debian: `scripts/make-base-images.sh`)"
-            ),
-        ) from exc
+        reason = str(getattr(exc, "explanation", None) or exc)
+        problem = pull_problem(reason)
+        raise PullFailed(reference, source, problem, reason, endpoint) from exc
     # Podman may swallow a failed pull and return nothing usable; check again.
     if isinstance(image, list):
         image = image[0] if image else None
     if image is None:
-        raise ImageError(f"pulling {platform.image} returned no image", where=endpoint)
+        raise PullFailed(reference, source, "other", "the daemon returned no image", endpoint)
+    if source != reference:
+        image.tag(*_split_tag(reference))
     return str(image.id)
+
+
+class PullFailed(ImageError):
+    """A pull failed; carries the kind of failure for the resolution's final message."""
+
+    def __init__(self, reference: str, source: str, problem: PullProblem, reason: str, endpoint: str) -> None:
+        fixes: dict[PullProblem, str] = {
+            "dns": "set `registry_mirror:` in infranode.yaml to a registry this machine reaches, or make "
+            "the image another way: `infranode images bootstrap` (Debian/Ubuntu), or `docker load`",
+            "refused": "start the registry, or check its address and port",
+            "auth": "`docker login` on the daemon's host, or use a public image",
+            "not-found": "check the image name and tag in the platform (`infranode platforms`)",
+            "rate-limited": "wait, log in to raise the limit, or set `registry_mirror:` in infranode.yaml",
+            "transient": "try again later, or set `registry_mirror:` in infranode.yaml",
+            "other": "read the daemon's message above",
+        }
+        super().__init__(
+            f"image {reference} is not on the daemon and could not be pulled from {source}: "
+            f"{_PLAIN_WORDS[problem]}",
+            where=f"daemon {endpoint}",
+            fix=fixes[problem],
+            detail=f"daemon said: {reason}",
+        )
+        self.problem = problem
+
+
+def _build_base(
+    client: docker.DockerClient, platform: Platform, endpoint: str, say: Callable[[str], None]
+) -> str:
+    """Build the platform's base image from its Dockerfile, tagged as its image reference."""
+    path = Path(platform.dockerfile)
+    say(f"{platform.name}: building {platform.image} from {path}")
+    output: list[str] = []
+    image_id = ""
+    try:
+        stream: Any = client.api.build(
+            path=str(path.parent),
+            dockerfile=path.name,
+            tag=platform.image,
+            labels={labels.PLATFORM: platform.name},
+            rm=True,
+            forcerm=True,
+            decode=True,
+        )
+        for chunk in stream:
+            if "stream" in chunk:
+                output.append(str(chunk["stream"]))
+            if "error" in chunk:
+                raise ImageError(
+                    f"building {platform.image} from {path} failed: {chunk['error'].strip()}",
+                    where=f"platform {platform.name} ({platform.source}), daemon {endpoint}",
+                    fix="fix the Dockerfile; the build log is below",
+                    detail="".join(output)[-3000:],
+                )
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = str(chunk["aux"]["ID"])
+    except docker.errors.APIError as exc:
+        raise ImageError(
+            f"building {platform.image} from {path} failed: {exc.explanation or exc}",
+            where=f"platform {platform.name} ({platform.source}), daemon {endpoint}",
+            detail="".join(output)[-3000:],
+        ) from exc
+    return image_id or str(client.images.get(platform.image).id)
+
+
+def base_image_id(
+    client: docker.DockerClient,
+    platform: Platform,
+    endpoint: str,
+    say: Callable[[str], None],
+    *,
+    mirror: str = "",
+    pull_policy: str = "missing",
+) -> str:
+    """The id of the platform's base image, from the first source that has it.
+
+    1. on the daemon already (unless ``pull_policy`` is ``always``);
+    2. pulled (unless ``never``), through ``mirror`` for Docker Hub images, retried on 429,
+       5xx and timeouts;
+    3. built from the platform's Dockerfile;
+    4. made with debootstrap on this machine (Debian and Ubuntu platforms).
+
+    :raises ImageError: naming the image, the daemon, what each step found, and what to do.
+    """
+    if pull_policy != "always":
+        try:
+            found = str(client.images.get(platform.image).id)
+        except docker.errors.ImageNotFound:
+            say(f"{platform.name}: {platform.image} is not on the daemon")
+        else:
+            return found
+    failures: list[str] = []
+    pull_error: PullFailed | None = None
+    if pull_policy != "never":
+        try:
+            return pull(client, platform.image, mirror=mirror, endpoint=endpoint, say=say)
+        except PullFailed as err:
+            pull_error = err
+            failures.append(f"pull: {err.what}")
+            if pull_policy == "always":
+                raise
+            say(f"{platform.name}: {err.what}")
+    else:
+        failures.append("pull: not tried (pull: never)")
+    if platform.dockerfile:
+        return _build_base(client, platform, endpoint, say)
+    failures.append("Dockerfile: the platform has none")
+    if platform.bootstrap is not None:
+        why_not = _bootstrap.unavailable()
+        if why_not is None:
+            say(f"{platform.name}: making {platform.image} with debootstrap from {platform.bootstrap.mirror}")
+            return _bootstrap.make_image(client, platform, platform.image, say=say)
+        failures.append(f"bootstrap: {why_not}")
+    else:
+        failures.append("bootstrap: the platform has no debootstrap recipe")
+    raise ImageError(
+        f"no way to get image {platform.image} for platform {platform.name}",
+        where=f"platform {platform.name} ({platform.source}), daemon {endpoint}",
+        fix=(pull_error.fix + "; " if pull_error else "")
+        + "or put the image on the daemon yourself "
+        + f"(`docker load`, `docker pull {shlex.quote(platform.image)}`)",
+        detail="tried, in order:\n"
+        + "\n".join(f"  - {f}" for f in failures)
+        + (f"\n{pull_error.detail}" if pull_error else ""),
+    )
 
 
 def find_prepared(client: docker.DockerClient, key: str) -> str | None:
@@ -109,9 +338,12 @@ def ensure_prepared(
     platform: Platform,
     endpoint: str,
     say: Callable[[str], None],
+    *,
+    mirror: str = "",
+    pull_policy: str = "missing",
 ) -> tuple[str, bool]:
     """The prepared image of ``platform``: ``(image id, True if it came from the cache)``."""
-    base_id = base_image_id(client, platform, endpoint, say)
+    base_id = base_image_id(client, platform, endpoint, say, mirror=mirror, pull_policy=pull_policy)
     dockerfile = render_dockerfile(platform)
     key = recipe_hash(dockerfile, base_id)
     cached = find_prepared(client, key)

@@ -1,12 +1,24 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
+from typing import cast
 
+import docker.errors
 import pytest
 
+from pytest_infranode.engine import bootstrap as _bootstrap
+from pytest_infranode.engine.bootstrap import debootstrap_argv
+from pytest_infranode.engine.images import PullFailed
+from pytest_infranode.engine.images import base_image_id
+from pytest_infranode.engine.images import mirrored
 from pytest_infranode.engine.images import prepared_tag
+from pytest_infranode.engine.images import pull
+from pytest_infranode.engine.images import pull_problem
 from pytest_infranode.engine.images import recipe_hash
 from pytest_infranode.engine.images import render_dockerfile
+from pytest_infranode.errors import ImageError
+from pytest_infranode.platforms import Bootstrap
 from pytest_infranode.platforms import Catalog
 from pytest_infranode.platforms import Platform
 
@@ -95,3 +107,207 @@ def test_recipe_hash_separates_its_parts() -> None:
 def test_prepared_tag() -> None:
     platform = Catalog().get("ubuntu-24.04")
     assert prepared_tag(platform, "0123456789abcdef") == "infranode/ubuntu-24.04:0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("reference", "mirror", "expected"),
+    [
+        ("debian:12", "", "debian:12"),
+        ("debian:12", "mirror.gcr.io", "mirror.gcr.io/library/debian:12"),
+        ("debian:12", "registry.corp:5000/hub/", "registry.corp:5000/hub/library/debian:12"),
+        ("rockylinux/rockylinux:9", "mirror.gcr.io", "mirror.gcr.io/rockylinux/rockylinux:9"),
+        ("docker.io/library/alpine:3.22", "mirror.gcr.io", "mirror.gcr.io/library/alpine:3.22"),
+        ("quay.io/centos/centos:stream9", "mirror.gcr.io", "quay.io/centos/centos:stream9"),
+        ("localhost:5000/x:1", "mirror.gcr.io", "localhost:5000/x:1"),
+    ],
+)
+def test_mirrored(reference: str, mirror: str, expected: str) -> None:
+    assert mirrored(reference, mirror) == expected
+
+
+@pytest.mark.parametrize(
+    ("message", "problem"),
+    [
+        (
+            'Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io on '
+            "10.255.255.53:53: no such host",
+            "dns",
+        ),
+        ('Get "http://127.0.0.1:5999/v2/": dial tcp 127.0.0.1:5999: connect: connection refused', "refused"),
+        ("manifest for debian:99 not found: manifest unknown: manifest unknown", "not-found"),
+        (
+            "pull access denied for nope/nope, repository does not exist or may require 'docker login'",
+            "not-found",
+        ),
+        ("toomanyrequests: You have reached your pull rate limit.", "rate-limited"),
+        ('Head "https://r/v2/x/manifests/1": unauthorized: authentication required', "auth"),
+        ("received unexpected HTTP status: 503 Service Unavailable", "transient"),
+        ("net/http: TLS handshake timeout", "transient"),
+        ("something else entirely", "other"),
+    ],
+)
+def test_pull_problem(message: str, problem: str) -> None:
+    assert pull_problem(message) == problem
+
+
+class FakeImage:
+    def __init__(self, image_id: str) -> None:
+        self.id = image_id
+        self.tags: list[tuple[str, str]] = []
+
+    def tag(self, repository: str, tag: str) -> None:
+        self.tags.append((repository, tag))
+
+
+class FakeImages:
+    def __init__(self, present: dict[str, str], pull_errors: list[str]) -> None:
+        self.present = present
+        self.pull_errors = pull_errors
+        self.pulls: list[str] = []
+        self.pulled: FakeImage | None = None
+
+    def get(self, reference: str) -> FakeImage:
+        if reference not in self.present:
+            raise docker.errors.ImageNotFound(f"No such image: {reference}")
+        return FakeImage(self.present[reference])
+
+    def pull(self, repository: str, tag: str) -> FakeImage:
+        self.pulls.append(f"{repository}:{tag}")
+        if self.pull_errors:
+            message = self.pull_errors.pop(0)
+            raise docker.errors.APIError("500 Server Error", explanation=message)
+        self.pulled = FakeImage("sha256:pulled")
+        return self.pulled
+
+
+class FakeClient:
+    def __init__(self, present: dict[str, str] | None = None, pull_errors: list[str] | None = None) -> None:
+        self.images = FakeImages(present or {}, pull_errors or [])
+
+
+DNS = 'Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io: no such host'
+
+
+def _base(client: FakeClient, platform: Platform, said: list[str], **kwargs: str) -> str:
+    return base_image_id(cast(Any, client), platform, "unix:///var/run/docker.sock", said.append, **kwargs)
+
+
+def test_resolution_uses_the_image_on_the_daemon() -> None:
+    client = FakeClient({"debian:12": "sha256:local"})
+    said: list[str] = []
+    assert _base(client, Catalog().get("debian-12"), said) == "sha256:local"
+    assert client.images.pulls == []
+
+
+def test_resolution_pulls_through_the_mirror_and_tags_the_original_name() -> None:
+    client = FakeClient()
+    said: list[str] = []
+    assert _base(client, Catalog().get("debian-12"), said, mirror="mirror.local:5000") == "sha256:pulled"
+    assert client.images.pulls == ["mirror.local:5000/library/debian:12"]
+    assert client.images.pulled is not None
+    assert client.images.pulled.tags == [("debian", "12")]
+    assert any("registry mirror mirror.local:5000" in line for line in said)
+
+
+def test_pull_always_skips_the_local_image() -> None:
+    client = FakeClient({"debian:12": "sha256:local"})
+    assert _base(client, Catalog().get("debian-12"), [], pull_policy="always") == "sha256:pulled"
+
+
+def test_dns_failure_is_not_retried_and_every_step_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_bootstrap, "unavailable", lambda: "debootstrap is not installed on this machine")
+    client = FakeClient(pull_errors=[DNS])
+    said: list[str] = []
+    with pytest.raises(ImageError) as excinfo:
+        _base(client, Catalog().get("debian-12"), said)
+    assert client.images.pulls == ["debian:12"]
+    text = str(excinfo.value)
+    assert text.splitlines()[0] == "no way to get image debian:12 for platform debian-12"
+    assert "daemon unix:///var/run/docker.sock" in text
+    assert "the registry's host name does not resolve" in text
+    assert "Dockerfile: the platform has none" in text
+    assert "bootstrap: debootstrap is not installed" in text
+    assert "registry_mirror:" in text
+    assert "no such host" in text
+    assert said[0] == "debian-12: debian:12 is not on the daemon"
+
+
+def test_a_platform_without_other_sources_fails_on_the_pull() -> None:
+    client = FakeClient(pull_errors=["manifest unknown"])
+    with pytest.raises(ImageError) as excinfo:
+        _base(client, Catalog().get("rockylinux-9"), [])
+    assert "the registry has no such image or tag (404)" in str(excinfo.value)
+    assert "bootstrap: the platform has no debootstrap recipe" in str(excinfo.value)
+
+
+def test_pull_never_goes_to_bootstrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+    monkeypatch.setattr(_bootstrap, "unavailable", lambda: None)
+
+    def make_image(client: object, platform: Platform, tag: str, *, say: object) -> str:
+        made.append(tag)
+        return "sha256:boot"
+
+    monkeypatch.setattr(_bootstrap, "make_image", make_image)
+    client = FakeClient()
+    said: list[str] = []
+    assert _base(client, Catalog().get("debian-13"), said, pull_policy="never") == "sha256:boot"
+    assert made == ["debian:13"]
+    assert client.images.pulls == []
+    assert any("debootstrap from http://deb.debian.org/debian" in line for line in said)
+
+
+@pytest.mark.parametrize("first", ["toomanyrequests: slow down", "503 Service Unavailable", "i/o timeout"])
+def test_pull_retries_429_5xx_and_timeouts(first: str) -> None:
+    client = FakeClient(pull_errors=[first, first])
+    naps: list[float] = []
+    said: list[str] = []
+    image = pull(cast(Any, client), "debian:12", mirror="", endpoint="e", say=said.append, sleep=naps.append)
+    assert image == "sha256:pulled"
+    assert len(client.images.pulls) == 3
+    assert len(naps) == 2
+    assert naps[0] <= naps[1]
+    assert sum("retrying" in line for line in said) == 2
+
+
+def test_pull_gives_up_after_its_attempts_in_plain_words() -> None:
+    client = FakeClient(pull_errors=["toomanyrequests: slow down"] * 10)
+    with pytest.raises(PullFailed) as excinfo:
+        pull(
+            cast(Any, client), "debian:12", mirror="", endpoint="e", say=lambda _: None, sleep=lambda _: None
+        )
+    assert len(client.images.pulls) == 4
+    assert excinfo.value.problem == "rate-limited"
+    assert "rate-limited this machine (429 Too Many Requests)" in str(excinfo.value)
+
+
+def test_packages_are_part_of_the_recipe() -> None:
+    platform = dataclasses.replace(Catalog().get("debian-12"), packages=("curl", "git"))
+    dockerfile = render_dockerfile(platform)
+    assert "apt-get install -y --no-install-recommends curl git" in dockerfile
+    assert recipe_hash(dockerfile, BASE_ID) != recipe_hash(
+        render_dockerfile(Catalog().get("debian-12")), BASE_ID
+    )
+
+
+def test_debootstrap_argv() -> None:
+    recipe = Bootstrap("bookworm", include=("ca-certificates",))
+    assert debootstrap_argv(recipe, "/tmp/r") == [
+        "debootstrap",
+        "--variant=minbase",
+        "--include=ca-certificates",
+        "bookworm",
+        "/tmp/r",
+        "http://deb.debian.org/debian",
+    ]
+    assert debootstrap_argv(Bootstrap("noble", "http://a/ubuntu"), "/r", "http://m/ubuntu")[-1] == (
+        "http://m/ubuntu"
+    )
+
+
+def test_bootstrap_unavailable_reasons() -> None:
+    assert "not installed" in str(_bootstrap.unavailable(which=lambda _: None, euid=lambda: 0))
+    assert "needs root" in str(
+        _bootstrap.unavailable(which=lambda _: "/usr/sbin/debootstrap", euid=lambda: 1000)
+    )
+    assert _bootstrap.unavailable(which=lambda _: "/usr/sbin/debootstrap", euid=lambda: 0) is None
