@@ -24,13 +24,22 @@ def new_session_id() -> str:
     return f"{int(time.time()):x}{secrets.token_hex(4)}"
 
 
-def node_labels(session_id: str, platform: str, node: str) -> dict[str, str]:
-    """The labels of a node container (and of any network or volume made for it)."""
+def owner() -> str:
+    """``host:pid`` of this process, the value of :data:`PID`."""
+    return f"{os.uname().nodename}:{os.getpid()}"
+
+
+def node_labels(session_id: str, platform: str, node: str, owner_id: str | None = None) -> dict[str, str]:
+    """The labels of a node container (and of any network or volume made for it).
+
+    :param owner_id: the process that owns the session (an xdist controller for its workers);
+        default: this process.
+    """
     return {
         SESSION: session_id,
         PLATFORM: platform,
         NODE: node,
-        PID: f"{os.uname().nodename}:{os.getpid()}",
+        PID: owner_id or owner(),
         CREATED: str(int(time.time())),
     }
 

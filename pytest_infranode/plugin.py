@@ -186,6 +186,11 @@ def pytest_configure(config: pytest.Config) -> None:
         session.check_provisioner()
     except InfranodeError as err:
         raise pytest.UsageError(str(err)) from None
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "infranode_session" in workerinput:
+        session.join(workerinput)
+    elif _is_xdist_controller(config):
+        session.become_controller()
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, PLUGIN_NAME)
     config.pluginmanager.register(_HostOverride(), "infranode-host")
@@ -205,6 +210,21 @@ def _echo_line(config: pytest.Config) -> Callable[[str], None]:
             reporter.write_line(line)
 
     return echo
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process hands tests to pytest-xdist workers (``-n 2``)."""
+    if getattr(config, "workerinput", None) is not None or not config.pluginmanager.hasplugin("xdist"):
+        return False
+    return bool(getattr(config.option, "numprocesses", None)) and config.getoption("dist", "no") != "no"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: each worker joins this session (same id, same nodes); see ``sharing.py``."""
+    infra = node.config.stash.get(SESSION_KEY, None)
+    if infra is not None:
+        node.workerinput.update(infra.become_controller())
 
 
 def _install_sigterm(config: pytest.Config) -> None:
@@ -235,6 +255,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         infra.connect()
     except DaemonError as err:
         raise pytest.UsageError(f"pytest-infranode cannot use the Docker daemon:\n{err}") from None
+    if infra.role == "controller":
+        infra.start_watchdog()  # the workers make the nodes; this process outlives them
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -381,6 +403,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     infra.teardown()  # a no-op after sessionfinish; the last resort when a session crashed
     if infra.engine is not None:
         infra.engine.close()
+    if infra.role == "controller" and infra.shared is not None:
+        infra.shared.remove()
     del config.stash[SESSION_KEY]
     if config.pluginmanager.has_plugin(PLUGIN_NAME):
         config.pluginmanager.unregister(name=PLUGIN_NAME)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from typing import Literal
 from typing import final
 
 import pluggy
@@ -41,6 +42,7 @@ from pytest_infranode.provisioners.streaming import LineEcho
 from pytest_infranode.settings import NodeConfig
 from pytest_infranode.settings import ProvisionerConfig
 from pytest_infranode.settings import Settings
+from pytest_infranode.sharing import SharedDir
 
 DEFAULT_NODE = "default"
 """The key of the single node of a platform in ``infra_nodes`` when ``nodes:`` is not used."""
@@ -149,6 +151,80 @@ class InfraSession:
         self.kept: list[Node] = []
         self.teardown_errors: list[str] = []
         self._lock = threading.RLock()
+        self.role: Literal["single", "controller", "worker"] = "single"
+        """``controller`` and ``worker`` under pytest-xdist: see :meth:`become_controller`."""
+        self.shared: SharedDir | None = None
+        self.owner = labels.owner()
+        self._kept_names: list[tuple[str, str]] = []
+        self._kept_ids: set[str] = set()
+        self._controller_done = False
+
+    # pytest-xdist: one node per platform and name for all workers
+    def become_controller(self) -> dict[str, str]:
+        """Coordinate xdist workers: they share this session id and its nodes; the controller
+        owns the watchdog and removes everything at its end.
+
+        :return: what each worker gets in ``workerinput``.
+        """
+        if self.shared is None:
+            self.role = "controller"
+            self.shared = SharedDir.create(self.session_id)
+        return {
+            "infranode_session": self.session_id,
+            "infranode_shared": str(self.shared.path),
+            "infranode_owner": self.owner,
+        }
+
+    def join(self, workerinput: dict[str, Any]) -> None:
+        """Run as an xdist worker of the controller that sent ``workerinput``."""
+        self.role = "worker"
+        self.session_id = str(workerinput["infranode_session"])
+        self.shared = SharedDir(Path(workerinput["infranode_shared"]))
+        self.owner = str(workerinput["infranode_owner"])
+
+    def _shared_node(self, target: Target) -> Node:
+        """Make the node, or attach to the one another worker made (under its file lock)."""
+        assert self.shared is not None
+        with self.shared.locked(f"node-{target.key}"):
+            record = self.shared.read(f"node-{target.key}")
+            if record is None:
+                try:
+                    node = self._make_node(target)
+                except InfranodeError as err:
+                    self.shared.write(
+                        f"node-{target.key}",
+                        {"error": [err.what, err.where, err.fix, err.detail], **_record(target, None)},
+                    )
+                    raise
+                self.shared.write(f"node-{target.key}", _record(target, node))
+                return node
+        if "error" in record:
+            what, where, fix, detail = record["error"]
+            raise InfranodeError(what, where=where, fix=fix, detail=detail)
+        return self._attach(target, record)
+
+    def _attach(self, target: Target, record: dict[str, Any]) -> Node:
+        config = self.node_configs[target.node]
+        node = Node(
+            self.connect(),
+            target.platform,
+            session_id=self.session_id,
+            image=str(record["image"]),
+            short_name=target.node,
+            network=container_name(self.session_id, target.platform.name) if self.settings.nodes else None,
+            env=config.env,
+            ports=config.ports,
+            cap_add=config.capabilities,
+            groups=config.groups,
+            owner=self.owner,
+        )
+        node.container_id = str(record["container_id"])
+        node.image_cached = record.get("cached")
+        node.timings = dict(record.get("timings") or {})
+        node.converge_log = str(record.get("converge_log") or "")
+        node.state = "converged"
+        self.nodes[target.key] = node
+        return node
 
     def _provisioner_configs(self) -> list[ProvisionerConfig]:
         return [self.settings.provisioner] + [
@@ -207,13 +283,19 @@ class InfraSession:
         """Connect to the daemon once, and sweep what expired sessions left there."""
         if self.engine is None:
             self.engine = Engine.connect(self.settings.docker_host)
-            removed = reaper.sweep_expired(self.engine, exclude=self.session_id)
+            removed = (
+                [] if self.role == "worker" else reaper.sweep_expired(self.engine, exclude=self.session_id)
+            )
             if removed:
                 self.say(f"removed {len(removed)} node(s) left by expired sessions: {', '.join(removed)}")
         return self.engine
 
+    def start_watchdog(self) -> None:
+        """Start the watchdog (once); an xdist controller starts it for its workers."""
+        self._start_watchdog()
+
     def _start_watchdog(self) -> None:
-        if self.watchdog is None:
+        if self.watchdog is None and self.role != "worker":  # a worker's controller watches
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self.watchdog = reaper.Watchdog(
                 self.session_id,
@@ -239,6 +321,8 @@ class InfraSession:
             try:
                 for dep in self.node_configs[short_name].depends_on:
                     self._dependency(platform, short_name, dep)
+                if self.role == "worker":
+                    return self._shared_node(target)
                 return self._make_node(target)
             except InfranodeError as err:
                 self.failures[target.key] = err
@@ -277,12 +361,25 @@ class InfraSession:
         """The network the nodes of ``platform`` share (made with ``nodes:`` only)."""
         if not self.settings.nodes:
             return None
-        if platform.name not in self.networks:
-            name = container_name(self.session_id, platform.name)
+        name = container_name(self.session_id, platform.name)
+        if platform.name in self.networks:
+            return name
+        if self.shared is None:
             self.networks[platform.name] = engine.create_network(
-                name, labels.node_labels(self.session_id, platform.name, name)
+                name, labels.node_labels(self.session_id, platform.name, name, self.owner)
             )
-        return container_name(self.session_id, platform.name)
+            return name
+        with self.shared.locked(f"network-{platform.name}"):  # one network for all workers
+            record = self.shared.read(f"network-{platform.name}")
+            if record is None:
+                record = {
+                    "id": engine.create_network(
+                        name, labels.node_labels(self.session_id, platform.name, name, self.owner)
+                    )
+                }
+                self.shared.write(f"network-{platform.name}", record)
+        self.networks[platform.name] = str(record["id"])
+        return name
 
     def _make_node(self, target: Target) -> Node:
         platform = target.platform
@@ -304,6 +401,7 @@ class InfraSession:
             ports=config.ports,
             cap_add=config.capabilities,
             groups=config.groups,
+            owner=self.owner,
         )
         node.image_cached = cached
         node.timings["image"] = time.monotonic() - started
@@ -514,6 +612,8 @@ class InfraSession:
     # keep policy and teardown
     def record_failure(self, platform_name: str) -> None:
         self.failed_platforms.add(platform_name)
+        if self.role == "worker" and self.shared is not None:
+            self.shared.mark(f"failed-{platform_name}")
 
     def should_keep(self, node: Node) -> bool:
         keep = self.settings.keep
@@ -530,9 +630,15 @@ class InfraSession:
     def teardown(self) -> None:
         """Remove every node (except kept ones) and anything else labelled with this session.
 
-        Keeps going through failures and records them in :attr:`teardown_errors`.
+        Keeps going through failures and records them in :attr:`teardown_errors`. An xdist worker
+        leaves the nodes to its controller, which removes (or keeps) them all at its end.
         """
-        keep_ids: set[str] = set()
+        if self.role == "worker":
+            return
+        if self.role == "controller" and not self._controller_done:
+            self._controller_done = True
+            self._controller_teardown()
+        keep_ids: set[str] = set(self._kept_ids)
         for node in list(self.nodes.values()):
             if node.state == "removed":
                 continue
@@ -572,10 +678,57 @@ class InfraSession:
         node.outcome = "kept"
         self.kept.append(node)
 
+    def _controller_teardown(self) -> None:
+        """Keep the workers' nodes that the keep policy names; the sweep removes the rest."""
+        if self.engine is None or self.shared is None or self.settings.keep == "never":
+            return
+        failed = self.shared.flags("failed-")
+        try:
+            containers = self.engine.list_containers([f"{labels.SESSION}={self.session_id}"])
+        except InfranodeError as exc:
+            self.teardown_errors.append(f"listing the nodes of session {self.session_id}: {exc.what}")
+            return
+        for c in containers:
+            platform = str((c.get("Labels") or {}).get(labels.PLATFORM, ""))
+            if self.settings.keep == "always" or platform in failed:
+                name = reaper.container_name(c)
+                try:
+                    self.engine.rename_container(str(c["Id"]), name + reaper.KEPT_SUFFIX)
+                    self._kept_names.append((name + reaper.KEPT_SUFFIX, platform))
+                    self._kept_ids.add(str(c["Id"]))
+                except InfranodeError as exc:
+                    self.teardown_errors.append(f"{name}: could not mark as kept: {exc.what}")
+
+    def _table_nodes(self) -> list[Node]:
+        if self.role != "controller" or self.shared is None:
+            return self.made
+        nodes = []
+        by_name = {p.name: p for p in self.catalog}
+        kept = {name.removesuffix(reaper.KEPT_SUFFIX) for name, _ in self._kept_names}
+        for record in self.shared.records("node-"):
+            platform = by_name.get(str(record.get("platform")))
+            if platform is None:
+                continue
+            node = Node(
+                self.engine,  # type: ignore[arg-type]  # never used: a row of the summary only
+                platform,
+                session_id=self.session_id,
+                image=str(record.get("image") or ""),
+                short_name=str(record.get("node") or ""),
+            )
+            node.image_cached = record.get("cached")
+            node.timings = dict(record.get("timings") or {})
+            node.state = "failed" if "error" in record else "converged"
+            node.outcome = "kept" if node.name in kept else "removed"
+            if "error" in record:
+                self.failures.setdefault(Target(platform, node.short_name).key, InfranodeError("failed"))
+            nodes.append(node)
+        return nodes
+
     def node_table(self) -> list[str]:
         """One line per node made in this session, for the terminal summary."""
         rows = [("platform", "node", "image", "cache", "ready", "converge", "result")]
-        for node in self.made:
+        for node in self._table_nodes():
             image = node.image.removeprefix("sha256:")[:12]
             cache = {True: "hit", False: "miss", None: "-"}[node.image_cached]
             result = node.outcome or node.state
@@ -600,7 +753,11 @@ class InfraSession:
         ]
 
     def summary_lines(self) -> list[str]:
-        lines = []
+        lines = [
+            f"kept {name} ({platform}): enter it with `infranode login {name}` "
+            f"(or docker exec -it {name} bash); remove it with `infranode cleanup`"
+            for name, platform in self._kept_names
+        ]
         for node in self.kept:
             lines.append(
                 f"kept {node.name} ({node.platform.name}): enter it with `infranode login {node.name}` "
@@ -614,6 +771,21 @@ class InfraSession:
             {"name": n.name, "platform": n.platform.name, "state": n.state, **n.timings}
             for n in self.nodes.values()
         ]
+
+
+def _record(target: Target, node: Node | None) -> dict[str, Any]:
+    """What a worker tells the others (and the controller) about a node it made."""
+    base: dict[str, Any] = {"platform": target.platform.name, "node": target.node, "worker": os.getpid()}
+    if node is None:
+        return base
+    return {
+        **base,
+        "container_id": node.container_id,
+        "image": node.image,
+        "cached": node.image_cached,
+        "timings": node.timings,
+        "converge_log": node.converge_log,
+    }
 
 
 def _seconds(value: float | None) -> str:

@@ -1,0 +1,93 @@
+"""pytest-xdist: workers share the session's nodes; each is converged once, removed once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from pytest_infranode import labels
+from pytest_infranode.engine import Engine
+from tests.integration.conftest import InfraRun
+
+Run = Callable[..., InfraRun]
+
+CONFTEST = """
+import os
+from pathlib import Path
+
+from pytest_infranode import hookimpl
+
+@hookimpl
+def pytest_infranode_after_converge(node, result):
+    with open(Path(__file__).parent / "converged.txt", "a") as f:
+        f.write(f"{node.name} {os.getpid()}\\n")
+"""
+
+YAML = """
+provisioner: {name: shell, inline: ["echo converged > /etc/marker"]}
+nodes:
+  web: {depends_on: [db]}
+  db: {}
+"""
+
+TESTS = """
+import pytest
+
+@pytest.mark.parametrize("i", range(6))
+def test_web(host, i):
+    assert host.file("/etc/marker").content_string == "converged\\n"
+    assert host.run("getent hosts db").rc == 0
+
+@pytest.mark.infra_node("db")
+@pytest.mark.parametrize("i", range(6))
+def test_db(host, i):
+    assert host.check_output("hostname") == "db"
+"""
+
+
+def test_two_workers_converge_each_node_once(pytester: pytest.Pytester, infra_run: Run, engine: Engine) -> None:
+    pytester.makeconftest(CONFTEST)
+    pytester.makefile(".yaml", infranode=YAML)
+    pytester.makepyfile(TESTS)
+    run = infra_run("-n", "2", "-v", "--infra-platform=debian-12,debian-13")
+    run.result.assert_outcomes(passed=24)
+    out = run.result.stdout.str()
+    # Ids are the platform names, as without xdist.
+    for test_id in ("test_web[debian-12-0]", "test_db[debian-13-5]"):
+        assert test_id in out
+    converged = (pytester.path / "converged.txt").read_text().split("\n")
+    names = sorted(line.split()[0] for line in converged if line)
+    sid = run.session_id
+    assert names == sorted(
+        f"infranode-{sid}-{p}-{n}" for p in ("debian-12", "debian-13") for n in ("web", "db")
+    ), "a node was converged more than once (or not at all)"
+    assert len({line.split()[1] for line in converged if line}) >= 1
+    # The controller's summary lists the four nodes; nothing is left (containers: infra_run).
+    run.result.stdout.fnmatch_lines([f"debian-13*infranode-{sid}-debian-13-db*removed*"])
+    assert engine.list_networks([f"{labels.SESSION}={sid}"]) == []
+
+
+def test_keep_failure_under_xdist_keeps_the_failed_platform(
+    pytester: pytest.Pytester, infra_run: Run, engine: Engine
+) -> None:
+    pytester.makefile(".yaml", infranode='provisioner: {name: shell, inline: ["true"]}\n')
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_x(host, infra_platform, i):
+            assert not (infra_platform.name == "debian-13" and i == 2)
+        """
+    )
+    run = infra_run("-n", "2", "--infra-platform=debian-12,debian-13", "--infra-keep=failure", allow_kept=True)
+    run.result.assert_outcomes(passed=7, failed=1)
+    left = engine.list_containers([f"{labels.SESSION}={run.session_id}"])
+    try:
+        assert [c["Labels"][labels.PLATFORM] for c in left] == ["debian-13"]
+        assert left[0]["Names"][0].endswith("-kept")
+        run.result.stdout.fnmatch_lines(["*kept infranode-*-debian-13-kept*infranode login*"])
+    finally:
+        for c in left:
+            engine.remove_container(c["Id"])
