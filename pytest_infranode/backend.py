@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 from typing import final
 
 import testinfra.backend.base
 import testinfra.host
 
+from pytest_infranode.engine.api import ExecResult
+from pytest_infranode.errors import ChannelUnavailable
+from pytest_infranode.errors import InfranodeWarning
 from pytest_infranode.node import Node
 
 
 @final
 class NodeBackend(testinfra.backend.base.BaseBackend):  # type: ignore[misc]  # testinfra ships no py.typed
-    """Runs testinfra's commands in a node through the Docker API (no docker CLI needed)."""
+    """Runs testinfra's commands in a node through its exec channel (a long-lived shell).
+
+    Where the channel cannot start (no POSIX ``sh`` in the image), each command runs in its
+    own ``exec`` instead, after one :class:`~pytest_infranode.errors.InfranodeWarning`.
+    """
 
     NAME = "infranode"
 
@@ -26,8 +34,24 @@ class NodeBackend(testinfra.backend.base.BaseBackend):  # type: ignore[misc]  # 
 
     def run(self, command: str, *args: str, **kwargs: Any) -> testinfra.backend.base.CommandResult:
         cmd = self.get_command(command, *args)
-        result = self.node.run_argv(["/bin/sh", "-c", cmd])
+        result = self.run_shell(cmd)
         return self.result(result.exit_status, self.encode(cmd), result.stdout, result.stderr)
+
+    def run_shell(self, cmd: str) -> ExecResult:
+        """Run a shell command line in the node: through the channel, else one exec."""
+        channel = self.node.channel
+        if channel is not None and channel.unavailable is None:
+            try:
+                return channel.run(cmd)
+            except ChannelUnavailable as err:
+                warnings.warn(
+                    InfranodeWarning(
+                        f"{err.what}; each testinfra command runs in its own exec instead (slower)\n"
+                        f"  where: {err.where}\n  fix:   {err.fix}\n{err.detail}".rstrip()
+                    ),
+                    stacklevel=2,
+                )
+        return self.node.run_argv(["/bin/sh", "-c", cmd])
 
 
 def make_host(node: Node) -> testinfra.host.Host:

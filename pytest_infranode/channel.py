@@ -341,7 +341,7 @@ class Channel:
             self.unavailable = ChannelUnavailable(
                 f"cannot start {self.shell} in the node: {err.what}",
                 where=self.where,
-                fix="the node needs a POSIX sh for the fast channel; each command runs in its own exec",
+                fix=f"give the image a POSIX sh at {self.shell}; until then each command costs one exec",
             )
             raise self.unavailable from err
         self._decoder = FrameDecoder()
@@ -354,7 +354,7 @@ class Channel:
             self.unavailable = ChannelUnavailable(
                 f"{self.shell} in the node did not answer as a POSIX shell",
                 where=self.where,
-                fix="the node needs a POSIX sh for the fast channel; each command runs in its own exec",
+                fix=f"give the image a POSIX sh at {self.shell}; until then each command costs one exec",
                 detail=detail,
             )
             raise self.unavailable from None
@@ -364,7 +364,7 @@ class Channel:
             self.unavailable = ChannelUnavailable(
                 f"{self.shell} in the node failed its first command",
                 where=self.where,
-                fix="the node needs a POSIX sh for the fast channel; each command runs in its own exec",
+                fix=f"give the image a POSIX sh at {self.shell}; until then each command costs one exec",
                 detail=_tail(result.stdout + result.stderr),
             )
             raise self.unavailable

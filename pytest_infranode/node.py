@@ -5,6 +5,7 @@ created → booted → converged → removed (or kept). Reaches Docker only thro
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from typing import Literal
 from typing import final
 
 from pytest_infranode import labels
+from pytest_infranode.channel import Channel
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import EngineProtocol
 from pytest_infranode.engine.api import ExecResult
@@ -80,6 +82,10 @@ class Node:
         self.image_cached: bool | None = None
         self.degraded_units = ""
         self.timed_out = False
+        self.channel_shell = "/bin/sh"
+        """The shell the exec channel starts; "" turns the channel off (one exec per command)."""
+        self._channel: Channel | None = None
+        self._channel_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Node {self.name} {self.state}>"
@@ -221,8 +227,26 @@ class Node:
         """The last lines of the container's own output (its init's log)."""
         return self.engine.logs(self.container_id, tail) if self.container_id else ""
 
+    @property
+    def channel(self) -> Channel | None:
+        """The node's exec channel, made on first use; None without a container or when off."""
+        if not self.container_id or not self.channel_shell or self.state == "removed":
+            return None
+        with self._channel_lock:
+            if self._channel is None or self._channel.container_id != self.container_id:
+                self._channel = Channel(
+                    self.engine, self.container_id, where=self.where, shell=self.channel_shell
+                )
+            return self._channel
+
+    def close(self) -> None:
+        """End the node's exec channel (the container stays); safe to call twice."""
+        if self._channel is not None:
+            self._channel.close()
+
     def remove(self) -> None:
         """Remove the container; safe to call twice."""
+        self.close()
         if self.container_id and self.state != "removed":
             self.engine.remove_container(self.container_id)
         self.state = "removed"

@@ -668,6 +668,7 @@ class InfraSession:
 
     def _keep(self, node: Node) -> None:
         """Leave the node running for a look; renamed so that the automatic sweep spares it."""
+        node.close()  # its exec channel: the container stays, the attached socket must not
         kept_name = node.name + reaper.KEPT_SUFFIX
         try:
             if self.engine is not None:
