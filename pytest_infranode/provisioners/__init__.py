@@ -10,5 +10,4 @@ __all__ = ["ConvergeResult", "Provisioner"]
 BUILTIN_MODULES = (
     "pytest_infranode.provisioners.shell",
     "pytest_infranode.provisioners.ansible",
-    "pytest_infranode.provisioners.pyinfra",
 )

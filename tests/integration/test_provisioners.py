@@ -37,22 +37,6 @@ def test_ansible_example_converges_idempotently_through_the_docker_api(
     )
 
 
-def test_pyinfra_example_converges_idempotently_through_the_docker_api(
-    pytester: pytest.Pytester, infra_run: Run
-) -> None:
-    copy_example(pytester, "pyinfra")
-    run = infra_run("-v", "--infra-idempotence")
-    run.result.assert_outcomes(passed=9)
-    run.result.stdout.fnmatch_lines(
-        [
-            "  debian-12 | $ *pyinfra -y --no-wait --data site_name=infranode-demo @infranode/* *deploy.py",
-            "  debian-12 |     Grand total  * 7 *",
-            "  debian-12 |     Grand total  * -  * -  * 7 *",
-            "*test_custom_header_is_sent[[]debian-12[]] PASSED*",
-        ]
-    )
-
-
 NOT_IDEMPOTENT = """
 - hosts: all
   gather_facts: false
