@@ -157,6 +157,8 @@ class InfraSession:
         self.owner = labels.owner()
         self._kept_names: list[tuple[str, str]] = []
         self._kept_ids: set[str] = set()
+        self.idempotence: dict[str, str] = {}
+        """Node name → the idempotence check's verdict (with ``--infra-idempotence``)."""
         self._controller_done = False
 
     # pytest-xdist: one node per platform and name for all workers
@@ -193,10 +195,15 @@ class InfraSession:
                 except InfranodeError as err:
                     self.shared.write(
                         f"node-{target.key}",
-                        {"error": [err.what, err.where, err.fix, err.detail], **_record(target, None)},
+                        {
+                            "error": [err.what, err.where, err.fix, err.detail],
+                            "idempotence": self.idempotence.get(self.node_name(target)),
+                            **_record(target, None),
+                        },
                     )
                     raise
-                self.shared.write(f"node-{target.key}", _record(target, node))
+                verdict = self.idempotence.get(node.name)
+                self.shared.write(f"node-{target.key}", _record(target, node, verdict))
                 return node
         if "error" in record:
             what, where, fix, detail = record["error"]
@@ -559,6 +566,16 @@ class InfraSession:
                     echo.flush()
         node.timings["idempotence"] = time.monotonic() - started
         where = f"{node.where}; full log: {log_path}"
+        verdict = (
+            "second converge failed"
+            if result is None or not result.ok
+            else "not checked"
+            if result.changed is None
+            else "not idempotent"
+            if result.changed
+            else "ok"
+        )
+        self.idempotence[node.name] = verdict  # for the summary table
         if result is None or not result.ok:
             node.state = "failed"
             err = ConvergeError(
@@ -719,33 +736,43 @@ class InfraSession:
             )
             node.image_cached = record.get("cached")
             node.timings = dict(record.get("timings") or {})
+            if record.get("idempotence"):
+                self.idempotence[node.name] = str(record["idempotence"])
             node.state = "failed" if "error" in record else "converged"
             node.outcome = "kept" if node.name in kept else "removed"
             if "error" in record:
-                self.failures.setdefault(Target(platform, node.short_name).key, InfranodeError("failed"))
+                what = str(record["error"][0]) if record["error"] else "failed"
+                self.failures.setdefault(Target(platform, node.short_name).key, InfranodeError(what))
             nodes.append(node)
         return nodes
 
     def node_table(self) -> list[str]:
         """One line per node made in this session, for the terminal summary."""
-        rows = [("platform", "node", "image", "cache", "ready", "converge", "result")]
+        idempotence = self.settings.idempotence
+        rows = [["platform", "node", "image", "cache", "ready", "converge", "result"]]
+        if idempotence:
+            rows[0].insert(6, "idempotence")
         for node in self._table_nodes():
             image = node.image.removeprefix("sha256:")[:12]
             cache = {True: "hit", False: "miss", None: "-"}[node.image_cached]
             result = node.outcome or node.state
-            if Target(node.platform, node.short_name).key in self.failures:
+            failure = self.failures.get(Target(node.platform, node.short_name).key)
+            failed = failure is not None
+            if failed:
                 result = f"failed, {node.outcome or 'not removed'}"
-            rows.append(
-                (
-                    node.platform.name,
-                    node.name,
-                    image,
-                    cache,
-                    _seconds(node.timings.get("ready")),
-                    _seconds(node.timings.get("converge")),
-                    result,
-                )
-            )
+            row = [
+                node.platform.name,
+                node.name,
+                image,
+                cache,
+                _seconds(node.timings.get("ready")),
+                _seconds(node.timings.get("converge")),
+                result,
+            ]
+            if idempotence:
+                name = self.node_name(Target(node.platform, node.short_name))
+                row.insert(6, self.idempotence.get(name, "-"))
+            rows.append(row)
         if len(rows) == 1:
             return []
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -774,7 +801,7 @@ class InfraSession:
         ]
 
 
-def _record(target: Target, node: Node | None) -> dict[str, Any]:
+def _record(target: Target, node: Node | None, idempotence: str | None = None) -> dict[str, Any]:
     """What a worker tells the others (and the controller) about a node it made."""
     base: dict[str, Any] = {"platform": target.platform.name, "node": target.node, "worker": os.getpid()}
     if node is None:
@@ -786,6 +813,7 @@ def _record(target: Target, node: Node | None) -> dict[str, Any]:
         "cached": node.image_cached,
         "timings": node.timings,
         "converge_log": node.converge_log,
+        "idempotence": idempotence,
     }
 
 

@@ -73,3 +73,41 @@ def test_failed_converge_shows_sections_and_failed_row(pytester: pytest.Pytester
     run.result.assert_outcomes(errors=1)
     run.result.stdout.fnmatch_lines(["*infranode converge log of *(tail)*", "*broken-converge-output*"])
     run.result.stdout.fnmatch_lines(["debian-12*infranode-*-debian-12*failed, removed*"])
+
+
+def test_summary_shows_the_idempotence_verdict(pytester: pytest.Pytester, infra_run: Run) -> None:
+    pytester.makefile(
+        ".yaml",
+        infranode="""
+        provisioner: {name: shell, inline: ["true"]}
+        nodes:
+          steady: {}
+          drifting: {}
+        """,
+    )
+    pytester.makeconftest(
+        """
+        from pytest_infranode import ConvergeResult, hookimpl
+
+        @hookimpl
+        def pytest_infranode_converge(node, provisioner, config, output):
+            second = node.run("test -e /etc/once").exit_status == 0
+            node.run("touch /etc/once")
+            changed = not second or node.short_name == "drifting"
+            return ConvergeResult(0, "", changed=changed, changes=("touched",) if changed else ())
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.infra_node("steady", "drifting")
+        def test_x(host):
+            pass
+        """
+    )
+    run = infra_run("--infra-platform=debian-12", "--infra-idempotence")
+    run.result.assert_outcomes(passed=1, errors=1)
+    run.result.stdout.fnmatch_lines(["platform*node*image*cache*ready*converge*idempotence*result*"])
+    run.result.stdout.fnmatch_lines(["debian-12*-steady*ok*removed*"])
+    run.result.stdout.fnmatch_lines(["debian-12*-drifting*not idempotent*failed, removed*"])
