@@ -20,6 +20,7 @@ from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import EngineProtocol
 from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.engine.api import OutputSink
+from pytest_infranode.errors import InfranodeError
 from pytest_infranode.errors import InfranodeWarning
 from pytest_infranode.errors import NodeError
 from pytest_infranode.platforms import Platform
@@ -146,7 +147,13 @@ class Node:
                 )
             if self.platform.init != "systemd":
                 return
-            result = self.engine.exec(self.container_id, ["systemctl", "is-system-running"])
+            try:
+                result = self.engine.exec(self.container_id, ["systemctl", "is-system-running"])
+            except InfranodeError:
+                # PID 1 may exit between the state check and the exec: say so with its log.
+                if self.engine.container_state(self.container_id) == "running":
+                    raise
+                continue
             status = result.stdout.decode(errors="replace").strip()
             if status == "running":
                 return
