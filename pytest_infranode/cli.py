@@ -6,22 +6,34 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pytest_infranode import labels
 from pytest_infranode import reaper
 from pytest_infranode.engine import Engine
+from pytest_infranode.engine.bootstrap import BOOTSTRAP_LABEL
+from pytest_infranode.engine.images import stale_images
 from pytest_infranode.errors import DaemonError
 from pytest_infranode.errors import InfranodeError
 from pytest_infranode.platforms import Catalog
+from pytest_infranode.session import build_catalog
+from pytest_infranode.settings import RawOptions
+from pytest_infranode.settings import build_settings
 
 
 def _engine(args: argparse.Namespace) -> Engine:
     return Engine.connect(args.docker_host)
 
 
+def _catalog(args: argparse.Namespace) -> Catalog:
+    """The built-in catalog plus ``platform_definitions:`` of the configuration found here."""
+    settings = build_settings(RawOptions(cli_config=getattr(args, "config", None)), Path.cwd())
+    return build_catalog([], settings.platform_definitions)
+
+
 def cmd_platforms(args: argparse.Namespace) -> int:
     """Print the catalog: name, image, init, aliases, and whether the image is on the daemon."""
-    catalog = Catalog()
+    catalog = _catalog(args)
     present: dict[str, str] = {}
     engine = None
     if not args.offline:
@@ -29,14 +41,88 @@ def cmd_platforms(args: argparse.Namespace) -> int:
             engine = _engine(args)
         except DaemonError as err:
             print(f"(daemon not reachable, availability not shown: {err.what})", file=sys.stderr)
-    rows = [("NAME", "IMAGE", "FAMILY", "INIT", "ON DAEMON", "ALIASES")]
+    rows = [("NAME", "IMAGE", "FAMILY", "INIT", "ON DAEMON", "CAN MAKE", "ALIASES")]
     for p in catalog:
         if engine is not None:
             present[p.name] = "yes" if engine.has_image(p.image) else "no"
-        rows.append((p.name, p.image, p.family, p.init, present.get(p.name, "?"), ", ".join(p.aliases)))
+        sources = (("pull", True), ("dockerfile", bool(p.dockerfile)), ("debootstrap", bool(p.bootstrap)))
+        make = ", ".join(word for word, ok in sources if ok)
+        rows.append((p.name, p.image, p.family, p.init, present.get(p.name, "?"), make, ", ".join(p.aliases)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(
+        "\nSelect with --infra-platform=NAME or ALIAS, a glob ('debian-*'), or a family (family:rhel). "
+        "Families: " + ", ".join(catalog.families())
+    )
+    return 0
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    """List prepared and bootstrapped images; ``prune`` removes stale prepared ones."""
+    engine = _engine(args)
+    catalog = _catalog(args)
+    current = {p.name: engine.recipe_key(p) for p in catalog}
+    prepared = engine.list_images(labels.RECIPE)
+    stale_ids = {i["Id"] for i in stale_images(prepared, current)}
+    if args.action == "prune":
+        removed = 0
+        for image in prepared:
+            if image["Id"] not in stale_ids:
+                continue
+            tag = ", ".join(image.get("RepoTags") or []) or image["Id"][7:19]
+            try:
+                engine.remove_image(image["Id"])
+            except InfranodeError as err:
+                print(f"kept {tag}: {err.what}", file=sys.stderr)
+                continue
+            print(f"removed {tag}")
+            removed += 1
+        print(f"{removed} stale prepared image(s) removed")
+        return 0
+    rows = [("IMAGE", "PLATFORM", "KIND", "RECIPE", "STATE", "SIZE")]
+    for image in prepared:
+        lab = image.get("Labels") or {}
+        state = "stale" if image["Id"] in stale_ids else "current"
+        if current.get(lab.get(labels.PLATFORM, "")) is None and state == "current":
+            state = "current?"  # the base image is not on the daemon: cannot tell
+        rows.append(_image_row(image, "prepared", lab.get(labels.RECIPE, "?"), state))
+    for image in engine.list_images(BOOTSTRAP_LABEL):
+        lab = image.get("Labels") or {}
+        rows.append(_image_row(image, "bootstrapped", lab.get(BOOTSTRAP_LABEL, "?"), "base"))
+    if len(rows) == 1:
+        print("no infranode images on this daemon")
+        return 0
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if stale_ids:
+        print(f"\n{len(stale_ids)} stale: remove them with `infranode images prune`")
+    return 0
+
+
+def _image_row(
+    image: dict[str, object], kind: str, recipe: str, state: str
+) -> tuple[str, str, str, str, str, str]:
+    tags = image.get("RepoTags") or []
+    lab = image.get("Labels") or {}
+    name = str(tags[0]) if isinstance(tags, list) and tags else str(image.get("Id", ""))[7:19]
+    platform = str(lab.get(labels.PLATFORM, "?")) if isinstance(lab, dict) else "?"
+    size = image.get("Size")
+    mib = f"{int(size) / 2**20:.0f} MiB" if isinstance(size, int) else "?"
+    return (name, platform, kind, recipe, state, mib)
+
+
+def cmd_images_bootstrap(args: argparse.Namespace) -> int:
+    """Make a Debian or Ubuntu platform's base image with debootstrap, without a registry."""
+    catalog = _catalog(args)
+    engine = _engine(args)
+    for platform in catalog.select(args.platforms, where="infranode images bootstrap"):
+        tag = args.tag or platform.image
+        if engine.has_image(tag) and not args.force:
+            print(f"{tag}: already on the daemon (--force makes it again)")
+            continue
+        engine.bootstrap_image(platform, tag, lambda msg: print(f"==> {msg}", flush=True), mirror=args.mirror)
     return 0
 
 
@@ -127,6 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("platforms", help="list the platform catalog")
     p.add_argument("--offline", action="store_true", help="do not ask the daemon which images it has")
     p.set_defaults(func=cmd_platforms)
+    p = sub.add_parser("images", help="list infranode's images, prune stale ones, bootstrap base images")
+    images_sub = p.add_subparsers(dest="action")
+    p.set_defaults(func=cmd_images, action="list")
+    images_sub.add_parser("list", help="prepared and bootstrapped images (default)")
+    images_sub.add_parser("prune", help="remove prepared images whose recipe changed")
+    b = images_sub.add_parser("bootstrap", help="make Debian/Ubuntu base images with debootstrap")
+    b.add_argument("platforms", nargs="+", help="platform names, aliases, globs or family:NAME")
+    b.add_argument("--mirror", default="", help="apt mirror; default: the platform's (deb.debian.org)")
+    b.add_argument("--tag", default="", help="image tag to make; default: the platform's image (debian:12)")
+    b.add_argument("--force", action="store_true", help="make it even if the daemon has it")
+    b.set_defaults(func=cmd_images_bootstrap)
     sub.add_parser("nodes", help="list nodes on the daemon").set_defaults(func=cmd_nodes)
     p = sub.add_parser("login", help="open a shell in a node")
     p.add_argument("node")

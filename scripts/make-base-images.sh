@@ -2,10 +2,19 @@
 # Make Debian base images without a registry (debootstrap + docker import), for machines that
 # cannot pull from Docker Hub. Images already on the daemon are left alone.
 #   scripts/make-base-images.sh debian:12 debian:13
+# Once the package is installed this is `infranode images bootstrap debian-12 debian-13`; the
+# shell steps below only serve a fresh checkout, before .venv exists.
 set -euo pipefail
 
 mirror=${INFRANODE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 log() { printf '==> %s\n' "$*" >&2; }
+
+py=${INFRANODE_PYTHON:-${INFRANODE_VENV:-.venv}/bin/python}
+if [ -x "$py" ] && "$py" -c 'import pytest_infranode.engine.bootstrap' 2>/dev/null; then
+    names=()
+    for image in "$@"; do names+=("${image/:/-}"); done
+    exec "$py" -m pytest_infranode.cli images bootstrap ${INFRANODE_DEBIAN_MIRROR:+--mirror "$mirror"} "${names[@]}"
+fi
 
 for image in "$@"; do
     if docker image inspect "$image" >/dev/null 2>&1; then

@@ -102,6 +102,11 @@ class Engine:
         with self._translate("bootstrapping the image", f"platform {platform.name}"):
             return _bootstrap.make_image(self._client, platform, tag, say=say, mirror=mirror)
 
+    def recipe_key(self, platform: Platform) -> str | None:
+        """The recipe key of the platform's prepared image as it would be built now (no pull)."""
+        with self._translate("reading the base image", f"platform {platform.name}"):
+            return _images.current_key(self._client, platform)
+
     def list_images(self, label: str) -> list[dict[str, Any]]:
         """Images carrying ``label`` (``key`` or ``key=value``)."""
         with self._translate("listing images", "images"):

@@ -384,3 +384,36 @@ def ensure_prepared(
             detail="".join(output)[-3000:],
         ) from exc
     return image_id or str(client.images.get(tag).id), False
+
+
+def current_key(client: docker.DockerClient, platform: Platform) -> str | None:
+    """The recipe key the platform's prepared image would have now; None when its base image is
+    not on the daemon (nothing is pulled)."""
+    try:
+        base_id = str(client.images.get(platform.image).id)
+    except docker.errors.ImageNotFound:
+        return None
+    return recipe_hash(render_dockerfile(platform), base_id)
+
+
+def stale_images(images: list[dict[str, Any]], current: dict[str, str | None]) -> list[dict[str, Any]]:
+    """Prepared images whose recipe is no longer the current one of their platform (or that lost
+    their tag to a newer build of the same recipe). Pure.
+
+    :param images: from the images API, each with ``Labels``.
+    :param current: platform name → its current recipe key (None: unknown, base not present).
+    """
+    stale = []
+    for image in images:
+        found = image.get("Labels") or {}
+        platform, key = found.get(labels.PLATFORM), found.get(labels.RECIPE)
+        if key is None:
+            continue
+        untagged = not [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+        if (
+            untagged
+            or platform not in current
+            or (current[platform] is not None and current[platform] != key)
+        ):
+            stale.append(image)
+    return stale

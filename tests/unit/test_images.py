@@ -17,6 +17,7 @@ from pytest_infranode.engine.images import pull
 from pytest_infranode.engine.images import pull_problem
 from pytest_infranode.engine.images import recipe_hash
 from pytest_infranode.engine.images import render_dockerfile
+from pytest_infranode.engine.images import stale_images
 from pytest_infranode.errors import ImageError
 from pytest_infranode.platforms import Bootstrap
 from pytest_infranode.platforms import Catalog
@@ -311,3 +312,35 @@ def test_bootstrap_unavailable_reasons() -> None:
         _bootstrap.unavailable(which=lambda _: "/usr/sbin/debootstrap", euid=lambda: 1000)
     )
     assert _bootstrap.unavailable(which=lambda _: "/usr/sbin/debootstrap", euid=lambda: 0) is None
+
+
+def _img(platform: str, key: str, tags: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "Id": f"sha256:{platform}-{key}",
+        "RepoTags": tags if tags is not None else [f"infranode/{platform}:{key}"],
+        "Labels": {"infranode.platform": platform, "infranode.recipe": key},
+    }
+
+
+def test_stale_images() -> None:
+    images = [
+        _img("debian-12", "aaaa"),
+        _img("debian-12", "bbbb"),
+        _img("debian-13", "cccc"),
+        _img("debian-13", "cccc", ["<none>:<none>"]),
+        _img("gone-1", "dddd"),
+        {"Id": "sha256:other", "Labels": {"infranode.platform": "x"}},
+    ]
+    stale = stale_images(images, {"debian-12": "bbbb", "debian-13": None})
+    assert [i["Id"] for i in stale] == [
+        "sha256:debian-12-aaaa",
+        "sha256:debian-13-cccc",
+        "sha256:gone-1-dddd",
+    ]
+    assert stale[1]["RepoTags"] == ["<none>:<none>"]
+
+
+def test_recipe_key_changes_with_packages_only_through_the_dockerfile() -> None:
+    platform = Catalog().get("debian-12")
+    changed = dataclasses.replace(platform, env={"A": "1"}, cap_add=("NET_ADMIN",))
+    assert render_dockerfile(changed) == render_dockerfile(platform)
