@@ -190,6 +190,8 @@ class InfraSession:
         with self.shared.locked(f"node-{target.key}"):
             record = self.shared.read(f"node-{target.key}")
             if record is None:
+                # A worker that died while making this node left its container: start afresh.
+                self.connect().remove_container(self.node_name(target))
                 try:
                     node = self._make_node(target)
                 except InfranodeError as err:

@@ -1,0 +1,80 @@
+"""The directory through which xdist workers agree on their nodes. No daemon."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pytest_infranode.sharing import SharedDir
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from pytest_infranode.sharing import SharedDir
+shared = SharedDir(Path(sys.argv[1]))
+with shared.locked("node-debian-12/web"):
+    Path(sys.argv[2]).write_text("held")
+    time.sleep(float(sys.argv[3]))
+"""
+
+
+def test_records_round_trip_with_unsafe_keys(tmp_path: Path) -> None:
+    shared = SharedDir(tmp_path)
+    assert shared.read("node-debian-12/web") is None
+    shared.write("node-debian-12/web", {"container_id": "abc", "timings": {"ready": 1.5}})
+    shared.write("node-debian-13/", {"container_id": "def"})
+    assert shared.read("node-debian-12/web") == {"container_id": "abc", "timings": {"ready": 1.5}}
+    assert {r["container_id"] for r in shared.records("node-")} == {"abc", "def"}
+    assert shared.records("network-") == []
+    assert all("/" not in p.name for p in tmp_path.iterdir())
+
+
+def test_flags(tmp_path: Path) -> None:
+    shared = SharedDir(tmp_path)
+    shared.mark("failed-debian-12")
+    shared.mark("failed-debian-12")
+    shared.mark("failed-rocky-9.4")
+    assert shared.flags("failed-") == {"debian-12", "rocky-9.4"}
+
+
+def test_lock_excludes_another_process_and_is_freed_when_it_dies(tmp_path: Path) -> None:
+    shared = SharedDir(tmp_path / "s")
+    shared.path.mkdir()
+    held = tmp_path / "held"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(shared.path), str(held), "30"])
+    try:
+        deadline = time.monotonic() + 30
+        while not held.exists():
+            assert time.monotonic() < deadline, "the helper process never took the lock"
+            time.sleep(0.05)
+        # Another process holds it: a non-blocking attempt from here must fail.
+        with open(shared._file("node-debian-12/web", ".lock"), "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                raise AssertionError("the lock was free while another process held it")
+            except BlockingIOError:
+                pass
+        proc.kill()  # a worker that dies: the kernel frees its lock
+        proc.wait()
+        with shared.locked("node-debian-12/web"):
+            pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_create_is_private_and_remove_cleans_up() -> None:
+    shared = SharedDir.create("abc123")
+    try:
+        assert shared.path.is_dir()
+        assert (shared.path.stat().st_mode & 0o777) == 0o700
+        assert shared.path.name.startswith("infranode-abc123-")
+        assert os.access(shared.path, os.W_OK)
+    finally:
+        shared.remove()
+    assert not shared.path.exists()
