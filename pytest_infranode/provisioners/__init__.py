@@ -10,4 +10,8 @@ __all__ = ["ConvergeResult", "Provisioner"]
 BUILTIN_MODULES = (
     "pytest_infranode.provisioners.shell",
     "pytest_infranode.provisioners.ansible",
+    "pytest_infranode.provisioners.pyinfra",
+    "pytest_infranode.provisioners.puppet",
+    "pytest_infranode.provisioners.salt",
+    "pytest_infranode.provisioners.chef",
 )

@@ -37,6 +37,22 @@ def test_ansible_example_converges_idempotently_through_the_docker_api(
     )
 
 
+def test_pyinfra_example_converges_idempotently_through_the_docker_api(
+    pytester: pytest.Pytester, infra_run: Run
+) -> None:
+    copy_example(pytester, "pyinfra")
+    run = infra_run("-v", "--infra-idempotence")
+    run.result.assert_outcomes(passed=9)
+    run.result.stdout.fnmatch_lines(
+        [
+            "  debian-12 | $ *pyinfra -y --no-wait --data site_name=infranode-demo @infranode/* *deploy.py",
+            "  debian-12 |     Grand total  * 7 *",
+            "  debian-12 |     Grand total  * -  * -  * 7 *",
+            "*test_custom_header_is_sent[[]debian-12[]] PASSED*",
+        ]
+    )
+
+
 NOT_IDEMPOTENT = """
 - hosts: all
   gather_facts: false
@@ -104,3 +120,55 @@ def test_missing_runner_tool_stops_the_session_before_any_node(
         ]
     )
     assert engine.list_containers([f"{labels.PID}={OWNER}"]) == []
+
+
+def test_puppet_example_installs_the_agent_and_converges_idempotently(
+    pytester: pytest.Pytester, infra_run: Run
+) -> None:
+    copy_example(pytester, "puppet")
+    run = infra_run("-v", "--infra-idempotence")
+    run.result.assert_outcomes(passed=9)
+    run.result.stdout.fnmatch_lines(
+        [
+            "  debian-12 | *apt-get install -y -q puppet-agent*",
+            "  debian-12 | Notice: /Stage[[]main[]]/Web/Package[[]nginx[]]/ensure: created",
+            "  debian-12 | --- infranode: second converge (idempotence check) ---",
+            "  debian-12 | $ *puppet apply --detailed-exitcodes * --show_diff *",
+            "*test_custom_header_is_sent[[]debian-12[]] PASSED*",
+        ]
+    )
+
+
+def test_salt_on_debian_12_fails_naming_what_is_missing(pytester: pytest.Pytester, infra_run: Run) -> None:
+    # Debian 12 ships no Salt and Salt's repository is a vendor download: the converge must say so.
+    copy_example(pytester, "salt")
+    run = infra_run()
+    run.result.assert_outcomes(errors=9)
+    run.result.stdout.fnmatch_lines(
+        [
+            "*the salt provisioner needs `salt-call` in the node, and it is not there; the platform's "
+            "packages do not provide it (tried: *apt-get install -y -q salt-minion*",
+            "*fix:   use a platform whose image or packages have Salt*",
+        ]
+    )
+
+
+def test_chef_without_a_client_fails_naming_what_is_missing(
+    pytester: pytest.Pytester, infra_run: Run
+) -> None:
+    # No Chef/Cinc client in Debian and the vendor's omnitruck is not reachable from here.
+    pytester.mkdir("cookbooks")
+    pytester.makefile(
+        ".yaml",
+        infranode="provisioner: {name: chef, cookbooks: cookbooks, run_list: ['recipe[web]']}\n",
+    )
+    pytester.makepyfile("def test_x(host):\n    pass\n")
+    run = infra_run("--infra-platform=debian-12")
+    run.result.assert_outcomes(errors=1)
+    run.result.stdout.fnmatch_lines(
+        [
+            "*the chef provisioner needs `cinc-client` in the node, and it is not there (install: never)*",
+            "*fix:   use a platform image with the cinc client, or `install: omnitruck` where "
+            "omnitruck.cinc.sh is reachable*",
+        ]
+    )

@@ -1,0 +1,1 @@
+site_name: infranode-demo

@@ -1,0 +1,70 @@
+"""What the provisioners that run *inside* the node share: finding or installing their tool."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pytest_infranode.errors import ConvergeError
+from pytest_infranode.provisioners._common import in_node
+
+if TYPE_CHECKING:
+    from pytest_infranode.node import Node
+    from pytest_infranode.provisioners.base import OutputSink
+
+INSTALL_COMMANDS = {
+    "apt": "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q {packages}",
+    "dnf": "dnf install -y {packages}",
+    "zypper": "zypper --non-interactive install {packages}",
+    "pacman": "pacman -Sy --noconfirm {packages}",
+    "apk": "apk add {packages}",
+}
+
+
+def find_in_node(node: Node, candidates: Sequence[str]) -> str | None:
+    """The first of ``candidates`` (names or absolute paths) the node has, as a path."""
+    for tool in candidates:
+        found = node.run_argv(["/bin/sh", "-c", f"command -v {shlex.quote(tool)}"])
+        if found.exit_status == 0 and found.stdout.strip():
+            return found.stdout.decode().strip().splitlines()[0]
+    return None
+
+
+def ensure_in_node(
+    node: Node,
+    output: OutputSink,
+    *,
+    provisioner: str,
+    tools: Sequence[str],
+    packages: Sequence[Sequence[str]],
+    install: bool,
+    fix: str,
+) -> str:
+    """The path of the tool in the node, installed from the platform's packages if missing.
+
+    ``packages`` are alternatives tried in order (``[["puppet-agent"], ["puppet"]]``).
+
+    :raises ConvergeError: naming the tool, the node and what was tried.
+    """
+    found = find_in_node(node, tools)
+    if found:
+        return found
+    manager = node.platform.package_manager
+    tried: list[str] = []
+    if install and manager in INSTALL_COMMANDS:
+        for names in packages:
+            command = INSTALL_COMMANDS[manager].format(packages=" ".join(shlex.quote(n) for n in names))
+            tried.append(command)
+            if in_node(node, ["/bin/sh", "-c", command], output) == 0:
+                found = find_in_node(node, tools)
+                if found:
+                    return found
+    what = f"the {provisioner} provisioner needs `{tools[0]}` in the node, and it is not there"
+    if tried:
+        what += f"; the platform's packages do not provide it (tried: {' ; '.join(tried)})"
+    elif not install:
+        what += " (install: never)"
+    else:
+        what += f" and {node.platform.name} has no package manager we know ({manager})"
+    raise ConvergeError(what, where=node.where, fix=fix)
