@@ -172,3 +172,14 @@ def test_chef_without_a_client_fails_naming_what_is_missing(
             "omnitruck.cinc.sh is reachable*",
         ]
     )
+
+
+def test_conftest_provisioner_example_is_found_and_idempotent(
+    pytester: pytest.Pytester, infra_run: Run
+) -> None:
+    copy_example(pytester, "custom-provisioner")
+    run = infra_run("-v", "--infra-idempotence")
+    run.result.assert_outcomes(passed=2)
+    run.result.stdout.fnmatch_lines(
+        ["*provisioner motd*", "  debian-12 | motd written", "  debian-12 | motd already set"]
+    )
