@@ -188,7 +188,7 @@ def pull(
     )
     repo, tag = _split_tag(source)
     try:
-        image: Any = retryer(client.images.pull, repo, tag=tag)
+        image: Any = retryer(_pull_once, client, repo, tag)
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
         reason = str(getattr(exc, "explanation", None) or exc)
         problem = pull_problem(reason)
@@ -201,6 +201,23 @@ def pull(
     if source != reference:
         image.tag(*_split_tag(reference))
     return str(image.id)
+
+
+def _pull_once(client: docker.DockerClient, repo: str, tag: str) -> Any:
+    """``client.images.pull`` without its blind spot: an error in the progress stream.
+
+    Podman answers a failed pull with 200 and reports the failure inside the stream (Docker
+    does so too for failures after the first byte); docker-py's ``images.pull`` drops it and
+    then says "No such image". Here the stream's error is raised with the daemon's words.
+    """
+    api = getattr(client, "api", None)
+    if api is None or not hasattr(api, "pull"):
+        return client.images.pull(repo, tag=tag)
+    for line in api.pull(repo, tag=tag, stream=True, decode=True):
+        message = line.get("error") if isinstance(line, dict) else None
+        if message:
+            raise docker.errors.APIError(str(message), explanation=str(message))
+    return client.images.get(f"{repo}:{tag}")
 
 
 class PullFailed(ImageError):

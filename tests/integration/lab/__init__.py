@@ -14,6 +14,7 @@ Rules learnt the hard way (see the project's daemon-topology notes), kept here o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -182,3 +183,199 @@ def make_certs(root: Path, cn: str = "infranode lab CA", client_days: int = 30) 
         shutil.copy(root / "ca" / "cert.pem", root / side / "ca.pem")
         os.chmod(root / side / "key.pem", 0o600)
     return CertSet(root)
+
+
+# --- Podman: its Docker-compatible API on a private socket -----------------------------------
+
+
+@dataclass
+class LabPodman:
+    """A rootful ``podman system service`` with its own storage, run root and containers.conf.
+
+    Default network namespace ``none`` (netavark then never touches the host's iptables), the
+    cgroupfs manager (no systemd on CI machines), and ``default_ulimits`` capped at this
+    process's hard limits: podman otherwise asks for more than the hard limit and, without
+    CAP_SYS_RESOURCE (this VM, many CI sandboxes), every container start fails with
+    "error setting rlimit type 7: operation not permitted".
+    """
+
+    root: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "podman.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "CONTAINERS_CONF": str(self.root / "containers.conf")}
+
+    def argv(self, *args: str) -> list[str]:
+        return [
+            need("podman"), "--root", str(self.root / "storage"), "--runroot", str(self.root / "run"),
+            "--storage-driver", "overlay", *args,
+        ]  # fmt: skip
+
+    def podman(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(*args), env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join((self.root / "service.log").read_text().splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        """Remove its containers, stop the service by its PID, then its conmons, mounts, storage."""
+        if (self.root / "storage").is_dir():
+            self.podman("rm", "-a", "-f", "-t", "0", timeout=120)
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        # a conmon can outlive its removed container: end those that name THIS storage, by PID
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if cmdline.startswith("/usr/bin/conmon ") and f"{self.root}/" in cmdline:
+                with contextlib.suppress(OSError):
+                    os.kill(int(proc.name), signal.SIGTERM)
+        self.podman("system", "reset", "-f", timeout=120)
+        with open("/proc/self/mounts", encoding="utf-8") as fh:
+            mounts = [line.split()[1] for line in fh if f" {self.root}/" in line]
+        for mount in sorted(mounts, reverse=True):
+            subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+        remove_empty_netavark_chains()
+
+
+def remove_empty_netavark_chains() -> None:
+    """netavark leaves empty base chains in the host's iptables after a bridged container; drop
+    them only while they hold no rule (no podman network on this host uses them)."""
+    if shutil.which("iptables") is None:
+        return
+
+    def ipt(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["iptables", *args], capture_output=True, text=True, check=False)
+
+    forward = ipt("-S", "NETAVARK_FORWARD")
+    dnat = ipt("-t", "nat", "-S", "NETAVARK-HOSTPORT-DNAT")
+    if forward.returncode != 0 or len(forward.stdout.splitlines()) != 1:
+        return
+    if dnat.returncode == 0 and len(dnat.stdout.splitlines()) != 1:
+        return
+    ipt(
+        "-D",
+        "FORWARD",
+        "-m",
+        "comment",
+        "--comment",
+        "netavark firewall plugin rules",
+        "-j",
+        "NETAVARK_FORWARD",
+    )
+    ipt("-X", "NETAVARK_FORWARD")
+    for chain in ("PREROUTING", "OUTPUT"):
+        ipt("-t", "nat", "-D", chain, "-m", "addrtype", "--dst-type", "LOCAL", "-j", "NETAVARK-HOSTPORT-DNAT")
+    ipt("-t", "nat", "-D", "POSTROUTING", "-j", "NETAVARK-HOSTPORT-MASQ")
+    for chain in ("NETAVARK-HOSTPORT-DNAT", "NETAVARK-HOSTPORT-MASQ", "NETAVARK-HOSTPORT-SETMARK"):
+        ipt("-t", "nat", "-F", chain)
+        ipt("-t", "nat", "-X", chain)
+
+
+def _hard_limit(resource: int, cap: int | None = None) -> int:
+    import resource as _resource
+
+    hard = _resource.getrlimit(resource)[1]
+    if hard == _resource.RLIM_INFINITY or (cap is not None and hard > cap):
+        return cap if cap is not None else 1048576
+    return hard
+
+
+def start_podman(
+    base: Path, images: list[str], host_socket: str = "/var/run/docker.sock", timeout: float = 60
+) -> LabPodman:
+    """Podman's API service on ``base/podman/podman.sock``, with ``images`` copied from the host
+    daemon (``docker save`` through the API, ``podman load``). Needs root and podman."""
+    import resource as _resource
+
+    import docker
+
+    if os.geteuid() != 0:
+        raise LabError("the Podman topology test starts a rootful podman service: run it as root (CI does)")
+    need("podman")
+    root = base / "podman"
+    for sub in ("storage", "run", "networks", "tmp"):
+        (root / sub).mkdir(parents=True)
+    nofile = _hard_limit(_resource.RLIMIT_NOFILE)
+    # podman 4.3 lowers its own RLIMIT_NPROC to 32768 at start-up, then asks for the host's value
+    nproc = _hard_limit(_resource.RLIMIT_NPROC, cap=32768)
+    (root / "containers.conf").write_text(
+        "[containers]\n"
+        'netns = "none"\n'
+        f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
+        "[network]\n"
+        f'network_config_dir = "{root}/networks"\n'
+        "[engine]\n"
+        'cgroup_manager = "cgroupfs"\n'
+        'events_logger = "file"\n'
+        f'events_logfile_path = "{root}/events.log"\n'
+        f'tmp_dir = "{root}/tmp"\n'
+        f'volume_path = "{root}/storage/volumes"\n'
+    )
+    lab = LabPodman(root)
+    host = docker.DockerClient(base_url=f"unix://{host_socket}", version="1.41")
+    try:
+        for image in images:
+            tar = root / "tmp" / (image.replace("/", "_").replace(":", "_") + ".tar")
+            with open(tar, "wb") as fh:
+                for chunk in host.images.get(image).save(named=True):
+                    fh.write(chunk)
+            loaded = lab.podman("load", "-q", "-i", str(tar))
+            tar.unlink()
+            if loaded.returncode != 0:
+                lab.stop()
+                raise LabError(f"podman load {image} failed: {loaded.stderr.strip()}")
+    finally:
+        host.close()
+    with open(root / "service.log", "wb") as log:
+        lab.process = subprocess.Popen(
+            lab.argv("system", "service", "--time=0", lab.url),
+            env=lab.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while not _unix_answers(lab.socket):
+        if lab.process.poll() is not None or time.monotonic() > deadline:
+            tail = lab.log_tail()
+            lab.stop()
+            raise LabError(f"podman system service did not answer on {lab.socket}:\n{tail}")
+        time.sleep(0.1)
+    return lab
+
+
+def _unix_answers(path: Path) -> bool:
+    """GET /_ping on a unix socket answers 200."""
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(2)
+            sock.connect(str(path))
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: d\r\n\r\n")
+            return sock.recv(64).split(b"\r\n", 1)[0].endswith(b" 200 OK")
+    except OSError:
+        return False
