@@ -1,0 +1,153 @@
+"""The pyinfra provisioner: a deploy file run on the runner against the node, through the Docker API.
+
+Options (under ``provisioner:`` in infranode.yaml)::
+
+    provisioner:
+      name: pyinfra
+      deploy: deploy.py             # required; or a list, run in order
+      data: {site_name: demo}       # --data key=value (host.data in the deploy)
+      sudo: false                   # --sudo
+      env: {}                       # environment of pyinfra
+      args: ["--serial"]            # extra pyinfra arguments
+
+pyinfra runs on the runner (``pip install 'pytest-infranode[pyinfra]'``) and targets
+``@infranode/<container id>``: a connector shipped here (``pyinfra_connector.py``, entry point
+``infranode`` in ``pyinfra.connectors``) that runs commands and uploads files through
+pytest-infranode's engine. pyinfra's own ``@docker`` connector was not used: it needs the
+docker CLI on the runner.
+
+"Changed" is pyinfra's own: an operation counted under *Success* in its results table ran
+commands on the host; *No Change* ones had nothing to do. The second converge of the
+idempotence check runs with ``--diff``, so changed files show their diff in the log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING
+from typing import final
+
+from pytest_infranode.hookspecs import hookimpl
+from pytest_infranode.provisioners._common import Options
+from pytest_infranode.provisioners._common import docker_host_for_tools
+from pytest_infranode.provisioners._common import require_tool
+from pytest_infranode.provisioners._common import run_streaming
+from pytest_infranode.provisioners.base import ConvergeResult
+from pytest_infranode.provisioners.base import OutputSink
+from pytest_infranode.provisioners.base import Provisioner
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from pytest_infranode.node import Node
+    from pytest_infranode.settings import ProvisionerConfig
+
+NAME = "pyinfra"
+OPTIONS = ("deploy", "data", "sudo", "env", "args")
+TOOL = "pyinfra"
+INSTALL = "pip install 'pytest-infranode[pyinfra]' (or: pip install pyinfra)"
+CONNECTOR_ENV = "INFRANODE_DOCKER_HOST"
+
+
+def _options(config: ProvisionerConfig) -> Options:
+    opts = Options(NAME, config)
+    opts.check_known(OPTIONS)
+    return opts
+
+
+def validate(config: ProvisionerConfig) -> list[Path]:
+    """Check the options; the deploy files. Pure apart from file checks."""
+    opts = _options(config)
+    deploys = opts.paths("deploy")
+    if not deploys:
+        raise opts.error("deploy", "`deploy` is required", "write `deploy: deploy.py` under `provisioner:`")
+    opts.mapping("data")
+    opts.boolean("sudo")
+    opts.env()
+    opts.strings("args")
+    return deploys
+
+
+def pyinfra_argv(tool: str, container_id: str, config: ProvisionerConfig, *, diff: bool) -> list[str]:
+    """The pyinfra command line (an argv list, no shell). Pure apart from file checks."""
+    opts = _options(config)
+    argv = [tool, "-y", "--no-wait"]
+    for key, value in opts.mapping("data").items():
+        argv += ["--data", f"{key}={value}"]
+    if opts.boolean("sudo"):
+        argv.append("--sudo")
+    if diff:
+        argv.append("--diff")
+    argv += opts.strings("args")
+    return [*argv, f"@infranode/{container_id}", *(str(p) for p in validate(config))]
+
+
+def read_results(output: str) -> tuple[list[str], int]:
+    """The operations pyinfra reported as changing the host, and its error count. Pure.
+
+    pyinfra ends with a ``--> Results:`` table (Operation, Hosts, Success, Error, No Change):
+    an operation that ran commands on the host counts as *Success*, one that had nothing to
+    do as *No Change*.
+    """
+    changed: list[str] = []
+    errors = 0
+    lines = output.splitlines()
+    try:
+        start = max(i for i, line in enumerate(lines) if line.strip() == "--> Results:")
+    except ValueError:
+        return changed, errors
+    header = lines[start + 1] if start + 1 < len(lines) else ""
+    columns = [m.start() for m in re.finditer(r"\S+(?: \S+)*", header)]
+    names = re.findall(r"\S+(?: \S+)*", header)
+    if names[:5] != ["Operation", "Hosts", "Success", "Error", "No Change"]:
+        return changed, errors
+    for line in lines[start + 2 :]:
+        if not line.strip() or line.startswith("-->"):
+            break
+        cells = [line[a:b].strip() for a, b in zip(columns, [*columns[1:], len(line) + 1], strict=False)]
+        operation, success, error = cells[0], cells[2], cells[3]
+        if operation == "Grand total":
+            continue
+        if success not in ("", "-", "0"):
+            changed.append(f"changed: {operation}")
+        if error not in ("", "-", "0"):
+            errors += int(error) if error.isdigit() else 1
+    return changed, errors
+
+
+@final
+class PyinfraProvisioner:
+    """Runs pyinfra on the runner against the node."""
+
+    name = NAME
+
+    def __init__(self) -> None:
+        self._converged: set[str] = set()
+
+    def check(self, config: ProvisionerConfig) -> None:
+        validate(config)
+        require_tool(NAME, TOOL, INSTALL)
+
+    def converge(self, node: Node, config: ProvisionerConfig, output: OutputSink) -> ConvergeResult:
+        tool = require_tool(NAME, TOOL, INSTALL)
+        again = node.container_id in self._converged
+        self._converged.add(node.container_id)
+        argv = pyinfra_argv(tool, node.container_id, config, diff=again)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYINFRA_PROGRESS": "off", **_options(config).env()}
+        docker_host = docker_host_for_tools(node)
+        if docker_host:
+            env[CONNECTOR_ENV] = docker_host
+        output(f"$ {' '.join(argv)}\n".encode())
+        status, text = run_streaming(argv, output, env=env, cwd=config.base_dir)
+        changes, errors = read_results(text)
+        if status == 0 and errors:
+            # pyinfra 3 may exit 0 when an operation failed in one of its greenlets.
+            output(f"\ninfranode: pyinfra reported {errors} failed operation(s)\n".encode())
+            status = 1
+        return ConvergeResult(status, text, changed=bool(changes), changes=tuple(changes))
+
+
+@hookimpl
+def pytest_infranode_add_provisioners() -> list[Provisioner]:
+    return [PyinfraProvisioner()]
