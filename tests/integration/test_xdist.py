@@ -46,7 +46,9 @@ def test_db(host, i):
 """
 
 
-def test_two_workers_converge_each_node_once(pytester: pytest.Pytester, infra_run: Run, engine: Engine) -> None:
+def test_two_workers_converge_each_node_once(
+    pytester: pytest.Pytester, infra_run: Run, engine: Engine
+) -> None:
     pytester.makeconftest(CONFTEST)
     pytester.makefile(".yaml", infranode=YAML)
     pytester.makepyfile(TESTS)
@@ -81,7 +83,9 @@ def test_keep_failure_under_xdist_keeps_the_failed_platform(
             assert not (infra_platform.name == "debian-13" and i == 2)
         """
     )
-    run = infra_run("-n", "2", "--infra-platform=debian-12,debian-13", "--infra-keep=failure", allow_kept=True)
+    run = infra_run(
+        "-n", "2", "--infra-platform=debian-12,debian-13", "--infra-keep=failure", allow_kept=True
+    )
     run.result.assert_outcomes(passed=7, failed=1)
     left = engine.list_containers([f"{labels.SESSION}={run.session_id}"])
     try:
