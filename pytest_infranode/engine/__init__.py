@@ -49,6 +49,17 @@ def _attach_ends(stream: Any) -> list[Any]:
     return [end for end in (response, sock) if end is not None]
 
 
+def _close_stream(stream: Any) -> None:
+    """``CancellableStream.close``, which docker-py refuses over ssh:// (paramiko: "Cancellable
+    streams not supported for the SSH protocol"); there the response itself is closed."""
+    try:
+        stream.close()
+    except docker.errors.DockerException:
+        response = getattr(stream, "_response", None)
+        if response is not None:
+            response.close()
+
+
 @final
 class Engine:
     """A connected Docker daemon and the operations the plugin performs on it."""
@@ -192,7 +203,7 @@ class Engine:
                                 sink.append(data)
                                 on_output(data)
                 finally:
-                    chunks.close()
+                    _close_stream(chunks)
                     for end in ends:
                         end.close()
             code = api.exec_inspect(exec_id).get("ExitCode")

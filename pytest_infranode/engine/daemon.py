@@ -365,6 +365,8 @@ def connect(
         problem = doctor.verdict_tls_files(doctor.read_tls_files(endpoint.tls), ci, time.time())
         if problem is not None:
             raise problem.to_error(endpoint.describe())
+    if endpoint.scheme == "ssh":
+        return _connect_ssh(endpoint, env, ci, started)
     if endpoint.scheme == "unix":
         _wait_for_unix(endpoint, deadline, started, ci)
     elif endpoint.scheme == "tcp":
@@ -376,6 +378,35 @@ def connect(
     except BaseException:
         client.close()
         raise
+
+
+def _ssh_failure(
+    endpoint: Endpoint, env: Mapping[str, str], ci: str, started: float, said: str
+) -> DaemonError:
+    facts = doctor.probe_ssh(endpoint.url, env, transport_error=said)
+    return doctor.verdict_ssh(facts, ci).to_error(
+        f"{endpoint.describe()}, {time.monotonic() - started:.1f} s"
+    )
+
+
+def _connect_ssh(
+    endpoint: Endpoint, env: Mapping[str, str], ci: str, started: float
+) -> tuple[docker.DockerClient, DaemonInfo]:
+    """ssh:// through docker-py's paramiko transport. Its failures are paramiko exceptions (no
+    host key, refused key, no sshd): each is explained by :func:`doctor.verdict_ssh`, which
+    runs the ssh client once for its real stderr. Nothing is retried: sshd is not "starting"."""
+    try:
+        client = _client(endpoint)
+    except DaemonUnreachable as err:  # paramiko missing, or an address docker-py refuses
+        raise _ssh_failure(endpoint, env, ci, started, err.what) from err
+    except Exception as exc:  # docker-py's paramiko adapter connects at once
+        raise _ssh_failure(endpoint, env, ci, started, f"{type(exc).__name__}: {exc}") from exc
+    try:
+        client.ping()
+        return client, _daemon_info(client, endpoint)
+    except Exception as exc:
+        client.close()
+        raise _ssh_failure(endpoint, env, ci, started, f"{type(exc).__name__}: {exc}") from exc
 
 
 def _ping(client: docker.DockerClient, endpoint: Endpoint, deadline: float, started: float, ci: str) -> None:

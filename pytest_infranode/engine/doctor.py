@@ -22,6 +22,7 @@ import ipaddress
 import json
 import os
 import pwd
+import shlex
 import socket
 import ssl
 import stat
@@ -1101,3 +1102,216 @@ def _finding_from_error(err: DaemonError) -> Finding:
     if err.where:
         evidence = (f"where: {err.where}", *evidence)
     return Finding("connect", "fail", err.what, evidence, err.fix)
+
+
+# --------------------------------------------------------------------------------------------
+# ssh:// daemons (docker-py's default transport is paramiko, which reads $HOME/.ssh)
+
+
+@dataclass(frozen=True)
+class SshFacts:
+    """What was found about an ``ssh://user@host:port`` daemon address."""
+
+    user: str
+    host: str
+    port: int
+    paramiko: bool
+    known_hosts: str
+    host_known: bool | None  # None: known_hosts does not exist
+    argv: tuple[str, ...] = ()  # the ssh client command run (empty: no ssh client on PATH)
+    returncode: int | None = None
+    stderr: str = ""
+    transport_error: str = ""  # what paramiko/docker-py said
+
+
+def _known_hosts_name(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def ssh_argv(user: str, host: str, port: int, home: str) -> list[str]:
+    """The ssh command that does what docker-py's paramiko transport does: the key files, config
+    and known_hosts of ``$HOME/.ssh`` (OpenSSH itself ignores $HOME), batch mode, strict host
+    keys; then ``docker version`` on the remote. Pure."""
+    dot = os.path.join(home, ".ssh")
+    argv = [
+        "ssh",
+        "-F",
+        os.path.join(dot, "config") if os.path.isfile(os.path.join(dot, "config")) else "/dev/null",
+    ]
+    argv += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "StrictHostKeyChecking=yes"]
+    argv += ["-o", f"UserKnownHostsFile={os.path.join(dot, 'known_hosts')}"]
+    for key in ("id_ed25519", "id_ecdsa", "id_rsa"):
+        if os.path.isfile(os.path.join(dot, key)):
+            argv += ["-i", os.path.join(dot, key)]
+    argv += [
+        "-p",
+        str(port),
+        f"{user}@{host}" if user else host,
+        "docker",
+        "version",
+        "--format",
+        "{{.Server.Version}}",
+    ]
+    return argv
+
+
+def probe_ssh(
+    url: str, environ: Mapping[str, str], transport_error: str = "", timeout: float = 20
+) -> SshFacts:
+    """paramiko importable? the host in known_hosts? and the real stderr of ``ssh … docker version``."""
+    import importlib.util
+    import shutil
+    import subprocess
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    user, host, port = parts.username or "", parts.hostname or "", parts.port or 22
+    home = environ.get("HOME") or os.path.expanduser("~")
+    known_hosts = os.path.join(home, ".ssh", "known_hosts")
+    host_known: bool | None = None
+    if os.path.isfile(known_hosts):
+        keygen = shutil.which("ssh-keygen")
+        name = _known_hosts_name(host, port)
+        if keygen:
+            found = subprocess.run(
+                [keygen, "-F", name, "-f", known_hosts],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            host_known = found.returncode == 0 and bool(found.stdout.strip())
+        else:
+            with open(known_hosts, encoding="utf-8", errors="replace") as fh:
+                host_known = any(name in line.split()[0].split(",") for line in fh if line.strip())
+    argv: tuple[str, ...] = ()
+    rc: int | None = None
+    stderr = ""
+    if shutil.which("ssh"):
+        argv = tuple(ssh_argv(user, host, port, home))
+        try:
+            done = subprocess.run(
+                list(argv),
+                env=dict(environ),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+            rc, stderr = done.returncode, done.stderr.strip()
+        except subprocess.TimeoutExpired:
+            rc, stderr = 255, f"ssh did not finish within {timeout:.0f} s"
+    return SshFacts(
+        user=user,
+        host=host,
+        port=port,
+        paramiko=importlib.util.find_spec("paramiko") is not None,
+        known_hosts=known_hosts,
+        host_known=host_known,
+        argv=argv,
+        returncode=rc,
+        stderr=stderr,
+        transport_error=transport_error,
+    )
+
+
+def verdict_ssh(facts: SshFacts, ci: str = "") -> Finding:
+    """Why an ssh:// daemon cannot be used, from the facts (pure)."""
+    target = f"{facts.user}@{facts.host}:{facts.port}" if facts.user else f"{facts.host}:{facts.port}"
+    evidence: list[str] = []
+    if facts.transport_error:
+        evidence.append(f"docker-py (paramiko) said: {facts.transport_error}")
+    if facts.argv:
+        evidence.append("ran: " + shlex.join(facts.argv))
+        evidence.append(
+            f"ssh exit status {facts.returncode}"
+            + (f", stderr: {' | '.join(facts.stderr.splitlines())}" if facts.stderr else "")
+        )
+    err = facts.stderr.lower()
+    if not facts.paramiko:
+        return Finding(
+            "connect",
+            "fail",
+            "ssh:// needs paramiko (docker-py's ssh transport), which is not installed",
+            tuple(evidence),
+            "pip install 'pytest-infranode[ssh]' (or: pip install paramiko)",
+        )
+    if "could not resolve hostname" in err or "name or service not known" in err:
+        return Finding(
+            "connect",
+            "fail",
+            f"the ssh host {facts.host!r} does not resolve",
+            tuple(evidence),
+            "check the host name in DOCKER_HOST (ssh://user@host[:port])",
+        )
+    if "connection refused" in err or "unable to connect to port" in facts.transport_error.lower():
+        return Finding(
+            "connect",
+            "fail",
+            f"nothing listens for ssh on {facts.host}:{facts.port} (no sshd, or the wrong port)",
+            tuple(evidence),
+            f"start sshd on {facts.host}, or give the right port: "
+            f"ssh://{facts.user or 'user'}@{facts.host}:PORT",
+        )
+    if (
+        facts.host_known is not True
+        or "host key verification failed" in err
+        or "not found in known_hosts" in facts.transport_error
+    ):
+        port = "" if facts.port == 22 else f" -p {facts.port}"
+        scan = f"ssh-keyscan{port} {facts.host} >> {facts.known_hosts}"
+        changed = "remote host identification has changed" in err
+        what = (
+            f"the host key of {facts.host}:{facts.port} changed since it was stored in {facts.known_hosts}"
+            if changed
+            else f"the host key of {_known_hosts_name(facts.host, facts.port)} is not in {facts.known_hosts}"
+        )
+        return Finding(
+            "connect",
+            "fail",
+            what,
+            tuple(evidence),
+            f"docker-py refuses unknown host keys: add it (check its fingerprint first): {scan}",
+        )
+    if "permission denied (publickey" in err or "authentication failed" in facts.transport_error.lower():
+        return Finding(
+            "connect",
+            "fail",
+            f"the ssh server refused the key for {target}",
+            tuple(evidence),
+            f"put your public key in ~{facts.user}/.ssh/authorized_keys on {facts.host}, or the key in "
+            "$HOME/.ssh (id_ed25519/id_rsa) or an IdentityFile line of $HOME/.ssh/config",
+        )
+    if "docker: command not found" in err or "docker: not found" in err:
+        return Finding(
+            "connect",
+            "fail",
+            f"{facts.host} has no docker CLI on the PATH of {target}",
+            tuple(evidence),
+            "docker over ssh runs `docker system dial-stdio` on the remote: install the docker CLI there",
+        )
+    if "permission denied while trying to connect to the docker daemon socket" in err:
+        return Finding(
+            "connect",
+            "fail",
+            f"{facts.user or 'the remote user'} on {facts.host} may not use the Docker socket",
+            tuple(evidence),
+            f"on {facts.host}: sudo usermod -aG docker {facts.user or 'USER'} (then log in again)",
+            kind="permission",
+        )
+    if facts.returncode == 0:
+        return Finding(
+            "connect",
+            "fail",
+            f"ssh to {target} runs docker, but docker-py's ssh transport failed",
+            tuple(evidence),
+            "read paramiko's message above; `pip install -U paramiko docker` may help",
+        )
+    return Finding(
+        "connect",
+        "fail",
+        f"the Docker daemon at ssh://{target} cannot be reached over ssh",
+        tuple(evidence),
+        "run the `ran:` command above yourself to see why",
+    )

@@ -379,3 +379,107 @@ def _unix_answers(path: Path) -> bool:
             return sock.recv(64).split(b"\r\n", 1)[0].endswith(b" 200 OK")
     except OSError:
         return False
+
+
+# --- ssh: a private sshd on loopback, and an isolated client HOME ----------------------------
+
+
+@dataclass
+class LabSshd:
+    """``sshd`` on 127.0.0.1:``port`` with its own host key, config and authorized_keys, and a
+    client ``home`` holding ``.ssh/{id_ed25519,config,known_hosts}``: export ``HOME=home`` for
+    paramiko (docker-py's default ssh transport reads ``~/.ssh/config`` and ``known_hosts``)."""
+
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def url(self) -> str:
+        return f"ssh://root@127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join((self.root / "sshd.log").read_text().splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_sshd(base: Path, port: int, timeout: float = 15) -> LabSshd:
+    """A private sshd (foreground, so its PID is ours) that lets the lab's client key in as root."""
+    if os.geteuid() != 0:
+        raise LabError("the ssh topology test starts an sshd that logs in as root: run it as root (CI does)")
+    sshd = "/usr/sbin/sshd"
+    if not os.access(sshd, os.X_OK):
+        raise LabError("the ssh topology test needs /usr/sbin/sshd (apt-get install openssh-server)")
+    keygen = need("ssh-keygen")
+    if not port_is_free(port):
+        raise LabError(f"port {port} is taken: the lab sshd cannot listen there")
+    root = base / "ssh"
+    dot_ssh = root / "home" / ".ssh"
+    dot_ssh.mkdir(parents=True)
+    os.chmod(dot_ssh, 0o700)
+    host_key, client_key = root / "ssh_host_ed25519_key", dot_ssh / "id_ed25519"
+    for key, comment in ((host_key, "infranode-lab-host"), (client_key, "infranode-lab-client")):
+        subprocess.run(
+            [keygen, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)],
+            check=True,
+            capture_output=True,
+        )
+    shutil.copy(f"{client_key}.pub", root / "authorized_keys")
+    os.chmod(root / "authorized_keys", 0o644)
+    (root / "sshd_config").write_text(
+        f"Port {port}\n"
+        "ListenAddress 127.0.0.1\n"
+        f"HostKey {host_key}\n"
+        f"PidFile {root}/sshd.pid\n"
+        f"AuthorizedKeysFile {root}/authorized_keys\n"
+        "PermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\n"
+        "UsePAM no\n"
+        "StrictModes no\n"
+        "LogLevel VERBOSE\n"
+    )
+    (dot_ssh / "config").write_text(
+        "Host 127.0.0.1 localhost\n"
+        f"  Port {port}\n"
+        f"  IdentityFile {client_key}\n"
+        "  IdentitiesOnly yes\n"
+        f"  UserKnownHostsFile {dot_ssh}/known_hosts\n"
+        "  StrictHostKeyChecking yes\n"
+        "  BatchMode yes\n"
+    )
+    host_pub = " ".join(Path(f"{host_key}.pub").read_text().split()[:2])
+    (dot_ssh / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub}\n")
+    Path("/run/sshd").mkdir(exist_ok=True)  # the privilege-separation directory Debian's sshd wants
+    lab = LabSshd(root, port)
+    lab.process = subprocess.Popen(
+        [sshd, "-D", "-f", str(root / "sshd_config"), "-E", str(root / "sshd.log")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while port_is_free(port):
+        if lab.process.poll() is not None or time.monotonic() > deadline:
+            tail = lab.log_tail()
+            lab.stop()
+            raise LabError(f"lab sshd did not start:\n{tail}")
+        time.sleep(0.05)
+    return lab
