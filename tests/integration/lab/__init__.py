@@ -483,3 +483,95 @@ def start_sshd(base: Path, port: int, timeout: float = 15) -> LabSshd:
             raise LabError(f"lab sshd did not start:\n{tail}")
         time.sleep(0.05)
     return lab
+
+
+# --- another user: a throwaway account and an interpreter it may run ------------------------
+
+
+IMPORT_PROBE = (
+    "import sys, importlib, sysconfig\n"
+    "importlib.import_module(sys.argv[1])\n"
+    "std = sysconfig.get_paths()['stdlib']\n"
+    "for name, mod in list(sys.modules.items()):\n"
+    "    f = getattr(mod, '__file__', None) or ''\n"
+    "    if '.' not in name and f and not f.startswith(std):\n"
+    "        print(f)\n"
+)
+
+
+def python_for_other_users(dest: Path, module: str) -> tuple[str, Path]:
+    """The system python and a library directory other users can read, holding the non-stdlib
+    packages that ``import module`` loads here (copied from this interpreter: this venv and
+    its base may sit under /root, mode 700). Far faster than a venv and pip install.
+
+    :returns: (``/usr/bin/python3``, the directory for PYTHONPATH).
+    """
+    import sys
+
+    system_python = "/usr/bin/python3"
+    if not os.access(system_python, os.X_OK):
+        raise LabError("the permission tests run the package as another user with /usr/bin/python3")
+    same = subprocess.run(
+        [system_python, "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if same.stdout.strip() != str(tuple(sys.version_info[:2])):
+        raise LabError(f"/usr/bin/python3 is {same.stdout.strip()}, this interpreter {sys.version_info[:2]}")
+    files = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, module], capture_output=True, text=True, check=True
+    ).stdout.split()
+    lib = dest / "lib"
+    lib.mkdir(parents=True)
+    for name in files:
+        path = Path(name)
+        src = path.parent if path.name == "__init__.py" else path
+        target = lib / src.name
+        if target.exists():
+            continue
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, target)
+    for path in [dest, *dest.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return system_python, lib
+
+
+@dataclass
+class ThrowawayUser:
+    name: str
+
+    def add_to_group(self, group: str) -> None:
+        subprocess.run(["usermod", "-aG", group, self.name], check=True, capture_output=True)
+
+    def run(
+        self, argv: list[str], env: dict[str, str], *, login_groups: bool
+    ) -> subprocess.CompletedProcess[str]:
+        """``argv`` as this user. ``login_groups``: with the groups /etc/group gives it now (a new
+        login); otherwise with none but its own (a session older than a ``usermod -aG``)."""
+        groups = "--init-groups" if login_groups else "--clear-groups"
+        wrap = [need("setpriv"), "--reuid", self.name, "--regid", self.name, groups, "--"]
+        return subprocess.run(wrap + argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    def remove(self) -> None:
+        subprocess.run(["userdel", self.name], check=False, capture_output=True)
+
+
+def throwaway_user(prefix: str = "inft") -> ThrowawayUser:
+    """A new system user without a home (root only); remove it with ``.remove()``."""
+    if os.geteuid() != 0:
+        raise LabError("the permission tests create a user: run them as root (CI does)")
+    need("useradd")
+    name = f"{prefix}{os.getpid() % 100000}"
+    subprocess.run(["userdel", name], check=False, capture_output=True)
+    done = subprocess.run(
+        ["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise LabError(f"useradd {name} failed: {done.stderr.strip()}")
+    return ThrowawayUser(name)
