@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from collections.abc import Callable
 
 import pytest
@@ -156,3 +159,33 @@ def test_group_marker_runs_on_each_member(pytester: pytest.Pytester, infra_run: 
         "*test_servers[[]debian-12[]] PASSED*",
     ):
         run.result.stdout.fnmatch_lines([line])
+
+
+def test_networks_of_expired_sessions_are_swept(
+    pytester: pytest.Pytester, infra_run: Run, engine: Engine
+) -> None:
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    host = os.uname().nodename
+    made = {}
+    for sid, owner in (
+        ("deadbeef0000000a", f"{host}:{finished.pid}"),
+        ("deadbeef0000000b", f"{host}:{os.getpid()}"),
+    ):
+        net_labels = {
+            labels.SESSION: sid,
+            labels.PLATFORM: "debian-12",
+            labels.NODE: f"infranode-{sid}-debian-12",
+            labels.PID: owner,
+            labels.CREATED: str(int(time.time())),
+        }
+        made[sid] = engine.create_network(f"infranode-{sid}-debian-12", net_labels)
+    try:
+        pytester.makefile(".yaml", infranode='provisioner: {name: shell, inline: ["true"]}\n')
+        pytester.makepyfile("def test_a(host):\n    pass\n")
+        infra_run("--infra-platform=debian-12").result.assert_outcomes(passed=1)
+        assert _networks(engine, "deadbeef0000000a") == [], "the dead session's network was left"
+        assert len(_networks(engine, "deadbeef0000000b")) == 1, "a live session's network was removed"
+    finally:
+        for network_id in made.values():
+            engine.remove_network(network_id)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 
 import pytest
@@ -95,3 +100,44 @@ def test_keep_failure_under_xdist_keeps_the_failed_platform(
     finally:
         for c in left:
             engine.remove_container(c["Id"])
+
+
+def test_sigkill_of_the_whole_xdist_run_is_cleaned_up_by_the_controllers_watchdog(
+    pytester: pytest.Pytester, engine: Engine
+) -> None:
+    pytester.makefile(".yaml", infranode='provisioner: {name: shell, inline: ["true"]}\n')
+    pytester.makepyfile(
+        """
+        import time
+
+        def test_sleeps(infra_node):
+            with open("ready", "w") as f:
+                f.write(infra_node.session_id)
+            time.sleep(120)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--infra-platform=debian-12"],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the controller and its workers
+    )
+    ready = pytester.path / "ready"
+    deadline = time.monotonic() + 120
+    try:
+        while not ready.exists() or not ready.read_text():
+            assert proc.poll() is None, "the inner run ended before its test"
+            assert time.monotonic() < deadline, "the inner run never reached its test"
+            time.sleep(0.2)
+        session_id = ready.read_text()
+        assert len(engine.list_containers([f"{labels.SESSION}={session_id}"])) == 1
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # controller and workers at once, like a cancelled CI job
+        proc.wait()
+    deadline = time.monotonic() + 30
+    left = engine.list_containers([f"{labels.SESSION}={session_id}"])
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = engine.list_containers([f"{labels.SESSION}={session_id}"])
+    assert left == [], "the controller's watchdog did not remove the node a worker made"
