@@ -160,3 +160,25 @@ def pytester_session_id(stdout: str) -> str:
     match = re.search(r"session ([0-9a-f]{16})", stdout)
     assert match, stdout
     return match.group(1)
+
+
+def _has_cap_sys_resource() -> bool:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        caps = next(line.split()[1] for line in fh if line.startswith("CapEff:"))
+    return bool(int(caps, 16) >> 24 & 1)  # CAP_SYS_RESOURCE = 24
+
+
+def test_uncapped_rlimits_are_diagnosed(tmp_path: Path, podman: LabPodman) -> None:
+    """Podman's default ulimits exceed what a process without CAP_SYS_RESOURCE may set: every
+    container start fails, and the doctor's container check names the cause and the
+    containers.conf fix. With the capability (some CI machines), the same service just works."""
+    url = podman.serve_uncapped()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DOCKER_CONFIG": str(tmp_path)}
+    report = doctor.run_doctor(url, env, wait=10, images=["debian:12"])
+    container = {f.check: f for f in report.findings}["container"]
+    if _has_cap_sys_resource():
+        assert container.status == "ok", doctor.render_text(report)
+        return
+    assert container.status == "fail", doctor.render_text(report)
+    assert "error setting rlimit type" in " ".join(container.evidence) + container.summary
+    assert "set default_ulimits in containers.conf" in container.fix

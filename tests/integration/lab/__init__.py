@@ -22,6 +22,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 
@@ -201,10 +202,36 @@ class LabPodman:
 
     root: Path
     process: subprocess.Popen[bytes] | None = None
+    extra: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def socket(self) -> Path:
         return self.root / "podman.sock"
+
+    def serve_uncapped(self, timeout: float = 30) -> str:
+        """A second API service on the same storage, with this lab's containers.conf minus
+        ``default_ulimits``: podman's own default, which fails every container start where the
+        caller lacks CAP_SYS_RESOURCE. Returns its ``unix://`` address; stopped by :meth:`stop`."""
+        conf = self.root / "uncapped.conf"
+        lines = (self.root / "containers.conf").read_text().splitlines()
+        conf.write_text("\n".join(line for line in lines if not line.startswith("default_ulimits")) + "\n")
+        sock = self.root / "uncapped.sock"
+        with open(self.root / "uncapped.log", "wb") as log:
+            proc = subprocess.Popen(
+                self.argv("system", "service", "--time=0", f"unix://{sock}"),
+                env={**self.env(), "CONTAINERS_CONF": str(conf)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.extra.append(proc)
+        deadline = time.monotonic() + timeout
+        while not _unix_answers(sock):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise LabError(f"the uncapped podman service did not answer on {sock}")
+            time.sleep(0.1)
+        return f"unix://{sock}"
 
     @property
     def url(self) -> str:
@@ -234,24 +261,25 @@ class LabPodman:
         """Remove its containers, stop the service by its PID, then its conmons, mounts, storage."""
         if (self.root / "storage").is_dir():
             self.podman("rm", "-a", "-f", "-t", "0", timeout=120)
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        for proc in [*self.extra, self.process]:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
         # a conmon can outlive its removed container: end those that name THIS storage, by PID
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
                 continue
             try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
             if cmdline.startswith("/usr/bin/conmon ") and f"{self.root}/" in cmdline:
                 with contextlib.suppress(OSError):
-                    os.kill(int(proc.name), signal.SIGTERM)
+                    os.kill(int(entry.name), signal.SIGTERM)
         self.podman("system", "reset", "-f", timeout=120)
         with open("/proc/self/mounts", encoding="utf-8") as fh:
             mounts = [line.split()[1] for line in fh if f" {self.root}/" in line]
