@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -166,10 +167,14 @@ def sweep_expired(
 class Watchdog:
     """The detached process that cleans up after a test process that died without teardown."""
 
-    def __init__(self, session_id: str, docker_host: str | None, log_path: str) -> None:
+    def __init__(
+        self, session_id: str, docker_host: str | None, log_path: str, remove_dir: str | None = None
+    ) -> None:
         argv = [sys.executable, "-m", "pytest_infranode.reaper", "--session", session_id]
         if docker_host:
             argv += ["--docker-host", docker_host]
+        if remove_dir:  # the directory xdist workers share (see sharing.py)
+            argv += ["--remove-dir", remove_dir]
         with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
                 argv,
@@ -201,10 +206,12 @@ class Watchdog:
             proc.wait()
 
 
-def _watch(session_id: str, docker_host: str | None, stdin: IO[bytes]) -> int:
+def _watch(session_id: str, docker_host: str | None, stdin: IO[bytes], remove_dir: str | None = None) -> int:
     data = stdin.read()  # blocks until the test process closes the pipe or dies
     if data.strip() == b"done":
         return 0
+    if remove_dir:
+        shutil.rmtree(remove_dir, ignore_errors=True)
     from pytest_infranode.engine import Engine  # only now: the watchdog waits cheaply
 
     for attempt in range(10):
@@ -228,8 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_infranode.reaper")
     parser.add_argument("--session", required=True)
     parser.add_argument("--docker-host", default=None)
+    parser.add_argument("--remove-dir", default=None)
     args = parser.parse_args(argv)
-    return _watch(args.session, args.docker_host, sys.stdin.buffer)
+    return _watch(args.session, args.docker_host, sys.stdin.buffer, args.remove_dir)
 
 
 if __name__ == "__main__":

@@ -310,6 +310,7 @@ class InfraSession:
                 self.session_id,
                 self.settings.docker_host,
                 str(self.log_dir / f"watchdog-{self.session_id}.log"),
+                remove_dir=str(self.shared.path) if self.role == "controller" and self.shared else None,
             )
 
     # nodes

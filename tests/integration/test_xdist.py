@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +75,7 @@ def test_two_workers_converge_each_node_once(
     # The controller's summary lists the four nodes; nothing is left (containers: infra_run).
     run.result.stdout.fnmatch_lines([f"debian-13*infranode-{sid}-debian-13-db*removed*"])
     assert engine.list_networks([f"{labels.SESSION}={sid}"]) == []
+    assert not list(Path(tempfile.gettempdir()).glob(f"infranode-{sid}-*")), "shared dir left"
 
 
 def test_keep_failure_under_xdist_keeps_the_failed_platform(
@@ -141,3 +144,4 @@ def test_sigkill_of_the_whole_xdist_run_is_cleaned_up_by_the_controllers_watchdo
         time.sleep(0.5)
         left = engine.list_containers([f"{labels.SESSION}={session_id}"])
     assert left == [], "the controller's watchdog did not remove the node a worker made"
+    assert not list(Path(tempfile.gettempdir()).glob(f"infranode-{session_id}-*")), "shared dir left"
