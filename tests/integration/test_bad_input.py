@@ -188,7 +188,10 @@ def test_image_that_cannot_be_pulled(pytester: pytest.Pytester, infra_run: Run) 
         @hookimpl
         def pytest_infranode_add_platforms():
             base = next(p for p in BUILTIN_PLATFORMS if p.name == "debian-12")
-            return [dataclasses.replace(base, name="nowhere-1", image="infranode-test/nowhere:1", aliases=())]
+            return [dataclasses.replace(
+                base, name="nowhere-1", image="infranode-test/nowhere:1",
+                aliases=(), bootstrap=None, dockerfile="",
+            )]
         """
     )
     pytester.makefile(".yaml", infranode=INLINE)
