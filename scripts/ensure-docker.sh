@@ -7,15 +7,19 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 answers() { timeout 10 docker info >/dev/null 2>&1; }
 
+# With --test-tools: what the project's own daemon-topology tests need besides Docker.
+test_tools=false
+[ "${1:-}" = "--test-tools" ] && test_tools=true
+
 # The daemon-topology tests make TLS certificates with openssl and lab bridges with ip.
-if [ "$(id -u)" = 0 ] && { ! command -v openssl >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; }; then
+if $test_tools && [ "$(id -u)" = 0 ] && { ! command -v openssl >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; }; then
     log "installing openssl and iproute2"
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl iproute2 >/dev/null
 fi
 # ... and run Podman's API service (podman) and a private sshd (openssh-server) for the Podman
 # and ssh:// topologies; only as root, only what is missing.
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+if $test_tools && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
     && { ! command -v podman >/dev/null 2>&1 || [ ! -x /usr/sbin/sshd ]; }; then
     log "installing podman and openssh-server (daemon-topology tests)"
     apt-get update -q >/dev/null
