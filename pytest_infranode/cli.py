@@ -8,8 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_infranode import convergecache
 from pytest_infranode import labels
 from pytest_infranode import reaper
+from pytest_infranode.convergecache import stale_converged
 from pytest_infranode.engine import Engine
 from pytest_infranode.engine.bootstrap import BOOTSTRAP_LABEL
 from pytest_infranode.engine.images import stale_images
@@ -63,11 +65,16 @@ def cmd_images(args: argparse.Namespace) -> int:
     engine = _engine(args)
     catalog = _catalog(args)
     current = {p.name: engine.recipe_key(p) for p in catalog}
-    prepared = engine.list_images(labels.RECIPE)
+    converged = engine.list_images(labels.CONVERGE)
+    converged_ids = {i["Id"] for i in converged}
+    prepared = [i for i in engine.list_images(labels.RECIPE) if i["Id"] not in converged_ids]
     stale_ids = {i["Id"] for i in stale_images(prepared, current)}
+    stale_ids |= {i["Id"] for i in stale_converged(converged, current)}
+    if getattr(args, "converged", False):
+        stale_ids |= converged_ids
     if args.action == "prune":
         removed = 0
-        for image in prepared:
+        for image in [*converged, *prepared]:
             if image["Id"] not in stale_ids:
                 continue
             tag = ", ".join(image.get("RepoTags") or []) or image["Id"][7:19]
@@ -78,7 +85,7 @@ def cmd_images(args: argparse.Namespace) -> int:
                 continue
             print(f"removed {tag}")
             removed += 1
-        print(f"{removed} stale prepared image(s) removed")
+        print(f"{removed} stale prepared or converged image(s) removed")
         return 0
     rows = [("IMAGE", "PLATFORM", "KIND", "RECIPE", "STATE", "SIZE")]
     for image in prepared:
@@ -87,6 +94,10 @@ def cmd_images(args: argparse.Namespace) -> int:
         if current.get(lab.get(labels.PLATFORM, "")) is None and state == "current":
             state = "current?"  # the base image is not on the daemon: cannot tell
         rows.append(_image_row(image, "prepared", lab.get(labels.RECIPE, "?"), state))
+    for image in converged:
+        lab = image.get("Labels") or {}
+        state = "stale" if image["Id"] in stale_ids else "current"
+        rows.append(_image_row(image, "converged", lab.get(convergecache.RECIPE_OF, "?"), state))
     for image in engine.list_images(BOOTSTRAP_LABEL):
         lab = image.get("Labels") or {}
         rows.append(_image_row(image, "bootstrapped", lab.get(BOOTSTRAP_LABEL, "?"), "base"))
@@ -217,7 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     images_sub = p.add_subparsers(dest="action")
     p.set_defaults(func=cmd_images, action="list")
     images_sub.add_parser("list", help="prepared and bootstrapped images (default)")
-    images_sub.add_parser("prune", help="remove prepared images whose recipe changed")
+    prune = images_sub.add_parser(
+        "prune",
+        help="remove prepared images whose recipe changed, and converged images (--infra-cache=converge) "
+        "made from them or replaced by a newer converge of the same node",
+    )
+    prune.add_argument(
+        "--converged", action="store_true", help="remove every converged image, stale or not"
+    )
     b = images_sub.add_parser("bootstrap", help="make Debian/Ubuntu base images with debootstrap")
     b.add_argument("platforms", nargs="+", help="platform names, aliases, globs or family:NAME")
     b.add_argument("--mirror", default="", help="apt mirror; default: the platform's (deb.debian.org)")

@@ -81,6 +81,8 @@ class Node:
         self.converge_log = ""
         self.timings: dict[str, float] = {}
         self.image_cached: bool | None = None
+        self.converge_cache = ""
+        """With ``--infra-cache=converge``: ``hit``, ``miss`` or ``off`` (not cacheable)."""
         self.degraded_units = ""
         self.timed_out = False
         self.channel_shell = "/bin/sh"

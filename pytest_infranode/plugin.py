@@ -110,6 +110,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "Check that a second converge changes nothing (like --infra-idempotence)",
         default="",
     )
+    group.addoption(
+        "--infra-cache",
+        dest="infra_cache",
+        metavar="WHAT",
+        default=None,
+        help="converge: keep each converged node as an image and start from it while every input "
+        "of the converge is unchanged; default: off",
+    )
+    parser.addini("infra_cache", "What to cache: off or converge (like --infra-cache)", default="")
+    group.addoption(
+        "--infra-parallel",
+        dest="infra_parallel",
+        type=int,
+        metavar="N",
+        default=None,
+        help="Make and converge up to N nodes at once; default: the number of CPUs",
+    )
+    parser.addini("infra_parallel", "Nodes made at once (like --infra-parallel)", default="")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -133,6 +151,10 @@ def _raw_options(config: pytest.Config) -> RawOptions:
         ini_converge_timeout=str(config.getini("infra_converge_timeout")) or None,
         cli_idempotence=config.getoption("infra_idempotence"),
         ini_idempotence=str(config.getini("infra_idempotence")) or None,
+        cli_cache=config.getoption("infra_cache"),
+        ini_cache=str(config.getini("infra_cache")) or None,
+        cli_parallel=config.getoption("infra_parallel"),
+        ini_parallel=str(config.getini("infra_parallel")) or None,
     )
 
 

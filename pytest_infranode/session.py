@@ -16,6 +16,7 @@ from typing import final
 
 import pluggy
 
+from pytest_infranode import convergecache
 from pytest_infranode import labels
 from pytest_infranode import reaper
 from pytest_infranode.engine import Engine
@@ -229,6 +230,7 @@ class InfraSession:
         )
         node.container_id = str(record["container_id"])
         node.image_cached = record.get("cached")
+        node.converge_cache = str(record.get("converge_cache") or "")
         node.timings = dict(record.get("timings") or {})
         node.converge_log = str(record.get("converge_log") or "")
         node.state = "converged"
@@ -415,6 +417,7 @@ class InfraSession:
         )
         node.image_cached = cached
         node.timings["image"] = time.monotonic() - started
+        cache_key = self._converge_cache(node, target, engine, image)
         self.nodes[target.key] = node
         self.made.append(node)
         options = create_kwargs(node.spec, engine.info)
@@ -422,11 +425,62 @@ class InfraSession:
         node.create(custom if custom is not None else options)
         self.say(f"{platform.name}: node {node.name} created, booting")
         node.start(boot_timeout=self.settings.boot_timeout)
-        self._converge(node)
+        if node.converge_cache == "hit":
+            node.state = "converged"  # the converge is in the image; after_converge hooks still run
+            self.hook.pytest_infranode_after_converge(
+                node=node, result=ConvergeResult(0, "(converge cache hit: not run)", changed=False)
+            )
+        else:
+            self._converge(node)
+            if cache_key is not None:
+                self._save_converged(node, engine, cache_key)
         if config.side_effect:
             self._side_effect(node, config.side_effect)
         node.timings["ready"] = time.monotonic() - started
         return node
+
+    def _converge_cache(
+        self, node: Node, target: Target, engine: Engine, prepared_id: str
+    ) -> convergecache.ConvergeKey | None:
+        """With ``--infra-cache=converge``: start ``node`` from its converged image if one has
+        the key of this converge (``node.converge_cache = "hit"``); else the key to save under."""
+        if self.settings.cache != "converge":
+            return None
+        config = self.config_of(node)
+        why_not = convergecache.uncacheable(config, self.settings.idempotence)
+        if why_not is not None:
+            node.converge_cache = "off"
+            self.say(f"{node.platform.name}: converge cache not used for {node.name}: {why_not}")
+            return None
+        key = convergecache.converge_key(
+            platform=node.platform,
+            recipe=engine.recipe_key(node.platform) or "",
+            prepared_id=prepared_id,
+            provisioner=self.provisioners[config.name],
+            config=config,
+            node=self.node_configs[target.node],
+        )
+        found, why = convergecache.lookup(engine, key)
+        if found is not None:
+            node.image = found
+            node.converge_cache = "hit"
+            self.say(f"{node.platform.name}: converge cache hit for {node.name} ({why}): converge skipped")
+            return None
+        node.converge_cache = "miss"
+        self.say(f"{node.platform.name}: converge cache miss for {node.name} ({why})")
+        return key
+
+    def _save_converged(self, node: Node, engine: Engine, key: convergecache.ConvergeKey) -> None:
+        started = time.monotonic()
+        try:
+            convergecache.save(engine, node.container_id, key, node.platform.name)
+        except InfranodeError as err:  # the node is fine; only the next run will converge again
+            warnings.warn(
+                InfranodeWarning(f"converge cache: could not save {node.name}: {err.what}"), stacklevel=1
+            )
+            return
+        node.timings["cache_save"] = time.monotonic() - started
+        self.say(f"{node.platform.name}: saved the converged {node.name} as image key {key.key}")
 
     def _side_effect(self, node: Node, commands: tuple[str, ...]) -> None:
         """Molecule's ``side_effect``: commands run in the node after its converge."""
@@ -738,6 +792,7 @@ class InfraSession:
                 short_name=str(record.get("node") or ""),
             )
             node.image_cached = record.get("cached")
+            node.converge_cache = str(record.get("converge_cache") or "")
             node.timings = dict(record.get("timings") or {})
             if record.get("idempotence"):
                 self.idempotence[node.name] = str(record["idempotence"])
@@ -755,6 +810,9 @@ class InfraSession:
         rows = [["platform", "node", "image", "cache", "ready", "converge", "result"]]
         if idempotence:
             rows[0].insert(6, "idempotence")
+        converge_cache = self.settings.cache == "converge"
+        if converge_cache:
+            rows[0].insert(4, "converge cache")
         for node in self._table_nodes():
             image = node.image.removeprefix("sha256:")[:12]
             cache = {True: "hit", False: "miss", None: "-"}[node.image_cached]
@@ -775,6 +833,8 @@ class InfraSession:
             if idempotence:
                 name = self.node_name(Target(node.platform, node.short_name))
                 row.insert(6, self.idempotence.get(name, "-"))
+            if converge_cache:
+                row.insert(4, node.converge_cache or "-")
             rows.append(row)
         if len(rows) == 1:
             return []
@@ -814,6 +874,7 @@ def _record(target: Target, node: Node | None, idempotence: str | None = None) -
         "container_id": node.container_id,
         "image": node.image,
         "cached": node.image_cached,
+        "converge_cache": node.converge_cache,
         "timings": node.timings,
         "converge_log": node.converge_log,
         "idempotence": idempotence,

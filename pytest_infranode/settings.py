@@ -49,7 +49,10 @@ YAML_KEYS = (
     "platform_definitions",
     "registry_mirror",
     "pull",
+    "cache",
 )
+CacheMode = Literal["off", "converge"]
+CACHE_CHOICES: tuple[str, ...] = get_args(CacheMode)
 PullPolicy = Literal["missing", "always", "never"]
 PULL_CHOICES: tuple[str, ...] = get_args(PullPolicy)
 NODE_KEYS = ("provisioner", "groups", "ports", "env", "capabilities", "depends_on", "side_effect")
@@ -142,6 +145,10 @@ class Settings:
     """Docker Hub images are pulled through this registry (``mirror.gcr.io``) when set."""
     pull: PullPolicy = "missing"
     """Pull base images when missing (default), always, or never."""
+    cache: CacheMode = "off"
+    """``converge``: keep each converged node as an image and reuse it while its inputs are unchanged."""
+    parallel: int = 0
+    """How many nodes are made and converged at once; 0: the number of CPUs."""
 
     @property
     def enabled(self) -> bool:
@@ -167,6 +174,10 @@ class RawOptions:
     ini_converge_timeout: str | None = None
     cli_idempotence: bool | None = None
     ini_idempotence: str | None = None
+    cli_cache: str | None = None
+    ini_cache: str | None = None
+    cli_parallel: int | None = None
+    ini_parallel: str | None = None
 
 
 def find_config_file(rootdir: Path, explicit: str | None) -> Path | None:
@@ -397,7 +408,25 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
     else:
         idempotence = False
 
+    if raw.cli_cache is not None:
+        cache = _cache(raw.cli_cache, "--infra-cache")
+    elif raw.ini_cache:
+        cache = _cache(raw.ini_cache, "infra_cache (ini)")
+    elif "cache" in data:
+        cache = _cache(data["cache"], source.where("cache"))
+    else:
+        cache = "off"
+
+    if raw.cli_parallel is not None:
+        parallel = _parallel(raw.cli_parallel, "--infra-parallel")
+    elif raw.ini_parallel:
+        parallel = _parallel(raw.ini_parallel, "infra_parallel (ini)")
+    else:
+        parallel = 0
+
     return Settings(
+        cache=cache,
+        parallel=parallel,
         idempotence=idempotence,
         platforms=tuple(platforms),
         provisioner=provisioner,
@@ -572,3 +601,30 @@ def _pull(value: Any, source: Source) -> PullPolicy:
             fix="write `pull: missing` (the default), `always` or `never`",
         )
     return cast(PullPolicy, value)
+
+
+def _cache(value: Any, where: str) -> CacheMode:
+    text = "off" if value is False or value is None else str(value).strip().lower()
+    if text in ("none", "no", "false", ""):
+        text = "off"
+    if text not in CACHE_CHOICES:
+        raise SettingsError(
+            f"cache must be one of {', '.join(CACHE_CHOICES)}, not {value!r}",
+            where=where,
+            fix="use --infra-cache=converge to reuse converged nodes while their inputs are unchanged",
+        )
+    return cast(CacheMode, text)
+
+
+def _parallel(value: Any, where: str) -> int:
+    try:
+        number = -1 if isinstance(value, bool) else int(str(value).strip())
+    except ValueError:
+        number = -1
+    if number < 1:
+        raise SettingsError(
+            f"parallel must be a whole number of nodes of at least 1, not {value!r}",
+            where=where,
+            fix="write --infra-parallel=4 (1 makes the nodes one after another)",
+        )
+    return number

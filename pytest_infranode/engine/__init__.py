@@ -127,6 +127,23 @@ class Engine:
         with self._translate("removing an image", f"image {image_id[:19]}"):
             self._client.api.remove_image(image_id)
 
+    def commit_container(
+        self, container_id: str, repository: str, tag: str, image_labels: Mapping[str, str]
+    ) -> str:
+        """Save the container's file system as an image (labels merged over the container's)."""
+        with self._translate("saving the node as an image", f"container {container_id[:12]}"):
+            image = self._client.containers.get(container_id).commit(
+                repository=repository, tag=tag, conf={"Labels": dict(image_labels)}
+            )
+        return str(image.id)
+
+    def image_id(self, reference: str) -> str | None:
+        """The id of a local image, or None (nothing is pulled)."""
+        try:
+            return str(self._client.images.get(reference).id)
+        except docker.errors.ImageNotFound:
+            return None
+
     def has_image(self, reference: str) -> bool:
         """Whether the daemon has ``reference`` locally (nothing is pulled)."""
         try:
