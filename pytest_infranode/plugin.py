@@ -27,6 +27,7 @@ from pytest_infranode.provisioners import BUILTIN_MODULES
 from pytest_infranode.session import InfraSession
 from pytest_infranode.session import Target
 from pytest_infranode.settings import KEEP_CHOICES
+from pytest_infranode.settings import PULL_CHOICES
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import build_settings
 
@@ -128,6 +129,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Make and converge up to N nodes at once; default: the number of CPUs",
     )
     parser.addini("infra_parallel", "Nodes made at once (like --infra-parallel)", default="")
+    group.addoption(
+        "--infra-pull",
+        dest="infra_pull",
+        choices=PULL_CHOICES,
+        default=None,
+        help="Pull base images: missing (only those not on the daemon), always (fresh from the "
+        "registry), never (use the daemon's, else build or bootstrap); default: missing",
+    )
+    parser.addini("infra_pull", "Pull base images: missing, always or never (like --infra-pull)", default="")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -155,6 +165,8 @@ def _raw_options(config: pytest.Config) -> RawOptions:
         ini_cache=str(config.getini("infra_cache")) or None,
         cli_parallel=config.getoption("infra_parallel"),
         ini_parallel=str(config.getini("infra_parallel")) or None,
+        cli_pull=config.getoption("infra_pull"),
+        ini_pull=str(config.getini("infra_pull")) or None,
     )
 
 
@@ -483,6 +495,25 @@ def infra_nodes(request: pytest.FixtureRequest, infra_platform: Platform) -> dic
         return _session(request).nodes_of(infra_platform)
     except InfranodeError as err:
         pytest.fail(str(err), pytrace=False)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Tell the session which nodes the selected tests use, to make them side by side."""
+    infra = session.config.stash.get(SESSION_KEY, None)
+    if infra is None:
+        return
+    targets: list[Target] = []
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        fixtures = getattr(item, "fixturenames", ())
+        if callspec is None or "_infra_target" not in callspec.params or item.get_closest_marker("skip"):
+            continue
+        target: Target = callspec.params["_infra_target"]
+        if "infra_nodes" in fixtures:
+            targets += [Target(target.platform, short) for short in infra.node_configs]
+        elif "infra_node" in fixtures:
+            targets.append(target)
+    infra.plan(targets)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -178,6 +178,8 @@ class RawOptions:
     ini_cache: str | None = None
     cli_parallel: int | None = None
     ini_parallel: str | None = None
+    cli_pull: str | None = None
+    ini_pull: str | None = None
 
 
 def find_config_file(rootdir: Path, explicit: str | None) -> Path | None:
@@ -439,7 +441,7 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
         nodes=_nodes_from(data["nodes"], source, base_dir) if "nodes" in data else (),
         platform_definitions=_platform_definitions_from(data.get("platform_definitions"), source, base_dir),
         registry_mirror=_registry_mirror(data.get("registry_mirror"), source),
-        pull=_pull(data.get("pull", "missing"), source),
+        pull=_pull_from(raw, data, source),
     )
 
 
@@ -593,14 +595,25 @@ def _registry_mirror(value: Any, source: Source) -> str:
     return value.strip("/")
 
 
-def _pull(value: Any, source: Source) -> PullPolicy:
+def _pull(value: Any, source: Source, where: str = "") -> PullPolicy:
     if value not in PULL_CHOICES:
         raise SettingsError(
             f"pull must be one of {', '.join(PULL_CHOICES)}, not {value!r}",
-            where=source.where("pull"),
-            fix="write `pull: missing` (the default), `always` or `never`",
+            where=where or source.where("pull"),
+            fix="write `pull: missing` (the default), `always` or `never`"
+            if not where
+            else f"give {where.split()[0]} one of missing (the default), always, never",
         )
     return cast(PullPolicy, value)
+
+
+def _pull_from(raw: RawOptions, data: Mapping[str, Any], source: Source) -> PullPolicy:
+    """The pull policy: ``--infra-pull`` > ``infra_pull`` (ini) > ``pull:`` > ``missing``."""
+    if raw.cli_pull is not None:
+        return _pull(raw.cli_pull, source, "--infra-pull")
+    if raw.ini_pull:
+        return _pull(raw.ini_pull.strip(), source, "infra_pull (ini)")
+    return _pull(data.get("pull", "missing"), source)
 
 
 def _cache(value: Any, where: str) -> CacheMode:
