@@ -24,6 +24,7 @@ from pytest_infranode.errors import SettingsError
 from pytest_infranode.node import Node
 from pytest_infranode.platforms import Platform
 from pytest_infranode.provisioners import BUILTIN_MODULES
+from pytest_infranode.provisioners.streaming import ProgressPlugin
 from pytest_infranode.session import InfraSession
 from pytest_infranode.session import Target
 from pytest_infranode.settings import KEEP_CHOICES
@@ -227,6 +228,10 @@ def pytest_configure(config: pytest.Config) -> None:
         session.become_controller()
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, PLUGIN_NAME)
+    # Live progress of long converges: a line every 5 s on a terminal, every 15 s in a CI log.
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    tty = bool(reporter is not None and reporter.isatty())
+    config.pluginmanager.register(ProgressPlugin(say, cache_dir, tty=tty), "infranode-progress")
     config.pluginmanager.register(_HostOverride(), "infranode-host")
     _install_sigterm(config)
 

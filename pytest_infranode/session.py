@@ -8,6 +8,8 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from pytest_infranode.provisioners.streaming import LineEcho
 from pytest_infranode.settings import NodeConfig
 from pytest_infranode.settings import ProvisionerConfig
 from pytest_infranode.settings import Settings
+from pytest_infranode.settings import converge_order
 from pytest_infranode.sharing import SharedDir
 
 DEFAULT_NODE = "default"
@@ -161,6 +164,13 @@ class InfraSession:
         self.idempotence: dict[str, str] = {}
         """Node name → the idempotence check's verdict (with ``--infra-idempotence``)."""
         self._controller_done = False
+        self.planned: list[Target] = []
+        """Nodes the collected tests will need (see :meth:`plan`): made together in the background."""
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: dict[str, Future[Node]] = {}
+        self._make_lock = threading.RLock()
+        """Held around what nodes made at once share: networks, the watchdog, image builds."""
+        self._image_locks: dict[str, threading.Lock] = {}
 
     # pytest-xdist: one node per platform and name for all workers
     def become_controller(self) -> dict[str, str]:
@@ -315,6 +325,104 @@ class InfraSession:
                 remove_dir=str(self.shared.path) if self.role == "controller" and self.shared else None,
             )
 
+    # parallel bring-up
+    @property
+    def parallel(self) -> int:
+        """How many nodes are made at once: ``--infra-parallel``, else the number of CPUs."""
+        return self.settings.parallel or os.cpu_count() or 1
+
+    def plan(self, targets: list[Target]) -> None:
+        """Tell the session which nodes the collected tests use; the first :meth:`node_for` then
+        starts making all of them (bounded by :attr:`parallel`), in ``depends_on`` order."""
+        order = converge_order(self.node_configs) if self.settings.nodes else [""]
+        wanted = {t.key for t in targets}
+        needed: list[Target] = []
+        for platform in {t.platform.name: t.platform for t in targets}.values():
+            for name in order:
+                if any(f"{platform.name}/{n}" in wanted for n in self._dependents(name)):
+                    needed.append(Target(platform, name))
+        self.planned = needed
+
+    def _dependents(self, name: str) -> set[str]:
+        """``name`` and every node that (transitively) depends on it."""
+        found = {name}
+        changed = True
+        while changed:
+            changed = False
+            for other, config in self.node_configs.items():
+                if other not in found and found & set(config.depends_on):
+                    found.add(other)
+                    changed = True
+        return found
+
+    def _in_parallel(self) -> bool:
+        # Under xdist each worker makes the nodes its tests need under the shared file locks,
+        # one at a time: workers already run side by side.
+        return self.role != "worker" and self.parallel > 1
+
+    def _start_all(self, wanted: Target) -> None:
+        """Submit every planned node not yet started (and ``wanted``), dependencies first."""
+        if self._pool is None:
+            self.connect()
+            self._pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="infranode-make")
+        order = converge_order(self.node_configs) if self.settings.nodes else [""]
+        targets = list(self.planned)
+        if wanted.key not in {t.key for t in targets}:
+            needs = [n for n in order if wanted.node in self._dependents(n)]
+            targets += [Target(wanted.platform, n) for n in needs]
+        for target in targets:
+            if target.key not in self._futures and target.key not in self.failures:
+                self._futures[target.key] = self._pool.submit(self._make_in_background, target)
+
+    def _make_in_background(self, target: Target) -> Node:
+        """One node, in a pool thread, after the nodes it depends on (submitted before it)."""
+        for dep in self.node_configs[target.node].depends_on:
+            future = self._futures.get(Target(target.platform, dep).key)
+            try:
+                if future is None:
+                    raise self.failures[Target(target.platform, dep).key]
+                future.result()
+            except InfranodeError as err:
+                raise NodeError(
+                    f"node {target.node} was not made: it depends on node {dep}, which failed",
+                    where=f"platform {target.platform.name}",
+                    fix=f"see the error of node {dep}",
+                    detail=str(err),
+                ) from None
+        return self._make_node(target)
+
+    def _node_in_parallel(self, target: Target) -> Node:
+        with self._lock:
+            if target.key in self.failures:
+                raise self.failures[target.key]
+            self._start_all(target)
+            future = self._futures[target.key]
+        try:
+            return future.result()
+        except InfranodeError as err:
+            with self._lock:
+                self.failures.setdefault(target.key, err)
+                self.failed_platforms.add(target.platform.name)
+            raise
+        except Exception as exc:  # a bug or a plugin's: later tests must not get a half-made node
+            with self._lock:
+                self.failures.setdefault(
+                    target.key,
+                    NodeError(
+                        f"making node {self.node_name(target)} failed: {exc!r}",
+                        where=f"platform {target.platform.name}",
+                        fix="see the first error of this node for the traceback",
+                    ),
+                )
+                self.failed_platforms.add(target.platform.name)
+            raise
+
+    def wait_for_all(self) -> None:
+        """Let nodes still being made finish (before teardown removes them)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
     # nodes
     def node_for(self, platform: Platform, short_name: str = "") -> Node:
         """The converged node ``short_name`` of ``platform``, made on first use after the
@@ -324,6 +432,8 @@ class InfraSession:
             be made or converged.
         """
         target = Target(platform, short_name)
+        if self._in_parallel():
+            return self._node_in_parallel(target)
         with self._lock:
             if target.key in self.failures:
                 raise self.failures[target.key]
@@ -396,19 +506,23 @@ class InfraSession:
     def _make_node(self, target: Target) -> Node:
         platform = target.platform
         config = self.node_configs[target.node]
-        engine = self.connect()
+        with self._make_lock:
+            engine = self.connect()
         started = time.monotonic()
-        image, cached = engine.prepared_image(
-            platform, self.say, registry_mirror=self.settings.registry_mirror, pull=self.settings.pull
-        )
-        self._start_watchdog()
+        with self._image_lock(platform.name):  # nodes of one platform made at once: one build
+            image, cached = engine.prepared_image(
+                platform, self.say, registry_mirror=self.settings.registry_mirror, pull=self.settings.pull
+            )
+        with self._make_lock:
+            self._start_watchdog()
+            network = self._network_for(platform, engine)
         node = Node(
             engine,
             platform,
             session_id=self.session_id,
             image=image,
             short_name=target.node,
-            network=self._network_for(platform, engine),
+            network=network,
             env=config.env,
             ports=config.ports,
             cap_add=config.capabilities,
@@ -418,8 +532,9 @@ class InfraSession:
         node.image_cached = cached
         node.timings["image"] = time.monotonic() - started
         cache_key = self._converge_cache(node, target, engine, image)
-        self.nodes[target.key] = node
-        self.made.append(node)
+        with self._make_lock:
+            self.nodes[target.key] = node
+            self.made.append(node)
         options = create_kwargs(node.spec, engine.info)
         custom = self.hook.pytest_infranode_container_options(node=node, options=dict(options))
         node.create(custom if custom is not None else options)
@@ -438,6 +553,10 @@ class InfraSession:
             self._side_effect(node, config.side_effect)
         node.timings["ready"] = time.monotonic() - started
         return node
+
+    def _image_lock(self, platform_name: str) -> threading.Lock:
+        with self._make_lock:
+            return self._image_locks.setdefault(platform_name, threading.Lock())
 
     def _converge_cache(
         self, node: Node, target: Target, engine: Engine, prepared_id: str
@@ -709,6 +828,7 @@ class InfraSession:
         """
         if self.role == "worker":
             return
+        self.wait_for_all()
         if self.role == "controller" and not self._controller_done:
             self._controller_done = True
             self._controller_teardown()
