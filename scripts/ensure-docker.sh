@@ -25,6 +25,13 @@ if $test_tools && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman openssh-server >/dev/null
 fi
+# ... and a local registry for the real pull tests (tests/integration/test_registry.py runs its
+# own `docker-registry serve` on 127.0.0.1; the package's service is not used).
+if $test_tools && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ ! -x /usr/bin/docker-registry ]; then
+    log "installing docker-registry (registry pull tests)"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry >/dev/null
+fi
 
 if command -v docker >/dev/null 2>&1 && answers; then
     log "Docker daemon answers ($(docker version -f '{{.Server.Version}}' 2>/dev/null))"

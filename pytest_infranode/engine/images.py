@@ -134,6 +134,11 @@ def _retry_pull(exc: BaseException) -> bool:
     return False
 
 
+def _reason(exc: BaseException | None) -> str:
+    """The daemon's own words for a failed pull, without docker-py's "500 Server Error for ..."."""
+    return str(getattr(exc, "explanation", None) or exc)
+
+
 def mirrored(reference: str, mirror: str) -> str:
     """``debian:12`` pulled through ``mirror`` (``mirror.gcr.io/library/debian:12``). Pure.
 
@@ -179,7 +184,7 @@ def pull(
         stop=tenacity.stop_after_attempt(attempts),
         wait=tenacity.wait_exponential(multiplier=1, max=8),
         before_sleep=lambda rs: (
-            say(f"{source}: pull failed ({rs.outcome.exception()}); retrying")
+            say(f"{source}: pull failed ({_reason(rs.outcome.exception())}); retrying")
             if rs.outcome is not None
             else None
         ),
@@ -190,7 +195,7 @@ def pull(
     try:
         image: Any = retryer(_pull_once, client, repo, tag)
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-        reason = str(getattr(exc, "explanation", None) or exc)
+        reason = _reason(exc)
         problem = pull_problem(reason)
         raise PullFailed(reference, source, problem, reason, endpoint) from exc
     # Podman may swallow a failed pull and return nothing usable; check again.
@@ -318,7 +323,7 @@ def base_image_id(
             pull_error = err
             failures.append(f"pull: {err.what}")
             if pull_policy == "always":
-                raise
+                raise err from None  # its "daemon said:" has the registry's words; no 500 chain
             say(f"{platform.name}: {err.what}")
     else:
         failures.append("pull: not tried (pull: never)")
