@@ -1,9 +1,21 @@
-"""Showing streamed converge output line by line, with a prefix naming the node."""
+"""Showing streamed converge output line by line, with a prefix naming the node, and live progress."""
 
 from __future__ import annotations
 
+import re
+import threading
+import time
 from collections.abc import Callable
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import final
+
+from pytest_infranode.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from pytest_infranode.node import Node
+    from pytest_infranode.provisioners.base import ConvergeResult
 
 
 @final
@@ -29,3 +41,178 @@ class LineEcho:
         if self._pending:
             self._write(self._prefix + self._pending.decode("utf-8", "replace").rstrip("\r"))
             self._pending = b""
+
+
+#: Seconds between two progress lines: on a terminal, and in a log (CI) where lines pile up.
+TTY_INTERVAL = 5.0
+LOG_INTERVAL = 15.0
+
+# Lines that name the step a tool is at: Ansible's task and play headers, pyinfra's operations,
+# the ``$ command`` headers the in-node provisioners print, Chef's recipes.
+_STEP = re.compile(
+    r"^(?:(?P<ansible>(?:TASK|PLAY|RUNNING HANDLER) \[.*?\])"
+    r"|--> (?P<pyinfra>(?:Starting|Preparing|Loading|Detected).*)"
+    r"|(?P<command>\$ .+)"
+    r"|\s*\* (?P<chef>\w+\[.+?\]) action .*)"
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def step_of(line: str) -> str | None:
+    """The step a tool announces in ``line`` (a task name, an operation, a command), or None. Pure."""
+    match = _STEP.match(_ANSI.sub("", line).rstrip())
+    if match is None:
+        return None
+    return next(group for group in match.groups() if group)
+
+
+def progress_line(label: str, elapsed: float, step: str, width: int = 100) -> str:
+    """``debian-12: converging (35 s): TASK [web : Install nginx]``, the step cut to fit. Pure."""
+    head = f"{label}: converging ({elapsed:.0f} s)"
+    step = " ".join(_ANSI.sub("", step).split())
+    room = max(width - len(head) - 2, 10)
+    if len(step) > room:
+        step = step[: room - 1] + "…"
+    return f"{head}: {step}" if step else head
+
+
+@final
+class Throttle:
+    """Says when the next progress line is due: ``interval`` apart, the first after ``interval``.
+
+    Pure: time is passed in.
+    """
+
+    def __init__(self, started: float, interval: float) -> None:
+        self._next = started + interval
+        self._interval = interval
+
+    def due(self, now: float) -> bool:
+        if now < self._next:
+            return False
+        # Catch up after a stall without a burst of lines.
+        while self._next <= now:
+            self._next += self._interval
+        return True
+
+
+@final
+class ConvergeProgress:
+    """Live progress of one converge: node, current step, elapsed seconds, every few seconds.
+
+    While it is entered (``with progress:``) a daemon thread reads what the converge appended to
+    its log (``log``, from its size at entry; the session writes it as output arrives, secrets
+    already masked) and hands a line to ``say`` when one is due: every :data:`TTY_INTERVAL`
+    seconds on a terminal, every :data:`LOG_INTERVAL` seconds otherwise (a CI log), and never
+    for a converge shorter than that. The step is the last one the tool announced
+    (:func:`step_of`), else its last output line. Output can also be given to :meth:`feed`.
+    """
+
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        label: str,
+        *,
+        tty: bool,
+        log: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._say = say
+        self._label = label
+        self._log = log
+        self._offset = 0
+        self._clock = clock
+        self._interval = TTY_INTERVAL if tty else LOG_INTERVAL
+        self._started = clock()
+        self._throttle = Throttle(self._started, self._interval)
+        self._pending = b""
+        self._step = ""
+        self._last = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._pending + chunk
+        *lines, self._pending = data.split(b"\n")
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip("\r").strip()
+            if not line:
+                continue
+            self._last = line
+            step = step_of(line)
+            if step is not None:
+                self._step = step
+
+    @property
+    def step(self) -> str:
+        return self._step or self._last
+
+    def tick(self, now: float) -> str | None:
+        """The progress line, when one is due at ``now``."""
+        if not self._throttle.due(now):
+            return None
+        return progress_line(self._label, now - self._started, self.step)
+
+    def _read_log(self) -> None:
+        if self._log is None:
+            return
+        try:
+            with open(self._log, "rb") as log:
+                log.seek(self._offset)
+                data = log.read()
+        except OSError:
+            return
+        self._offset += len(data)
+        self.feed(data)
+
+    def _run(self) -> None:
+        while not self._stop.wait(min(1.0, self._interval)):
+            self._read_log()
+            line = self.tick(self._clock())
+            if line is None:
+                continue
+            try:
+                self._say(line)
+            except Exception:  # progress is best effort; the converge goes on without it
+                return
+
+    def __enter__(self) -> ConvergeProgress:
+        try:
+            self._offset = self._log.stat().st_size if self._log is not None else 0
+        except OSError:
+            self._offset = 0
+        self._started = self._clock()
+        self._throttle = Throttle(self._started, self._interval)
+        self._thread = threading.Thread(
+            target=self._run, name=f"infranode-progress-{self._label}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+@final
+class ProgressPlugin:
+    """Wraps every converge (built-in or taken over by a conftest.py) in a :class:`ConvergeProgress`.
+
+    Registered by the pytest plugin with its ``say`` (the ``infranode:`` terminal lines) and the
+    directory of the converge logs.
+    """
+
+    def __init__(self, say: Callable[[str], None], log_dir: Path, *, tty: bool) -> None:
+        self._say = say
+        self._log_dir = log_dir
+        self._tty = tty
+
+    @hookimpl(wrapper=True)
+    def pytest_infranode_converge(
+        self, node: Node
+    ) -> Generator[None, ConvergeResult | None, ConvergeResult | None]:
+        label = node.short_name or node.platform.name
+        log = self._log_dir / f"{node.name}.converge.log"
+        with ConvergeProgress(self._say, label, tty=self._tty, log=log):
+            return (yield)
