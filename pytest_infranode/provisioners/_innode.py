@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_infranode.errors import ConvergeError
@@ -68,3 +69,45 @@ def ensure_in_node(
     else:
         what += f" and {node.platform.name} has no package manager we know ({manager})"
     raise ConvergeError(what, where=node.where, fix=fix)
+
+
+#: What makes a Python virtual environment on each package manager's platforms.
+VENV_PACKAGES = {
+    "apt": ("python3-venv",),
+    "dnf": ("python3",),
+    "zypper": ("python3",),
+    "pacman": ("python",),
+    "apk": ("python3",),
+}
+#: The runner's pip settings a pip run in the node inherits (PIP_CERT's file is copied in).
+PIP_ENV = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
+PIP_CA_IN_NODE = "/var/lib/infranode/pip/ca.pem"
+
+
+def pip_env(node: Node, environ: dict[str, str]) -> dict[str, str]:
+    """The pip settings for a pip run in ``node``: the runner's index and, when ``PIP_CERT`` names
+    a file (a CA bundle of a TLS-inspecting proxy or a private index), that file, copied in."""
+    env = {name: environ[name] for name in PIP_ENV if environ.get(name)}
+    cert = environ.get("PIP_CERT")
+    if cert and Path(cert).is_file():
+        node.put_files(
+            str(Path(PIP_CA_IN_NODE).parent), {Path(PIP_CA_IN_NODE).name: (Path(cert).read_bytes(), 0o644)}
+        )
+        env["PIP_CERT"] = PIP_CA_IN_NODE
+    return env
+
+
+def venv_script(venv: str, manager: str, steps: Sequence[str]) -> str:
+    """A shell script that makes the virtual environment ``venv`` with the platform's Python
+    (installing what ``python3 -m venv`` needs if missing), then runs ``steps``. Pure."""
+    packages = " ".join(shlex.quote(p) for p in VENV_PACKAGES.get(manager, ("python3",)))
+    install = INSTALL_COMMANDS.get(manager, "false").format(packages=packages)
+    quoted = shlex.quote(venv)
+    return "\n".join(
+        [
+            "set -e",
+            f"python3 -c 'import ensurepip, venv' 2>/dev/null || {{ {install}; }}",
+            f"[ -x {quoted}/bin/pip ] || python3 -m venv {quoted}",
+            *steps,
+        ]
+    )

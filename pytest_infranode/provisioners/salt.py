@@ -7,11 +7,18 @@ Options (under ``provisioner:`` in infranode.yaml)::
       states: salt                  # required; the file_roots tree (top.sls, *.sls)
       pillar: pillar                # optional; the pillar_roots tree
       apply: [web]                  # state names; default: the highstate (top.sls)
-      install: true                 # install salt from the platform's packages if missing
+      install: true                 # if missing: the platform's packages (true or `packages`);
+                                    # `pip` (see below), or false (never install)
+      version: "3007.1"             # the Salt release pip installs
       args: ["-l", "warning"]       # extra salt-call arguments
 
 Trees go in through the Docker API (``/var/lib/infranode/salt``). Debian 12 and 13 no longer
-ship Salt, and Salt's own repository is a vendor download: there the converge fails saying so.
+ship Salt and Salt's own repository is a vendor download, so where the platform's packages have
+no Salt, ``install: pip`` pip-installs it from PyPI into a virtual environment,
+``/opt/infranode-salt``. Salt's
+sdist declares no dependencies: its own ``requirements/base.txt`` and ``zeromq.txt`` are
+installed first. pip in the node uses the runner's ``PIP_INDEX_URL`` and ``PIP_CERT`` (the CA
+file is copied in).
 
 "Changed" is Salt's own: a state whose result carries ``changes``; salt-call prints JSON
 (``--out=json``) and each changed state is reported with its changes.
@@ -20,6 +27,8 @@ ship Salt, and Salt's own repository is a vendor download: there the converge fa
 from __future__ import annotations
 
 import json
+import os
+import shlex
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import final
@@ -30,6 +39,9 @@ from pytest_infranode.provisioners._common import Options
 from pytest_infranode.provisioners._common import in_node
 from pytest_infranode.provisioners._common import tree_files
 from pytest_infranode.provisioners._innode import ensure_in_node
+from pytest_infranode.provisioners._innode import find_in_node
+from pytest_infranode.provisioners._innode import pip_env
+from pytest_infranode.provisioners._innode import venv_script
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
@@ -39,9 +51,13 @@ if TYPE_CHECKING:
     from pytest_infranode.settings import ProvisionerConfig
 
 NAME = "salt"
-OPTIONS = ("states", "pillar", "apply", "install", "args")
+OPTIONS = ("states", "pillar", "apply", "install", "version", "args")
 REMOTE = "/var/lib/infranode/salt"
 PACKAGES = (("salt-minion",), ("salt-common",))
+VENV = "/opt/infranode-salt"
+#: Measured on debian-12 (Python 3.11) from PyPI.
+PIP_VERSION = "3007.1"
+INSTALL_CHOICES = (True, False, "packages", "pip")
 
 
 def _options(config: ProvisionerConfig) -> Options:
@@ -59,8 +75,41 @@ def validate(config: ProvisionerConfig) -> None:
     opts.path("states", directory=True)
     opts.path("pillar", directory=True)
     opts.strings("apply")
-    opts.boolean("install", True)
+    install_mode(opts)
+    if not isinstance(opts.get("version", PIP_VERSION), (str, int, float)):
+        raise opts.error("version", '`version` must be a Salt release such as "3007.1"')
     opts.strings("args")
+
+
+def install_mode(opts: Options) -> bool | str:
+    value = opts.get("install", True)
+    if value not in INSTALL_CHOICES or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        raise opts.error(
+            "install",
+            f"`install` must be true, false, packages or pip, not {value!r}",
+            "write `install: pip`",
+        )
+    return value  # type: ignore[no-any-return]
+
+
+def pip_steps(version: str) -> list[str]:
+    """Shell lines that pip-install Salt ``version`` into :data:`VENV`. Pure.
+
+    Salt's sdist declares no dependencies; its requirements files do.
+    """
+    pip = f"{VENV}/bin/pip"
+    sdist = "/tmp/infranode-salt-sdist"
+    tree = f"{sdist}/salt-{shlex.quote(version)}"
+    return [
+        f"rm -rf {sdist}",
+        f"{pip} download -q --no-deps --no-binary :all: salt=={shlex.quote(version)} -d {sdist}",
+        f"tar -xzf {tree}.tar.gz -C {sdist}",
+        # timelib has no wheel for Python 3.11 and needs a compiler; salt-call states do not use it
+        f"grep -v '^timelib' {tree}/requirements/base.txt > {tree}/requirements/node.txt",
+        f"{pip} install --progress-bar off -r {tree}/requirements/node.txt -r {tree}/requirements/zeromq.txt",
+        f"{pip} install --progress-bar off --no-deps {tree}.tar.gz",
+        f"rm -rf {sdist}",
+    ]
 
 
 def call_argv(salt_call: str, config: ProvisionerConfig) -> list[str]:
@@ -113,20 +162,39 @@ class SaltProvisioner:
     def converge(self, node: Node, config: ProvisionerConfig, output: OutputSink) -> ConvergeResult:
         validate(config)
         opts = _options(config)
+        mode = install_mode(opts)
         try:
-            salt_call = ensure_in_node(
-                node,
-                output,
-                provisioner=NAME,
-                tools=("salt-call",),
-                packages=PACKAGES,
-                install=opts.boolean("install", True),
-                fix="use a platform whose image or packages have Salt, or add Salt's repository "
-                "(packages.broadcom.com/saltproject) in the platform's prepare steps",
-            )
+            salt_call = find_in_node(node, (f"{VENV}/bin/salt-call",)) if mode == "pip" else None
+            if salt_call is None and mode != "pip":
+                salt_call = ensure_in_node(
+                    node,
+                    output,
+                    provisioner=NAME,
+                    tools=("salt-call", f"{VENV}/bin/salt-call"),
+                    packages=PACKAGES,
+                    install=mode is not False,
+                    fix="use a platform whose image or packages have Salt, or `install: pip`, "
+                    "or add Salt's repository in the platform's prepare steps",
+                )
         except ConvergeError as err:
             output(f"{err}\n".encode())
             return ConvergeResult(127, str(err))
+        if salt_call is None:
+            version = str(opts.get("version", PIP_VERSION))
+            script = venv_script(VENV, node.platform.package_manager, pip_steps(version))
+            env = pip_env(node, dict(os.environ))
+            code = in_node(node, ["/bin/sh", "-c", script], output, env=env)
+            salt_call = find_in_node(node, (f"{VENV}/bin/salt-call",)) if code == 0 else None
+            if salt_call is None:
+                failure = ConvergeError(
+                    f"the salt provisioner could not pip-install Salt {version} into {VENV} "
+                    f"(exit status {code})",
+                    where=node.where,
+                    fix="check that the node reaches PyPI (PIP_INDEX_URL and PIP_CERT on the runner are "
+                    "passed on), or set `version:` to a Salt release that installs on this platform",
+                )
+                output(f"{failure}\n".encode())
+                return ConvergeResult(code or 127, str(failure))
         states = opts.path("states", directory=True)
         assert states is not None
         files = tree_files(states, "states/")
