@@ -1,6 +1,6 @@
 """Timings of one testinfra check through each way into a node, measured side by side.
 
-    python benchmarks/run.py [--rounds N] [--docker-host URL]
+    python benchmarks/run.py [--rounds N] [--suite-rounds N] [--docker-host URL]
 
 Needs a Docker daemon with the debian:12 image (or a registry to pull it). Makes one debian-12
 node (systemd, from the prepared image), measures, removes it. Prints medians over N rounds and
@@ -14,8 +14,11 @@ import argparse
 import os
 import platform
 import random
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import testinfra
 
+from pytest_infranode import labels
 from pytest_infranode.backend import NodeBackend
 from pytest_infranode.backend import make_host
 from pytest_infranode.channel import FrameDecoder
@@ -118,9 +122,112 @@ def fmt(seconds: float) -> str:
     return f"{seconds * 1000:.3f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
+EXAMPLE = Path(__file__).parents[1] / "examples" / "nginx"
+
+
+def sessions(engine: Engine, rounds: int) -> list[str]:
+    """Whole pytest sessions of the nginx example, each a subprocess, interleaved per round.
+
+    cold: the prepared image is built (a recipe of its own each round: the default one plus a
+    no-op step), then converge; warm: prepared image cached, converge runs; converge-cache hit:
+    ``--infra-cache=converge`` with an image of this exact converge. Then one platform against
+    two (debian-12 + debian-13) at once, and the same two one after another.
+    """
+    work = Path(tempfile.mkdtemp(prefix="infranode-bench-"))
+    token = uuid.uuid4().hex[:10]
+    shutil.copytree(EXAMPLE, work / "nginx", ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__"))
+    project = work / "nginx"
+    with open(project / "converge.sh", "a") as script:
+        script.write(f"# benchmark {token}\n")  # a converge key of its own
+    config = (project / "infranode.yaml").read_text()
+    before = {i["Id"] for i in engine.list_images(labels.CONVERGE)}
+    default_prepare = Catalog().get("debian-12").prepare
+    cold_platforms: list[str] = []
+
+    def session(*args: str, platform_yaml: str = "") -> float:
+        (project / "infranode.yaml").write_text(config + platform_yaml)
+        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+        start = time.perf_counter()
+        done = subprocess.run(argv, cwd=project, capture_output=True, text=True, check=False)
+        took = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(
+                f"benchmark session {args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
+            )
+        return took
+
+    def cold() -> float:
+        name = f"bench-cold-{uuid.uuid4().hex[:8]}"
+        cold_platforms.append(name)
+        steps = ", ".join(f"{step!r}" for step in (*default_prepare, f"true {name}"))
+        yaml = f"platform_definitions:\n  {name}:\n    base: debian-12\n    prepare: [{steps}]\n"
+        return session(f"--infra-platform={name}", platform_yaml=yaml)
+
+    runs: dict[str, Callable[[], float]] = {
+        "cold (image build + converge)": cold,
+        "warm (converge)": lambda: session("--infra-platform=debian-12"),
+        "converge-cache hit": lambda: session("--infra-platform=debian-12", "--infra-cache=converge"),
+        "one platform (debian-12)": lambda: session("--infra-platform=debian-12"),
+        "two platforms at once": lambda: session("--infra-platform=debian-12,debian-13"),
+        "two platforms, --infra-parallel=1": lambda: session(
+            "--infra-platform=debian-12,debian-13", "--infra-parallel=1"
+        ),
+    }
+    try:
+        session("--infra-platform=debian-12,debian-13")  # both prepared images exist
+        session("--infra-platform=debian-12", "--infra-cache=converge")  # the image of the hit
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        order = list(runs)
+        shuffler = random.Random(9)
+        for _ in range(rounds):
+            shuffler.shuffle(order)
+            for name in order:
+                times[name].append(runs[name]())
+    finally:
+        made = [i for i in engine.list_images(labels.CONVERGE) if i["Id"] not in before]
+        for name in cold_platforms:
+            made += engine.list_images(f"{labels.PLATFORM}={name}")
+        for image in made:
+            try:
+                engine.remove_image(image["Id"])
+            except Exception as exc:
+                print(f"could not remove image {image['Id'][:19]}: {exc}", file=sys.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    head = f"{'whole session (11 nginx checks)':<36} {'median':>9} {'min':>9} {'max':>9} {'ratio':>22}"
+    lines = ["", f"sessions: `pytest` of examples/nginx in a subprocess ({rounds} rounds, interleaved)"]
+    lines += [head, "-" * len(head)]
+    refs = {
+        "cold (image build + converge)": ("warm (converge)", "x warm"),
+        "warm (converge)": ("warm (converge)", "x warm"),
+        "converge-cache hit": ("warm (converge)", "x warm"),
+        "one platform (debian-12)": ("one platform (debian-12)", "x one platform"),
+        "two platforms at once": ("one platform (debian-12)", "x one platform"),
+        "two platforms, --infra-parallel=1": ("one platform (debian-12)", "x one platform"),
+    }
+    for name, ts in times.items():
+        ref, label = refs[name]
+        ratio = f"{med[name] / med[ref]:.2f} {label}"
+        lines.append(f"{name:<36} {fmt(med[name]):>9} {fmt(min(ts)):>9} {fmt(max(ts)):>9} {ratio:>22}")
+    hit, serial = med["converge-cache hit"], med["two platforms, --infra-parallel=1"]
+    lines.append(
+        f"(cold: {med['cold (image build + converge)'] / hit:.1f}x a converge-cache hit; "
+        f"warm: {med['warm (converge)'] / hit:.1f}x a hit; "
+        f"two at once: {med['two platforms at once'] / serial:.2f}x two one after another)"
+    )
+    lines.append("molecule test: not attempted")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=60, help="Rounds per method (default: 60)")
+    parser.add_argument(
+        "--suite-rounds",
+        type=int,
+        default=3,
+        help="Rounds of whole pytest sessions (cold/warm/cache hit, one/two platforms; default: 3)",
+    )
     parser.add_argument(
         "--docker-host", default=None, help="Docker daemon (default: DOCKER_HOST, local socket)"
     )
@@ -225,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
             slow.close()
     finally:
         node.remove()
+    try:
+        if args.suite_rounds > 0:
+            lines += sessions(engine, args.suite_rounds)
+    finally:
         engine.close()
     print("\n".join(lines))
     return 0
