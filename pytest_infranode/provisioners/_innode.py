@@ -88,7 +88,11 @@ def pip_env(node: Node, environ: dict[str, str]) -> dict[str, str]:
     """The pip settings for a pip run in ``node``: the runner's index and, when ``PIP_CERT`` names
     a file (a CA bundle of a TLS-inspecting proxy or a private index), that file, copied in."""
     env = {name: environ[name] for name in PIP_ENV if environ.get(name)}
-    cert = environ.get("PIP_CERT")
+    # Without PIP_CERT, the CA bundle the runner itself trusts (it may include a TLS-inspecting
+    # proxy's CA that the node's own bundle lacks).
+    cert = next(
+        (environ[n] for n in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE") if environ.get(n)), None
+    )
     if cert and Path(cert).is_file():
         node.put_files(
             str(Path(PIP_CA_IN_NODE).parent), {Path(PIP_CA_IN_NODE).name: (Path(cert).read_bytes(), 0o644)}

@@ -38,6 +38,7 @@ from pytest_infranode.hookspecs import hookimpl
 from pytest_infranode.provisioners._common import Options
 from pytest_infranode.provisioners._common import in_node
 from pytest_infranode.provisioners._common import tree_files
+from pytest_infranode.provisioners._innode import INSTALL_COMMANDS
 from pytest_infranode.provisioners._innode import ensure_in_node
 from pytest_infranode.provisioners._innode import find_in_node
 from pytest_infranode.provisioners._innode import pip_env
@@ -92,21 +93,36 @@ def install_mode(opts: Options) -> bool | str:
     return value  # type: ignore[no-any-return]
 
 
-def pip_steps(version: str) -> list[str]:
+#: What compiling Salt's C dependencies (timelib has no wheel for every Python) needs.
+BUILD_PACKAGES = {
+    "apt": ("gcc", "python3-dev"),
+    "dnf": ("gcc", "python3-devel"),
+    "zypper": ("gcc", "python3-devel"),
+    "pacman": ("gcc",),
+    "apk": ("gcc", "musl-dev", "python3-dev"),
+}
+
+
+def pip_steps(version: str, manager: str = "apt") -> list[str]:
     """Shell lines that pip-install Salt ``version`` into :data:`VENV`. Pure.
 
-    Salt's sdist declares no dependencies; its requirements files do.
+    Salt's sdist declares no dependencies. Its pinned requirements for the node's Python
+    (``requirements/static/pkg/py3.X/linux.txt``) do; one of them (timelib) is compiled where no
+    wheel exists, hence the compiler.
     """
     pip = f"{VENV}/bin/pip"
     sdist = "/tmp/infranode-salt-sdist"
     tree = f"{sdist}/salt-{shlex.quote(version)}"
+    build = " ".join(shlex.quote(p) for p in BUILD_PACKAGES.get(manager, ("gcc",)))
     return [
+        INSTALL_COMMANDS.get(manager, "true").format(packages=build),
         f"rm -rf {sdist}",
         f"{pip} download -q --no-deps --no-binary :all: salt=={shlex.quote(version)} -d {sdist}",
         f"tar -xzf {tree}.tar.gz -C {sdist}",
-        # timelib has no wheel for Python 3.11 and needs a compiler; salt-call states do not use it
-        f"grep -v '^timelib' {tree}/requirements/base.txt > {tree}/requirements/node.txt",
-        f"{pip} install --progress-bar off -r {tree}/requirements/node.txt -r {tree}/requirements/zeromq.txt",
+        "py=$(python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])')",
+        f"reqs={tree}/requirements/static/pkg/py$py/linux.txt",
+        f'[ -f "$reqs" ] || reqs={tree}/requirements/base.txt',
+        f'{pip} install --progress-bar off -r "$reqs"',
         f"{pip} install --progress-bar off --no-deps {tree}.tar.gz",
         f"rm -rf {sdist}",
     ]
@@ -181,7 +197,8 @@ class SaltProvisioner:
             return ConvergeResult(127, str(err))
         if salt_call is None:
             version = str(opts.get("version", PIP_VERSION))
-            script = venv_script(VENV, node.platform.package_manager, pip_steps(version))
+            manager = node.platform.package_manager
+            script = venv_script(VENV, manager, pip_steps(version, manager))
             env = pip_env(node, dict(os.environ))
             code = in_node(node, ["/bin/sh", "-c", script], output, env=env)
             salt_call = find_in_node(node, (f"{VENV}/bin/salt-call",)) if code == 0 else None

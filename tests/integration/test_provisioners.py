@@ -139,9 +139,28 @@ def test_puppet_example_installs_the_agent_and_converges_idempotently(
     )
 
 
-def test_salt_on_debian_12_fails_naming_what_is_missing(pytester: pytest.Pytester, infra_run: Run) -> None:
-    # Debian 12 ships no Salt and Salt's repository is a vendor download: the converge must say so.
+def test_salt_example_pip_installs_salt_and_converges_idempotently(
+    pytester: pytest.Pytester, infra_run: Run
+) -> None:
+    # Debian 12 ships no Salt: `install: pip` puts it in a virtual environment from PyPI.
     copy_example(pytester, "salt")
+    run = infra_run("-v", "--infra-idempotence")
+    run.result.assert_outcomes(passed=9)
+    run.result.stdout.fnmatch_lines(
+        [
+            "*salt-call --local*",
+            "  debian-12 | --- infranode: second converge (idempotence check) ---",
+            "*test_custom_header_is_sent[[]debian-12[]] PASSED*",
+        ]
+    )
+
+
+def test_salt_without_pip_on_debian_12_fails_naming_what_is_missing(
+    pytester: pytest.Pytester, infra_run: Run
+) -> None:
+    copy_example(pytester, "salt")
+    config = pytester.path / "infranode.yaml"
+    config.write_text(config.read_text().replace("install: pip", "install: packages"))
     run = infra_run()
     run.result.assert_outcomes(errors=9)
     run.result.stdout.fnmatch_lines(

@@ -20,16 +20,31 @@ def cfg(tmp_path: Path, **options: object) -> ProvisionerConfig:
     return ProvisionerConfig(name="salt", options={"states": "states", **options}, base_dir=tmp_path)
 
 
-def test_pip_steps_install_the_sdist_requirements_then_salt_without_deps() -> None:
-    steps = salt.pip_steps("3007.1")
-    assert "/opt/infranode-salt/bin/pip download -q --no-deps --no-binary :all: salt==3007.1 -d " in steps[1]
-    assert steps[4].endswith(
-        "-r /tmp/infranode-salt-sdist/salt-3007.1/requirements/node.txt "
-        "-r /tmp/infranode-salt-sdist/salt-3007.1/requirements/zeromq.txt"
-    )
-    assert steps[5].endswith("--no-deps /tmp/infranode-salt-sdist/salt-3007.1.tar.gz")
-    assert "timelib" in steps[3]
-    assert "'x; rm -rf /'" in salt.pip_steps("x; rm -rf /")[1]
+def test_pip_steps_install_the_pinned_requirements_then_salt_without_deps() -> None:
+    steps = salt.pip_steps("3007.1", "apt")
+    assert "apt-get install -y -q gcc python3-dev" in steps[0]
+    assert "/opt/infranode-salt/bin/pip download -q --no-deps --no-binary :all: salt==3007.1 -d " in steps[2]
+    text = "\n".join(steps)
+    assert "requirements/static/pkg/py$py/linux.txt" in text
+    assert 'pip install --progress-bar off -r "$reqs"' in text
+    assert steps[-2].endswith("--no-deps /tmp/infranode-salt-sdist/salt-3007.1.tar.gz")
+    assert "'x; rm -rf /'" in salt.pip_steps("x; rm -rf /")[2]
+    assert "dnf install -y gcc python3-devel" in salt.pip_steps("3007.1", "dnf")[0]
+
+
+def test_pip_env_passes_the_runners_ca_bundle(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    copied: list[tuple[str, dict[str, tuple[bytes, int]]]] = []
+
+    class FakeNode:
+        def put_files(self, dest: str, files: dict[str, tuple[bytes, int]]) -> None:
+            copied.append((dest, files))
+
+    env = _innode.pip_env(FakeNode(), {"REQUESTS_CA_BUNDLE": str(bundle)})  # type: ignore[arg-type]
+    assert env == {"PIP_CERT": _innode.PIP_CA_IN_NODE}
+    assert copied[0][1]["ca.pem"][0] == bundle.read_bytes()
+    assert _innode.pip_env(FakeNode(), {}) == {}  # type: ignore[arg-type]
 
 
 def test_venv_script_installs_venv_only_when_missing() -> None:
