@@ -82,6 +82,8 @@ class Node:
         self.timings: dict[str, float] = {}
         self.image_cached: bool | None = None
         self.converge_cache = ""
+        self.reused = False
+        """Taken over from a kept node of an earlier session (``--infra-reuse``)."""
         """With ``--infra-cache=converge``: ``hit``, ``miss`` or ``off`` (not cacheable)."""
         self.degraded_units = ""
         self.timed_out = False

@@ -113,6 +113,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="",
     )
     group.addoption(
+        "--infra-reuse",
+        dest="infra_reuse",
+        action="store_const",
+        const=True,
+        default=None,
+        help="Take over a kept node (--infra-keep) whose platform and converge inputs are unchanged "
+        "instead of making and converging a new one; default: off",
+    )
+    parser.addini("infra_reuse", "Take over unchanged kept nodes (like --infra-reuse)", default="")
+    group.addoption(
         "--infra-cache",
         dest="infra_cache",
         metavar="WHAT",
@@ -162,6 +172,8 @@ def _raw_options(config: pytest.Config) -> RawOptions:
         ini_converge_timeout=str(config.getini("infra_converge_timeout")) or None,
         cli_idempotence=config.getoption("infra_idempotence"),
         ini_idempotence=str(config.getini("infra_idempotence")) or None,
+        cli_reuse=config.getoption("infra_reuse"),
+        ini_reuse=str(config.getini("infra_reuse")) or None,
         cli_cache=config.getoption("infra_cache"),
         ini_cache=str(config.getini("infra_cache")) or None,
         cli_parallel=config.getoption("infra_parallel"),

@@ -531,6 +531,12 @@ class InfraSession:
         )
         node.image_cached = cached
         node.timings["image"] = time.monotonic() - started
+        if self._reuse_or_label(node, target, engine, image):
+            with self._make_lock:
+                self.nodes[target.key] = node
+                self.made.append(node)
+            node.timings["ready"] = time.monotonic() - started
+            return node
         cache_key = self._converge_cache(node, target, engine, image)
         with self._make_lock:
             self.nodes[target.key] = node
@@ -553,6 +559,45 @@ class InfraSession:
             self._side_effect(node, config.side_effect)
         node.timings["ready"] = time.monotonic() - started
         return node
+
+    def _reuse_or_label(self, node: Node, target: Target, engine: Engine, prepared_id: str) -> bool:
+        """With ``--infra-reuse``, take over a kept node whose converge inputs are unchanged.
+
+        Nodes that may be kept carry the key of their converge (the converge cache's key) so
+        that a later session can recognise them. Nodes on a session network (``nodes:``) are
+        not taken over: their network went with their session.
+        """
+        if not self.settings.reuse and self.settings.keep == "never":
+            return False
+        config = self.config_of(node)
+        key = convergecache.converge_key(
+            platform=node.platform,
+            recipe=engine.recipe_key(node.platform) or "",
+            prepared_id=prepared_id,
+            provisioner=self.provisioners[config.name],
+            config=config,
+            node=self.node_configs[target.node],
+        )
+        node.labels[labels.CONVERGE] = key.key
+        if not self.settings.reuse or node.network:
+            return False
+        with self._make_lock:
+            taken = {n.container_id for n in self.made}
+            for found in engine.list_containers([f"{labels.CONVERGE}={key.key}"]):
+                name = reaper.container_name(found)
+                if (
+                    name.endswith(reaper.KEPT_SUFFIX)
+                    and found.get("State") == "running"
+                    and found["Id"] not in taken
+                ):
+                    node.container_id = str(found["Id"])
+                    node.name = name
+                    node.state = "converged"
+                    node.reused = True
+                    self.say(f"{node.platform.name}: reusing kept node {name} (converge inputs unchanged)")
+                    return True
+        self.say(f"{node.platform.name}: no kept node with unchanged converge inputs to reuse")
+        return False
 
     def _image_lock(self, platform_name: str) -> threading.Lock:
         with self._make_lock:
@@ -865,7 +910,7 @@ class InfraSession:
         node.close()  # its exec channel: the container stays, the attached socket must not
         kept_name = node.name + reaper.KEPT_SUFFIX
         try:
-            if self.engine is not None:
+            if self.engine is not None and not node.name.endswith(reaper.KEPT_SUFFIX):
                 self.engine.rename_container(node.container_id, kept_name)
                 node.name = kept_name
         except InfranodeError as exc:

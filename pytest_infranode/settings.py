@@ -50,6 +50,7 @@ YAML_KEYS = (
     "registry_mirror",
     "pull",
     "cache",
+    "reuse",
 )
 CacheMode = Literal["off", "converge"]
 CACHE_CHOICES: tuple[str, ...] = get_args(CacheMode)
@@ -138,6 +139,7 @@ class Settings:
     nodes: tuple[NodeConfig, ...] = ()
     """The named nodes of ``nodes:``, in file order; empty: one unnamed node per platform."""
     idempotence: bool = False
+    reuse: bool = False
     """Converge each node a second time and fail its tests if that changed anything."""
     platform_definitions: tuple[PlatformDefinition, ...] = ()
     """Platforms added or overridden in ``platform_definitions:`` (applied to the catalog)."""
@@ -174,6 +176,8 @@ class RawOptions:
     ini_converge_timeout: str | None = None
     cli_idempotence: bool | None = None
     ini_idempotence: str | None = None
+    cli_reuse: bool | None = None
+    ini_reuse: str | None = None
     cli_cache: str | None = None
     ini_cache: str | None = None
     cli_parallel: int | None = None
@@ -410,6 +414,15 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
     else:
         idempotence = False
 
+    if raw.cli_reuse is not None:
+        reuse = raw.cli_reuse
+    elif raw.ini_reuse:
+        reuse = _flag(raw.ini_reuse, "infra_reuse (ini)", "infra_reuse = true")
+    elif "reuse" in data:
+        reuse = _flag(data["reuse"], source.where("reuse"), "reuse: true")
+    else:
+        reuse = False
+
     if raw.cli_cache is not None:
         cache = _cache(raw.cli_cache, "--infra-cache")
     elif raw.ini_cache:
@@ -430,6 +443,7 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
         cache=cache,
         parallel=parallel,
         idempotence=idempotence,
+        reuse=reuse,
         platforms=tuple(platforms),
         provisioner=provisioner,
         keep=keep,
