@@ -249,42 +249,49 @@ class PullFailed(ImageError):
         self.problem = problem
 
 
-def _build_base(
-    client: docker.DockerClient, platform: Platform, endpoint: str, say: Callable[[str], None]
-) -> str:
-    """Build the platform's base image from its Dockerfile, tagged as its image reference."""
-    path = Path(platform.dockerfile)
-    say(f"{platform.name}: building {platform.image} from {path}")
+def _build(client: docker.DockerClient, request: dict[str, Any], *, what: str, where: str, fix: str) -> str:
+    """Run one image build, streaming its log; an error names ``what`` and carries the log tail."""
     output: list[str] = []
     image_id = ""
     try:
-        stream: Any = client.api.build(
-            path=str(path.parent),
-            dockerfile=path.name,
-            tag=platform.image,
-            labels={labels.PLATFORM: platform.name},
-            rm=True,
-            forcerm=True,
-            decode=True,
-        )
+        stream: Any = client.api.build(rm=True, forcerm=True, decode=True, **request)
         for chunk in stream:
             if "stream" in chunk:
                 output.append(str(chunk["stream"]))
             if "error" in chunk:
                 raise ImageError(
-                    f"building {platform.image} from {path} failed: {chunk['error'].strip()}",
-                    where=f"platform {platform.name} ({platform.source}), daemon {endpoint}",
-                    fix="fix the Dockerfile; the build log is below",
+                    f"{what} failed: {chunk['error'].strip()}",
+                    where=where,
+                    fix=fix,
                     detail="".join(output)[-3000:],
                 )
             if "aux" in chunk and "ID" in chunk["aux"]:
                 image_id = str(chunk["aux"]["ID"])
     except docker.errors.APIError as exc:
         raise ImageError(
-            f"building {platform.image} from {path} failed: {exc.explanation or exc}",
-            where=f"platform {platform.name} ({platform.source}), daemon {endpoint}",
-            detail="".join(output)[-3000:],
+            f"{what} failed: {exc.explanation or exc}", where=where, detail="".join(output)[-3000:]
         ) from exc
+    return image_id
+
+
+def _build_base(
+    client: docker.DockerClient, platform: Platform, endpoint: str, say: Callable[[str], None]
+) -> str:
+    """Build the platform's base image from its Dockerfile, tagged as its image reference."""
+    path = Path(platform.dockerfile)
+    say(f"{platform.name}: building {platform.image} from {path}")
+    image_id = _build(
+        client,
+        dict(
+            path=str(path.parent),
+            dockerfile=path.name,
+            tag=platform.image,
+            labels={labels.PLATFORM: platform.name},
+        ),
+        what=f"building {platform.image} from {path}",
+        where=f"platform {platform.name} ({platform.source}), daemon {endpoint}",
+        fix="fix the Dockerfile; the build log is below",
+    )
     return image_id or str(client.images.get(platform.image).id)
 
 
@@ -374,37 +381,19 @@ def ensure_prepared(
         return cached, True
     tag = prepared_tag(platform, key)
     say(f"{platform.name}: building the prepared image {tag} (once per recipe)")
-    output: list[str] = []
-    image_id = ""
-    try:
-        stream: Any = client.api.build(
+    image_id = _build(
+        client,
+        dict(
             fileobj=_context_tar(dockerfile),
             custom_context=True,
             tag=tag,
             labels={labels.RECIPE: key, labels.PLATFORM: platform.name},
-            rm=True,
-            forcerm=True,
             pull=False,
-            decode=True,
-        )
-        for chunk in stream:
-            if "stream" in chunk:
-                output.append(str(chunk["stream"]))
-            if "error" in chunk:
-                raise ImageError(
-                    f"building the prepared image of {platform.name} failed: {chunk['error'].strip()}",
-                    where=f"platform {platform.name}, daemon {endpoint}",
-                    fix="check that the node can reach its package mirror; the build log is below",
-                    detail="".join(output)[-3000:],
-                )
-            if "aux" in chunk and "ID" in chunk["aux"]:
-                image_id = str(chunk["aux"]["ID"])
-    except docker.errors.APIError as exc:
-        raise ImageError(
-            f"building the prepared image of {platform.name} failed: {exc.explanation or exc}",
-            where=f"platform {platform.name}, daemon {endpoint}",
-            detail="".join(output)[-3000:],
-        ) from exc
+        ),
+        what=f"building the prepared image of {platform.name}",
+        where=f"platform {platform.name}, daemon {endpoint}",
+        fix="check that the node can reach its package mirror; the build log is below",
+    )
     return image_id or str(client.images.get(tag).id), False
 
 
