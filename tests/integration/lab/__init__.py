@@ -49,6 +49,22 @@ class LabDaemon:
     port: int
     bridge: str
     process: subprocess.Popen[bytes] | None = None
+    argv: tuple[str, ...] = ()
+
+    def restart(self, timeout: float = 60) -> None:
+        """Stop the daemon and start it again on the same data (a daemon restart mid-session)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+        with open(self.root / "dockerd.log", "ab") as log:
+            self.process = subprocess.Popen(
+                list(self.argv), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while port_is_free(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise LabError(f"lab dockerd {self.name!r} did not come back:\n{self.log_tail()}")
+            time.sleep(0.05)
 
     @property
     def url(self) -> str:
@@ -113,6 +129,7 @@ def start_dockerd(
         "-H", f"tcp://127.0.0.1:{port}",
         *extra,
     ]  # fmt: skip
+    lab.argv = tuple(argv)
     with open(root / "dockerd.log", "wb") as log:
         lab.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + timeout
