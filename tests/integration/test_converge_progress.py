@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -28,5 +29,6 @@ def test_a_long_converge_shows_progress_without_verbose(pytester: pytest.Pyteste
     # pytester's output is no terminal: one line per 15 s, so exactly one for a ~17 s converge.
     lines = [line for line in run.result.outlines if ": converging (" in line]
     assert len(lines) == 1, lines
-    assert lines[0].startswith("infranode: debian-12: converging (15 s): ")
+    # The line is due at 15 s; a loaded machine may print it a little later.
+    assert re.match(r"infranode: debian-12: converging \(1[5-9] s\): ", lines[0]), lines
     assert "installing-the-slow-thing" in lines[0] or "sleep 17" in lines[0]
