@@ -18,7 +18,7 @@ CONFIG = textwrap.dedent(
       name: shell
       inline:
         - date +%s.%N > /var/log/converge-start
-        - sleep 3
+        - sleep 8  # long enough to overlap even when one node boots slowly
         - date +%s.%N > /var/log/converge-end
     """
 )
