@@ -217,19 +217,16 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider
     cache_dir = cache.mkdir("infranode-logs") if cache else Path(tempfile.mkdtemp(prefix="infranode-logs-"))
 
+    write = _terminal_line_writer(config)
+
     def say(message: str) -> None:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or config.getoption("verbose") < 0:
-            return
-        capman = config.pluginmanager.get_plugin("capturemanager")
-        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
-            reporter.ensure_newline()
-            reporter.write_line(f"infranode: {message}")
+        if config.getoption("verbose") >= 0:
+            write(f"infranode: {message}")
 
     try:
         session = InfraSession(settings, config.hook, log_dir=cache_dir, say=say)
         if config.getoption("capture") == "no" or config.getoption("verbose") > 0:
-            session.echo_line = _echo_line(config)
+            session.echo_line = write
         session.check_provisioner()
     except InfranodeError as err:
         raise pytest.UsageError(str(err)) from None
@@ -248,10 +245,11 @@ def pytest_configure(config: pytest.Config) -> None:
     _install_sigterm(config)
 
 
-def _echo_line(config: pytest.Config) -> Callable[[str], None]:
-    """Show converge output live (under -s or -v), outside output capture."""
+def _terminal_line_writer(config: pytest.Config) -> Callable[[str], None]:
+    """Write a line to the terminal from anywhere (a fixture, a thread), outside output capture:
+    progress lines, and converge output shown live under -s or -v."""
 
-    def echo(line: str) -> None:
+    def write(line: str) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None:
             return
@@ -260,7 +258,7 @@ def _echo_line(config: pytest.Config) -> Callable[[str], None]:
             reporter.ensure_newline()
             reporter.write_line(line)
 
-    return echo
+    return write
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
