@@ -378,7 +378,7 @@ def test_render_text_and_json() -> None:
 
 # --- CI templates: they parse, run the doctor first, and set up a topology the lab tests prove --
 
-CI_DIR = Path(__file__).parents[2] / "ci"
+CI_DIR = Path(__file__).parents[2] / "examples" / "ci"
 TEMPLATES = [
     "github-actions.yml",
     "gitlab-ci.yml",
