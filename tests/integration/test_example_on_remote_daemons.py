@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_infranode import labels
 from tests.integration.conftest import InfraRun
 from tests.integration.conftest import copy_example
 from tests.integration.lab import CertSet
@@ -201,3 +202,125 @@ def test_example_over_ssh(
     monkeypatch.setenv("HOME", str(sshd.home))  # paramiko reads $HOME/.ssh/{config,known_hosts}
     monkeypatch.setenv("DOCKER_HOST", sshd.url)
     _run_example(pytester, infra_run, sshd.url)
+
+
+# --- docker-in-docker without --privileged ---------------------------------------------------
+
+DIND_IMAGE = "infranode-test/dind:12"
+DIND_LABEL = "infranode.test.dind"
+DIND_DOCKERFILE = """\
+FROM debian:12
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
+      docker.io iptables ca-certificates procps \\
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
+COPY entrypoint.sh /usr/local/bin/entrypoint.sh
+VOLUME /var/lib/docker
+EXPOSE 2375
+ENTRYPOINT ["/bin/sh", "/usr/local/bin/entrypoint.sh"]
+"""
+# Without --privileged the container's cgroup v1 controllers are read-only binds of its own
+# subtree: a bind remount makes them writable (a plain remount says "busy"). / must be shared
+# for the inner daemon's mount propagation. Under cgroup v2, move out of the root cgroup and
+# delegate the controllers, like docker:dind.
+DIND_ENTRYPOINT = """\
+#!/bin/sh
+set -u
+mount --make-rshared / || echo "dind: cannot make / rshared" >&2
+if grep -q ' /sys/fs/cgroup cgroup2 ' /proc/self/mounts; then
+  mount -o remount,rw /sys/fs/cgroup || echo "dind: /sys/fs/cgroup stays read-only" >&2
+  mkdir -p /sys/fs/cgroup/init
+  xargs -rn1 < /sys/fs/cgroup/cgroup.procs > /sys/fs/cgroup/init/cgroup.procs 2>/dev/null || true
+  sed -e 's/ / +/g' -e 's/^/+/' < /sys/fs/cgroup/cgroup.controllers \\
+    > /sys/fs/cgroup/cgroup.subtree_control || echo "dind: no cgroup v2 delegation" >&2
+else
+  awk '$3 == "cgroup" && $4 ~ /(^|,)ro(,|$)/ {print $2}' /proc/self/mounts | while read -r d; do
+    mount -o remount,bind,rw "$d" || echo "dind: $d stays read-only" >&2
+  done
+fi
+rm -f /var/run/docker.pid
+exec dockerd --host=unix:///var/run/docker.sock --host=tcp://0.0.0.0:2375 --tls=false
+"""
+
+
+@dataclass
+class Dind:
+    url: str
+    container_id: str
+
+
+@pytest.fixture(scope="module")
+def dind(lab_dir: Path) -> Iterator[Dind]:
+    """A docker:dind-like daemon in a container of the host daemon, with the least capabilities
+    (SYS_ADMIN, NET_ADMIN, seccomp and AppArmor unconfined; no --privileged); its API published
+    on 127.0.0.1. Its own iptables live in the container's network namespace; its containers
+    reach the network through the host daemon's bridge. debian:12 is copied in (no registry)."""
+    import time
+
+    import docker
+
+    ctx = lab_dir / "dind"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(DIND_DOCKERFILE)
+    (ctx / "entrypoint.sh").write_text(DIND_ENTRYPOINT)
+    host = docker.DockerClient(base_url=f"unix://{HOST_SOCKET}", version="1.41")
+    container = None
+    try:
+        host.images.build(path=str(ctx), tag=DIND_IMAGE, rm=True, forcerm=True, labels={DIND_LABEL: "1"})
+        container = host.containers.run(
+            DIND_IMAGE,
+            detach=True,
+            cap_add=["SYS_ADMIN", "NET_ADMIN"],
+            security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+            ports={"2375/tcp": ("127.0.0.1", None)},
+            labels={DIND_LABEL: "1"},
+            name=f"infranode-test-dind-{lab_dir.name[-8:]}",
+        )
+        container.reload()
+        port = int(container.attrs["NetworkSettings"]["Ports"]["2375/tcp"][0]["HostPort"])
+        url = f"tcp://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                inner = docker.DockerClient(base_url=url, version="1.41", timeout=5)
+                inner.ping()
+                break
+            except Exception:
+                container.reload()
+                if container.status != "running" or time.monotonic() > deadline:
+                    pytest.fail(f"the dind daemon did not answer on {url}:\n{container.logs()[-3000:]!r}")
+                time.sleep(0.3)
+        inner.images.load(b"".join(host.images.get("debian:12").save(named=True)))
+        inner.close()
+        yield Dind(url, container.id)
+    finally:
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.remove(force=True, v=True)
+        with contextlib.suppress(Exception):
+            host.images.remove(DIND_IMAGE, force=True)
+        host.close()
+
+
+def test_example_on_docker_in_docker(
+    pytester: pytest.Pytester,
+    infra_run: Run,
+    dind: Dind,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import docker
+
+    _clean_docker_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("DOCKER_HOST", dind.url)
+    copy_example(pytester, "nginx")
+    run = infra_run("-v", subprocess=True)
+    run.result.assert_outcomes(passed=11)
+    run.result.stdout.fnmatch_lines([f"infranode: daemon * via {dind.url} [[]DOCKER_HOST[]]*"])
+    inner = docker.DockerClient(base_url=dind.url, version="1.41")
+    try:  # the nodes ran on the inner daemon: that is where none may be left
+        left = inner.containers.list(all=True, filters={"label": f"{labels.SESSION}={run.session_id}"})
+    finally:
+        inner.close()
+    assert run.session_id
+    assert not left, [c.name for c in left]
