@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 import pytest
@@ -74,36 +75,55 @@ class Forwarder:
     def url(self) -> str:
         return f"tcp://127.0.0.1:{self.port}"
 
+    writers: set[asyncio.StreamWriter] = field(default_factory=set)
+
     def stop(self) -> None:
+        """Close the listener and every connection still open, then the loop itself."""
+
         async def shut() -> None:
             self.server.close()
+            for writer in list(self.writers):
+                with contextlib.suppress(Exception):
+                    writer.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+            await asyncio.sleep(0.1)
             await self.server.wait_closed()
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(shut(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        self.loop.close()
 
 
 def start_forwarder(tls: ssl.SSLContext | None = None) -> Forwarder:
     loop = asyncio.new_event_loop()
+    writers: set[asyncio.StreamWriter] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_unix_connection(HOST_SOCKET)
         except OSError:
             writer.close()
+            writers.discard(writer)
             return
-        await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
-        for w in (writer, up_writer):
-            with contextlib.suppress(Exception):
-                w.close()
+        writers.add(up_writer)
+        try:
+            await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
+        finally:
+            for w in (writer, up_writer):
+                writers.discard(w)
+                with contextlib.suppress(Exception):
+                    w.close()
 
     server = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls))
     port = int(server.sockets[0].getsockname()[1])
     thread = threading.Thread(target=loop.run_forever, name=f"forwarder-{port}", daemon=True)
     thread.start()
-    return Forwarder(port, loop, thread, server)
+    return Forwarder(port, loop, thread, server, writers)
 
 
 @pytest.fixture(scope="module")
@@ -281,11 +301,12 @@ def dind(lab_dir: Path) -> Iterator[Dind]:
         url = f"tcp://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
+            inner = docker.DockerClient(base_url=url, version="1.41", timeout=5)
             try:
-                inner = docker.DockerClient(base_url=url, version="1.41", timeout=5)
                 inner.ping()
                 break
             except Exception:
+                inner.close()
                 container.reload()
                 if container.status != "running" or time.monotonic() > deadline:
                     pytest.fail(f"the dind daemon did not answer on {url}:\n{container.logs()[-3000:]!r}")
