@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import threading
 import time
 import warnings
 from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -651,12 +653,7 @@ class InfraSession:
         log_path = Path(node.converge_log)
         started = time.monotonic()
         secrets = secret_values(self.config_of(node).options.get("secret_env"), os.environ)
-        with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log_file:
-
-            def write(chunk: bytes) -> None:
-                log_file.write(chunk)
-
-            output = MaskingSink(write, secrets)
+        with self._log_sink(node, log_path, secrets, append=True) as output:
             for command in commands:
                 output(f"--- side_effect: {command}\n".encode())
                 result = node.run_argv(["/bin/sh", "-c", command], on_output=output)
@@ -675,7 +672,6 @@ class InfraSession:
                     )
                     self._failed(node)
                     raise err
-            output.flush()
         node.timings["side_effect"] = time.monotonic() - started
 
     def _failed(self, node: Node) -> None:
@@ -692,18 +688,7 @@ class InfraSession:
         started = time.monotonic()
         self.say(f"{node.platform.name}: converging {node.name} with {provisioner.name} (log: {log_path})")
         secrets = secret_values(config.options.get("secret_env"), os.environ)
-        # The log may hold what a provisioner printed about the machine: readable by us only.
-        with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as log_file:
-            echo = self._echo(node)
-
-            def write(chunk: bytes) -> None:
-                log_file.write(chunk)
-                log_file.flush()
-                if echo is not None:
-                    echo(chunk)
-
-            output = MaskingSink(write, secrets)
-
+        with self._log_sink(node, log_path, secrets, append=False) as output:
             # A converge past its timeout is ended by stopping the node: that works for every
             # provisioner, whether it runs in the node or on the runner.
             timer = threading.Timer(self.settings.converge_timeout, self._converge_timed_out, (node,))
@@ -719,9 +704,6 @@ class InfraSession:
                 result = None
             finally:
                 timer.cancel()
-                output.flush()
-                if echo is not None:
-                    echo.flush()
         node.converge_log = str(log_path)
         node.timings["converge"] = time.monotonic() - started
         if result is None or not result.ok or node.timed_out:
@@ -750,6 +732,30 @@ class InfraSession:
         node.state = "converged"
         self.hook.pytest_infranode_after_converge(node=node, result=result)
 
+    @contextlib.contextmanager
+    def _log_sink(
+        self, node: Node, log_path: Path, secrets: list[str], *, append: bool
+    ) -> Iterator[MaskingSink]:
+        """Where converge, idempotence and side-effect output goes: secrets masked, written to the
+        node's log (readable by us only: it may describe the machine), shown live under -s/-v."""
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        echo = self._echo(node)
+        with open(os.open(log_path, flags, 0o600), "ab" if append else "wb") as log_file:
+
+            def write(chunk: bytes) -> None:
+                log_file.write(chunk)
+                log_file.flush()
+                if echo is not None:
+                    echo(chunk)
+
+            output = MaskingSink(write, secrets)
+            try:
+                yield output
+            finally:
+                output.flush()
+                if echo is not None:
+                    echo.flush()
+
     def _echo(self, node: Node) -> LineEcho | None:
         if self.echo_line is None:
             return None
@@ -766,25 +772,11 @@ class InfraSession:
         """Converge a second time; fail the node if that changed anything, showing what."""
         self.say(f"{node.platform.name}: converging {node.name} again to check idempotence")
         started = time.monotonic()
-        with open(log_path, "ab") as log_file:
-            echo = self._echo(node)
-
-            def write(chunk: bytes) -> None:
-                log_file.write(chunk)
-                log_file.flush()
-                if echo is not None:
-                    echo(chunk)
-
-            output = MaskingSink(write, secrets)
+        with self._log_sink(node, log_path, secrets, append=True) as output:
             output(b"\n--- infranode: second converge (idempotence check) ---\n")
-            try:
-                result: ConvergeResult | None = self.hook.pytest_infranode_converge(
-                    node=node, provisioner=provisioner, config=config, output=output
-                )
-            finally:
-                output.flush()
-                if echo is not None:
-                    echo.flush()
+            result: ConvergeResult | None = self.hook.pytest_infranode_converge(
+                node=node, provisioner=provisioner, config=config, output=output
+            )
         node.timings["idempotence"] = time.monotonic() - started
         where = f"{node.where}; full log: {log_path}"
         verdict = (
