@@ -12,6 +12,9 @@ session left behind.
   the example's converge needs the Debian mirror.)
 * ssh: ``DOCKER_HOST=ssh://root@127.0.0.1:PORT`` through the lab sshd (``docker system
   dial-stdio`` on the far side, i.e. again the host daemon).
+* docker-in-docker without ``--privileged``: a different engine, a dockerd inside a container of
+  the host daemon (SYS_ADMIN, NET_ADMIN, seccomp and AppArmor unconfined), its API published on
+  127.0.0.1; its nodes reach the mirror through the host daemon's bridge.
 
 Podman is not run here: the lab's Podman service uses netns ``none``, so the example cannot
 converge there; its whole lifecycle is proven in test_podman.py.
