@@ -11,12 +11,14 @@ import difflib
 import math
 import re
 import sys
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
 from typing import Literal
+from typing import TypeVar
 from typing import cast
 from typing import final
 from typing import get_args
@@ -35,6 +37,8 @@ else:  # pragma: no cover
 
 KeepPolicy = Literal["never", "failure", "always"]
 KEEP_CHOICES: tuple[str, ...] = get_args(KeepPolicy)
+
+_T = TypeVar("_T")
 
 CONFIG_NAMES = ("infranode.yaml", "infranode.yml")
 YAML_KEYS = (
@@ -370,74 +374,44 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
         else ProvisionerConfig(base_dir=base_dir, source=source)
     )
 
-    if raw.cli_keep is not None:
-        keep = _keep(raw.cli_keep, "--infra-keep")
-    elif raw.ini_keep:
-        keep = _keep(raw.ini_keep, "infra_keep (ini)")
-    elif "keep" in data:
-        keep = _keep(data["keep"], source.where("keep"))
-    else:
-        keep = "never"
+    def layered(cli: Any, ini: Any, key: str, parse: Callable[[Any, str], _T], default: _T) -> _T:
+        """The command line, else the ini key, else the YAML key, else the default; each value
+        is checked with the place it came from, for the error message."""
+        option = "--infra-" + key.replace("_", "-")
+        if cli is not None:
+            return parse(cli, option)
+        if ini:
+            return parse(ini, f"infra_{key} (ini)")
+        if key in data:
+            return parse(data[key], source.where(key))
+        return default
 
+    def flag(key: str) -> Callable[[Any, str], bool]:
+        return lambda value, where: _flag(
+            value, where, f"infra_{key} = true" if where.endswith("(ini)") else f"{key}: true"
+        )
+
+    keep: KeepPolicy = layered(raw.cli_keep, raw.ini_keep, "keep", _keep, "never")
     docker_host = raw.cli_docker_host or raw.ini_docker_host or data.get("docker_host") or None
     if docker_host is not None and not isinstance(docker_host, str):
         raise SettingsError("`docker_host` must be a string", where=source.where("docker_host"))
 
-    if raw.cli_boot_timeout is not None:
-        boot_timeout = _timeout(raw.cli_boot_timeout, "--infra-boot-timeout")
-    elif raw.ini_boot_timeout:
-        boot_timeout = _timeout(raw.ini_boot_timeout, "infra_boot_timeout (ini)")
-    elif "boot_timeout" in data:
-        boot_timeout = _timeout(data["boot_timeout"], source.where("boot_timeout"))
-    else:
-        boot_timeout = DEFAULT_BOOT_TIMEOUT
-
-    if raw.cli_converge_timeout is not None:
-        converge_timeout = _timeout(raw.cli_converge_timeout, "--infra-converge-timeout", "converge timeout")
-    elif raw.ini_converge_timeout:
-        converge_timeout = _timeout(
-            raw.ini_converge_timeout, "infra_converge_timeout (ini)", "converge timeout"
-        )
-    elif "converge_timeout" in data:
-        converge_timeout = _timeout(
-            data["converge_timeout"], source.where("converge_timeout"), "converge timeout"
-        )
-    else:
-        converge_timeout = DEFAULT_CONVERGE_TIMEOUT
-
-    if raw.cli_idempotence is not None:
-        idempotence = raw.cli_idempotence
-    elif raw.ini_idempotence:
-        idempotence = _flag(raw.ini_idempotence, "infra_idempotence (ini)", "infra_idempotence = true")
-    elif "idempotence" in data:
-        idempotence = _flag(data["idempotence"], source.where("idempotence"), "idempotence: true")
-    else:
-        idempotence = False
-
-    if raw.cli_reuse is not None:
-        reuse = raw.cli_reuse
-    elif raw.ini_reuse:
-        reuse = _flag(raw.ini_reuse, "infra_reuse (ini)", "infra_reuse = true")
-    elif "reuse" in data:
-        reuse = _flag(data["reuse"], source.where("reuse"), "reuse: true")
-    else:
-        reuse = False
-
-    if raw.cli_cache is not None:
-        cache = _cache(raw.cli_cache, "--infra-cache")
-    elif raw.ini_cache:
-        cache = _cache(raw.ini_cache, "infra_cache (ini)")
-    elif "cache" in data:
-        cache = _cache(data["cache"], source.where("cache"))
-    else:
-        cache = "off"
-
-    if raw.cli_parallel is not None:
-        parallel = _parallel(raw.cli_parallel, "--infra-parallel")
-    elif raw.ini_parallel:
-        parallel = _parallel(raw.ini_parallel, "infra_parallel (ini)")
-    else:
-        parallel = 0
+    boot_timeout = layered(
+        raw.cli_boot_timeout, raw.ini_boot_timeout, "boot_timeout", _timeout, DEFAULT_BOOT_TIMEOUT
+    )
+    converge_timeout = layered(
+        raw.cli_converge_timeout,
+        raw.ini_converge_timeout,
+        "converge_timeout",
+        lambda value, where: _timeout(value, where, "converge timeout"),
+        DEFAULT_CONVERGE_TIMEOUT,
+    )
+    idempotence = layered(raw.cli_idempotence, raw.ini_idempotence, "idempotence", flag("idempotence"), False)
+    reuse = layered(raw.cli_reuse, raw.ini_reuse, "reuse", flag("reuse"), False)
+    cache: CacheMode = layered(raw.cli_cache, raw.ini_cache, "cache", _cache, "off")
+    # There is no YAML key `parallel` (it is refused as unknown above): how many nodes to make at
+    # once depends on the machine, not on the project.
+    parallel = layered(raw.cli_parallel, raw.ini_parallel, "parallel", _parallel, 0)
 
     return Settings(
         cache=cache,
