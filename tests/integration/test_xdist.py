@@ -145,3 +145,32 @@ def test_sigkill_of_the_whole_xdist_run_is_cleaned_up_by_the_controllers_watchdo
         left = engine.list_containers([f"{labels.SESSION}={session_id}"])
     assert left == [], "the controller's watchdog did not remove the node a worker made"
     assert not list(Path(tempfile.gettempdir()).glob(f"infranode-{session_id}-*")), "shared dir left"
+
+
+def test_a_worker_that_dies_leaves_nothing_behind(pytester: pytest.Pytester, infra_run: Run) -> None:
+    pytester.makefile(".yaml", infranode='provisioner: {name: shell, inline: ["true"]}\n')
+    pytester.makepyfile(
+        """
+        import os
+        import signal
+
+        def test_a_kills_its_worker(infra_node):
+            with open("session", "w") as f:
+                f.write(infra_node.session_id)
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker made (or joined) the node, then dies
+
+        def test_b(host):
+            assert host.run("true").rc == 0
+
+        def test_c(host):
+            assert host.run("true").rc == 0
+        """
+    )
+    run = infra_run("-n", "2", "--infra-platform=debian-12", subprocess=True)
+    out = run.result.stdout.str()
+    assert "crashed" in out, out  # xdist reports the dead worker and goes on
+    assert "2 passed" in out, out
+    assert "INTERNALERROR" not in out
+    # infra_run checked that no container of the session is left; the session id is the one
+    # the dead worker saw.
+    assert run.session_id == (pytester.path / "session").read_text()
