@@ -25,8 +25,9 @@ class NodeBackend(testinfra.backend.base.BaseBackend):  # type: ignore[misc]  # 
 
     NAME = "infranode"
 
-    def __init__(self, node: Node, **kwargs: Any) -> None:
+    def __init__(self, node: Node, *, command_timeout: float | None = None, **kwargs: Any) -> None:
         self.node = node
+        self.command_timeout = command_timeout
         super().__init__(node.name, **kwargs)
 
     def get_pytest_id(self) -> str:
@@ -42,7 +43,7 @@ class NodeBackend(testinfra.backend.base.BaseBackend):  # type: ignore[misc]  # 
         channel = self.node.channel
         if channel is not None and channel.unavailable is None:
             try:
-                return channel.run(cmd)
+                return channel.run(cmd, timeout=self.command_timeout)
             except ChannelUnavailable as err:
                 warnings.warn(
                     InfranodeWarning(
@@ -54,9 +55,13 @@ class NodeBackend(testinfra.backend.base.BaseBackend):  # type: ignore[misc]  # 
         return self.node.run_argv(["/bin/sh", "-c", cmd])
 
 
-def make_host(node: Node) -> testinfra.host.Host:
-    """A testinfra ``Host`` bound to ``node``; every testinfra module works on it."""
-    backend = NodeBackend(node)
+def make_host(node: Node, *, command_timeout: float | None = None) -> testinfra.host.Host:
+    """A testinfra ``Host`` bound to ``node``; every testinfra module works on it.
+
+    :param command_timeout: seconds each command may run before it is killed and its test fails
+        (through the exec channel; the one-exec-per-command fallback has no timeout).
+    """
+    backend = NodeBackend(node, command_timeout=command_timeout)
     host = testinfra.host.Host(backend)
     backend.set_host(host)
     return host

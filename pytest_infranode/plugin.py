@@ -123,6 +123,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("infra_reuse", "Take over unchanged kept nodes (like --infra-reuse)", default="")
     group.addoption(
+        "--infra-command-timeout",
+        dest="infra_command_timeout",
+        type=float,
+        metavar="SECONDS",
+        default=None,
+        help="Kill a testinfra command that runs longer than this in a node and fail its test; "
+        "default: no limit",
+    )
+    parser.addini(
+        "infra_command_timeout",
+        "Seconds a testinfra command may run (like --infra-command-timeout)",
+        default="",
+    )
+    group.addoption(
         "--infra-cache",
         dest="infra_cache",
         metavar="WHAT",
@@ -173,6 +187,8 @@ def _raw_options(config: pytest.Config) -> RawOptions:
         cli_idempotence=config.getoption("infra_idempotence"),
         ini_idempotence=str(config.getini("infra_idempotence")) or None,
         cli_reuse=config.getoption("infra_reuse"),
+        cli_command_timeout=config.getoption("infra_command_timeout"),
+        ini_command_timeout=str(config.getini("infra_command_timeout")) or None,
         ini_reuse=str(config.getini("infra_reuse")) or None,
         cli_cache=config.getoption("infra_cache"),
         ini_cache=str(config.getini("infra_cache")) or None,
@@ -189,9 +205,10 @@ class _HostOverride:
 
     @pytest.fixture(scope="session")
     @classmethod
-    def host(cls, infra_node: Node) -> testinfra.host.Host:
+    def host(cls, request: pytest.FixtureRequest, infra_node: Node) -> testinfra.host.Host:
         """A testinfra ``Host`` bound to the node of the current platform."""
-        return make_host(infra_node)
+        infra = request.config.stash.get(SESSION_KEY, None)
+        return make_host(infra_node, command_timeout=infra.settings.command_timeout if infra else None)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -55,6 +55,7 @@ YAML_KEYS = (
     "pull",
     "cache",
     "reuse",
+    "command_timeout",
 )
 CacheMode = Literal["off", "converge"]
 CACHE_CHOICES: tuple[str, ...] = get_args(CacheMode)
@@ -144,6 +145,8 @@ class Settings:
     """The named nodes of ``nodes:``, in file order; empty: one unnamed node per platform."""
     idempotence: bool = False
     reuse: bool = False
+    command_timeout: float | None = None
+    """Seconds a testinfra command may run in a node before it is killed (None: no limit)."""
     """Converge each node a second time and fail its tests if that changed anything."""
     platform_definitions: tuple[PlatformDefinition, ...] = ()
     """Platforms added or overridden in ``platform_definitions:`` (applied to the catalog)."""
@@ -182,6 +185,8 @@ class RawOptions:
     ini_idempotence: str | None = None
     cli_reuse: bool | None = None
     ini_reuse: str | None = None
+    cli_command_timeout: float | None = None
+    ini_command_timeout: str | None = None
     cli_cache: str | None = None
     ini_cache: str | None = None
     cli_parallel: int | None = None
@@ -408,6 +413,13 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
     )
     idempotence = layered(raw.cli_idempotence, raw.ini_idempotence, "idempotence", flag("idempotence"), False)
     reuse = layered(raw.cli_reuse, raw.ini_reuse, "reuse", flag("reuse"), False)
+    command_timeout: float | None = layered(
+        raw.cli_command_timeout,
+        raw.ini_command_timeout,
+        "command_timeout",
+        lambda value, where: _timeout(value, where, "command timeout"),
+        None,
+    )
     cache: CacheMode = layered(raw.cli_cache, raw.ini_cache, "cache", _cache, "off")
     # There is no YAML key `parallel` (it is refused as unknown above): how many nodes to make at
     # once depends on the machine, not on the project.
@@ -418,6 +430,7 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
         parallel=parallel,
         idempotence=idempotence,
         reuse=reuse,
+        command_timeout=command_timeout,
         platforms=tuple(platforms),
         provisioner=provisioner,
         keep=keep,

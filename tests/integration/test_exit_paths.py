@@ -201,3 +201,19 @@ def test_node_killed_during_a_test_fails_the_next_ones_clearly(
     run.result.assert_outcomes(passed=1, failed=1)
     # testinfra's commands go through the node's exec channel, which names the dead node (#9).
     run.result.stdout.fnmatch_lines(["*ChannelError: the node is not running (container state: exited)*"])
+
+
+def test_command_timeout_fails_only_the_hanging_check(pytester: pytest.Pytester, infra_run: Run) -> None:
+    pytester.makefile(".yaml", infranode=INLINE)
+    pytester.makepyfile(
+        """
+        def test_1_hangs(host):
+            host.run("sleep 600")
+
+        def test_2_next_check_works(host):
+            assert host.run("echo still-here").stdout == "still-here\\n"
+        """
+    )
+    run = infra_run("--infra-platform=debian-12", "--infra-command-timeout=2")
+    run.result.assert_outcomes(passed=1, failed=1)
+    run.result.stdout.fnmatch_lines(["*the command ran longer than its timeout of 2 s and was killed*"])

@@ -330,3 +330,21 @@ def test_nan_boot_timeout_is_refused(tmp_path: Path) -> None:
     write(tmp_path / "infranode.yaml", "boot_timeout: .nan\n")
     with pytest.raises(SettingsError):
         build_settings(RawOptions(), tmp_path)
+
+
+def test_command_timeout_layers_and_checks(tmp_path: Path) -> None:
+    assert build_settings(RawOptions(), tmp_path).command_timeout is None
+    write(tmp_path / "infranode.yaml", "command_timeout: 30\n")
+    assert build_settings(RawOptions(), tmp_path).command_timeout == 30.0
+    assert build_settings(RawOptions(ini_command_timeout="12"), tmp_path).command_timeout == 12.0
+    assert (
+        build_settings(
+            RawOptions(cli_command_timeout=5.0, ini_command_timeout="12"), tmp_path
+        ).command_timeout
+        == 5.0
+    )
+    write(tmp_path / "infranode.yaml", "command_timeout: never\n")
+    with pytest.raises(SettingsError) as excinfo:
+        build_settings(RawOptions(), tmp_path)
+    assert excinfo.value.what == "command timeout must be a positive number of seconds, not 'never'"
+    assert excinfo.value.where.endswith("infranode.yaml:1 (command_timeout)")
