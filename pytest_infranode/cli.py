@@ -269,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InfranodeError as err:
         print(f"infranode: {err}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `infranode platforms | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
