@@ -87,7 +87,9 @@ def test_degraded_boot_is_reported_with_the_failed_unit(pytester: pytest.Pyteste
     run.result.stdout.fnmatch_lines(["*InfranodeWarning*booted degraded; failed units:*", "*tmp.mount*"])
 
 
-def test_init_that_never_comes_up_fails_with_its_log(pytester: pytest.Pytester, infra_run: Run) -> None:
+def test_init_that_never_comes_up_fails_with_its_log(
+    pytester: pytest.Pytester, infra_run: Run, engine: Engine
+) -> None:
     pytester.makefile(
         ".yaml",
         infranode=SHELL_NOOP
@@ -102,6 +104,8 @@ def test_init_that_never_comes_up_fails_with_its_log(pytester: pytest.Pytester, 
     assert "init-said-goodbye" in out
     assert "Traceback" not in out
     assert "is not running" not in out  # the exec race is not what the user sees
+    for image in engine._client.images.list(filters={"label": "infranode.platform=broken-12"}):
+        engine._client.images.remove(image.id, force=True)  # its prepared image: test data only
 
 
 def test_unpullable_image_fails_at_once_in_plain_words(
