@@ -42,6 +42,33 @@ def port_is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+def _log_tail(path: Path, lines: int) -> str:
+    try:
+        return "\n".join(path.read_text().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _terminate(process: subprocess.Popen[bytes] | None, wait: float) -> None:
+    """SIGTERM a process we started, then SIGKILL it if it does not end within ``wait`` s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _unmount_below(root: Path) -> None:
+    """Lazily unmount whatever a lab daemon left mounted under ``root`` (deepest first)."""
+    with open("/proc/self/mounts", encoding="utf-8") as fh:
+        mounts = [line.split()[1] for line in fh if f" {root}/" in line]
+    for mount in sorted(mounts, reverse=True):
+        subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+
+
 @dataclass
 class LabDaemon:
     name: str
@@ -71,23 +98,11 @@ class LabDaemon:
         return f"tcp://127.0.0.1:{self.port}"
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join((self.root / "dockerd.log").read_text().splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return _log_tail(self.root / "dockerd.log", lines)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        with open("/proc/self/mounts", encoding="utf-8") as fh:
-            mounts = [line.split()[1] for line in fh if f" {self.root}/" in line]
-        for mount in sorted(mounts, reverse=True):
-            subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+        _terminate(self.process, 20)
+        _unmount_below(self.root)
         subprocess.run(["ip", "link", "del", self.bridge], check=False, capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -269,23 +284,14 @@ class LabPodman:
         )
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join((self.root / "service.log").read_text().splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return _log_tail(self.root / "service.log", lines)
 
     def stop(self) -> None:
         """Remove its containers, stop the service by its PID, then its conmons, mounts, storage."""
         if (self.root / "storage").is_dir():
             self.podman("rm", "-a", "-f", "-t", "0", timeout=120)
         for proc in [*self.extra, self.process]:
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+            _terminate(proc, 15)
         # a conmon can outlive its removed container: end those that name THIS storage, by PID
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -298,10 +304,7 @@ class LabPodman:
                 with contextlib.suppress(OSError):
                     os.kill(int(entry.name), signal.SIGTERM)
         self.podman("system", "reset", "-f", timeout=120)
-        with open("/proc/self/mounts", encoding="utf-8") as fh:
-            mounts = [line.split()[1] for line in fh if f" {self.root}/" in line]
-        for mount in sorted(mounts, reverse=True):
-            subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+        _unmount_below(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
         remove_empty_netavark_chains()
 
@@ -448,19 +451,10 @@ class LabSshd:
         return f"ssh://root@127.0.0.1:{self.port}"
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join((self.root / "sshd.log").read_text().splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return _log_tail(self.root / "sshd.log", lines)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        _terminate(self.process, 10)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
