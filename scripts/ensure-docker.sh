@@ -20,10 +20,10 @@ fi
 # ... and run Podman's API service (podman) and a private sshd (openssh-server) for the Podman
 # and ssh:// topologies; only as root, only what is missing.
 if $test_tools && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-    && { ! command -v podman >/dev/null 2>&1 || [ ! -x /usr/sbin/sshd ]; }; then
+    && { ! command -v podman >/dev/null 2>&1 || ! command -v slirp4netns >/dev/null 2>&1 || [ ! -x /usr/sbin/sshd ]; }; then
     log "installing podman and openssh-server (daemon-topology tests)"
     apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman openssh-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman slirp4netns openssh-server >/dev/null
 fi
 # ... and a local registry for the real pull tests (tests/integration/test_registry.py runs its
 # own `docker-registry serve` on 127.0.0.1; the package's service is not used).

@@ -16,8 +16,8 @@ session left behind.
   the host daemon (SYS_ADMIN, NET_ADMIN, seccomp and AppArmor unconfined), its API published on
   127.0.0.1; its nodes reach the mirror through the host daemon's bridge.
 
-Podman is not run here: the lab's Podman service uses netns ``none``, so the example cannot
-converge there; its whole lifecycle is proven in test_podman.py.
+Podman: the example suite runs against the lab's Podman service in test_podman.py (one Podman
+service per module), its nodes networked by slirp4netns.
 """
 
 from __future__ import annotations

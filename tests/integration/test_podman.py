@@ -2,8 +2,9 @@
 private socket, with its own storage, holding ``debian:12`` copied from the host daemon.
 
 The whole node lifecycle goes through it: image build, create, start (systemd as PID 1), exec,
-copy in (put_archive) and out, remove. Started once for the module; podman is installed by
-scripts/ensure-docker.sh on a root Debian machine.
+copy in (put_archive) and out, remove; and the example suite, whose converge reaches the
+Debian mirror through the lab's slirp4netns networking. Started once for the module; podman and
+slirp4netns are installed by scripts/ensure-docker.sh on a root Debian machine.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from pytest_infranode import labels
 from pytest_infranode.engine import daemon
 from pytest_infranode.engine import doctor
+from tests.integration.conftest import copy_example
 from tests.integration.lab import LabPodman
 from tests.integration.lab import start_podman
 
@@ -123,6 +125,18 @@ def test_plain_node_lifecycle_through_podman(pytester: pytest.Pytester, podman: 
     )
     result = pytester.runpytest("--infra-platform=plain", f"--infra-docker-host={podman.url}")
     result.assert_outcomes(passed=1)
+    assert _containers_of(podman, pytester_session_id(result.stdout.str())) == []
+
+
+def test_example_suite_through_podman(pytester: pytest.Pytester, podman: LabPodman) -> None:
+    """The example suite (examples/nginx, 11 checks) on a Podman node: its converge installs nginx
+    from the Debian mirror (the lab's slirp4netns networking), systemd starts it, the checks pass,
+    and nothing of the session is left on Podman."""
+    copy_example(pytester, "nginx")
+    result = pytester.runpytest("-v", f"--infra-docker-host={podman.url}")
+    result.assert_outcomes(passed=11)
+    result.stdout.fnmatch_lines(["*test_page_is_served[[]debian-12[]] PASSED*"])
+    result.stdout.fnmatch_lines([f"infranode: daemon Podman * via {podman.url} [[]--infra-docker-host[]]*"])
     assert _containers_of(podman, pytester_session_id(result.stdout.str())) == []
 
 

@@ -225,7 +225,9 @@ def make_certs(root: Path, cn: str = "infranode lab CA", client_days: int = 30) 
 class LabPodman:
     """A rootful ``podman system service`` with its own storage, run root and containers.conf.
 
-    Default network namespace ``none`` (netavark then never touches the host's iptables), the
+    Default network namespace ``slirp4netns``: user-mode networking, so a node reaches the Debian
+    mirror while netavark never touches the host's iptables (``none`` would do that too, but a
+    node could not install a package). The
     cgroupfs manager (no systemd on CI machines), and ``default_ulimits`` capped at this
     process's hard limits: podman otherwise asks for more than the hard limit and, without
     CAP_SYS_RESOURCE (this VM, many CI sandboxes), every container start fails with
@@ -364,6 +366,7 @@ def start_podman(
     if os.geteuid() != 0:
         raise LabError("the Podman topology test starts a rootful podman service: run it as root (CI does)")
     need("podman")
+    need("slirp4netns")
     root = base / "podman"
     for sub in ("storage", "run", "networks", "tmp"):
         (root / sub).mkdir(parents=True)
@@ -372,7 +375,7 @@ def start_podman(
     nproc = _hard_limit(_resource.RLIMIT_NPROC, cap=32768)
     (root / "containers.conf").write_text(
         "[containers]\n"
-        'netns = "none"\n'
+        'netns = "slirp4netns"\n'
         f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
         "[network]\n"
         f'network_config_dir = "{root}/networks"\n'
