@@ -22,6 +22,7 @@ import ipaddress
 import json
 import os
 import pwd
+import re
 import shlex
 import socket
 import ssl
@@ -1260,17 +1261,25 @@ def verdict_ssh(facts: SshFacts, ci: str = "") -> Finding:
         or "not found in known_hosts" in facts.transport_error
     ):
         port = "" if facts.port == 22 else f" -p {facts.port}"
+        name = _known_hosts_name(facts.host, facts.port)
         scan = f"ssh-keyscan{port} {facts.host} >> {facts.known_hosts}"
-        changed = "remote host identification has changed" in err
-        what = (
-            f"the host key of {facts.host}:{facts.port} changed since it was stored in {facts.known_hosts}"
-            if changed
-            else f"the host key of {_known_hosts_name(facts.host, facts.port)} is not in {facts.known_hosts}"
-        )
+        if "remote host identification has changed" in err or "does not match" in facts.transport_error:
+            offending = re.search(r"Offending \S+ key in (\S+):(\d+)", facts.stderr)
+            stored = f"{offending[1]}:{offending[2]}" if offending else facts.known_hosts
+            return Finding(
+                "connect",
+                "fail",
+                f"the host key of {facts.host}:{facts.port} changed since it was stored in {stored}",
+                tuple(evidence),
+                "if the host was rebuilt or re-keyed on purpose, drop the stale entry and store the "
+                f"new key (check its fingerprint first): ssh-keygen -f {shlex.quote(facts.known_hosts)} "
+                f"-R {shlex.quote(name)} && {scan}; if not, stop: someone may be between you and "
+                f"{facts.host}",
+            )
         return Finding(
             "connect",
             "fail",
-            what,
+            f"the host key of {name} is not in {facts.known_hosts}",
             tuple(evidence),
             f"docker-py refuses unknown host keys: add it (check its fingerprint first): {scan}",
         )

@@ -38,6 +38,21 @@ def test_changed_host_key() -> None:
     assert (
         "stderr: @@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@ | Host key" in finding.evidence[-1]
     )
+    # appending the new key would leave the stale line in front of it: remove it first
+    assert "ssh-keygen -f /home/ci/.ssh/known_hosts -R build.example && ssh-keyscan" in finding.fix
+    assert "someone may be between you and build.example" in finding.fix
+
+
+def test_changed_host_key_names_the_offending_line() -> None:
+    stderr = (
+        "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!\n"
+        "Offending ED25519 key in /home/ci/.ssh/known_hosts:7\nHost key verification failed."
+    )
+    finding = doctor.verdict_ssh(replace(BASE, port=2222, stderr=stderr))
+    assert finding.summary == (
+        "the host key of build.example:2222 changed since it was stored in /home/ci/.ssh/known_hosts:7"
+    )
+    assert "-R '[build.example]:2222' && ssh-keyscan -p 2222 build.example >>" in finding.fix
 
 
 def test_no_docker_cli_on_the_remote() -> None:

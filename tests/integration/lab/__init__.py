@@ -601,19 +601,24 @@ class ThrowawayUser:
         subprocess.run(["userdel", self.name], check=False, capture_output=True)
 
 
-def throwaway_user(prefix: str = "inft") -> ThrowawayUser:
-    """A new system user without a home (root only); remove it with ``.remove()``."""
+def throwaway_user(prefix: str = "inft", shell: str = "/usr/sbin/nologin") -> ThrowawayUser:
+    """A new system user without a home (root only); remove it with ``.remove()``. Give it a real
+    ``shell`` (``/bin/sh``) to let it log in through the lab sshd."""
     if os.geteuid() != 0:
         raise LabError("the permission tests create a user: run them as root (CI does)")
     need("useradd")
     name = f"{prefix}{os.getpid() % 100000}"
     subprocess.run(["userdel", name], check=False, capture_output=True)
     done = subprocess.run(
-        ["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        ["useradd", "--system", "--user-group", "--no-create-home", "--shell", shell, name],
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0:
         raise LabError(f"useradd {name} failed: {done.stderr.strip()}")
+    if shell != "/usr/sbin/nologin":
+        # "!" (useradd's default) is a locked account, which sshd without PAM refuses even for a
+        # key; "*" matches no password but is not locked
+        subprocess.run(["usermod", "-p", "*", name], check=True, capture_output=True)
     return ThrowawayUser(name)
