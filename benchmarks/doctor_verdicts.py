@@ -345,6 +345,11 @@ def build_rows(work: Path, stack: ExitStack, with_dind: bool) -> list[Row]:
         )
     )
 
+    nocli = lab.throwaway_user("inftnocli", shell="/bin/sh")  # the lab sshd empties its PATH
+    stack.callback(nocli.remove)
+    nocli_url = f"ssh://{nocli.name}@127.0.0.1:{sshd.port}"
+    add(Row("6i", "ssh://, no docker CLI on the remote PATH", ssh_env(sshd.home, DOCKER_HOST=nocli_url)))
+
     add(Row("7", "context -> tcp", context(base_env(work), "bench-tcp", tcp.url)))
     add(
         Row(

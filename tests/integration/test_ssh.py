@@ -219,3 +219,16 @@ def test_remote_user_not_in_the_docker_group(sshd: LabSshd, monkeypatch: pytest.
     assert err.what == f"{user.name} on 127.0.0.1 may not use the Docker socket"
     assert err.fix == f"on 127.0.0.1: sudo usermod -aG docker {user.name} (then log in again)"
     assert "permission denied while trying to connect to the Docker daemon socket" in err.detail
+
+
+def test_no_docker_cli_on_the_remote_path(sshd: LabSshd, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ssh works, but the remote PATH has no docker CLI (docker-py runs ``docker system
+    dial-stdio`` there): the doctor says to install it, with the remote shell's words."""
+    user = throwaway_user("inftnocli", shell="/bin/sh")  # the lab sshd empties its PATH
+    try:
+        err = _connect_error(f"ssh://{user.name}@127.0.0.1:{sshd.port}", sshd.home, monkeypatch)
+    finally:
+        user.remove()
+    assert err.what == f"127.0.0.1 has no docker CLI on the PATH of {user.name}@127.0.0.1:{sshd.port}"
+    assert "install the docker CLI there" in err.fix
+    assert "docker: not found" in err.detail

@@ -496,6 +496,9 @@ def start_sshd(base: Path, port: int, timeout: float = 15) -> LabSshd:
         "UsePAM no\n"
         "StrictModes no\n"
         "LogLevel VERBOSE\n"
+        # accounts named inftnocli* log in to a PATH without the docker CLI (topology 6i)
+        "Match User inftnocli*\n"
+        '  ForceCommand env PATH=/nonexistent /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n'
     )
     (dot_ssh / "config").write_text(
         "Host 127.0.0.1 localhost\n"
