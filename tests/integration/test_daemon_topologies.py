@@ -162,6 +162,40 @@ def test_tcp_nothing_listening(tmp_path: Path) -> None:
     assert "Connection refused" in str(err)
 
 
+def test_no_docker_host_and_no_default_socket(tmp_path: Path) -> None:
+    """2b: nothing names a daemon and nothing is at /var/run/docker.sock (nor at the rootless or
+    Podman sockets): the doctor runs in a private mount namespace whose /run is an empty tmpfs."""
+    shell = 'mount -t tmpfs none /run && exec "$0" "$@"'
+    done = subprocess.run(
+        ["unshare", "-m", "--", "sh", "-c", shell, sys.executable, "-m", "pytest_infranode.cli",
+         "doctor", "--wait", "0", "--no-images"],
+        env=base_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "FAIL  connect     no Docker daemon: /var/run/docker.sock does not exist and"
+        " DOCKER_HOST/DOCKER_CONTEXT are unset (no rootless or Podman socket either)"
+    ) in done.stdout
+    assert "fix:      install or start Docker (`sudo systemctl start docker`)" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_host_that_does_not_resolve_on_gitlab(tmp_path: Path) -> None:
+    """2f: GitLab's DOCKER_HOST=tcp://docker:2375 in a job without the docker:dind service."""
+    env = base_env(tmp_path, DOCKER_HOST="tcp://docker:2375", GITLAB_CI="true")
+    err = connect_error(env)
+    assert isinstance(err, DaemonUnreachable)
+    assert err.what == "the daemon host 'docker' does not resolve"
+    cli = run_doctor_cli(env)
+    assert cli.returncode == 1
+    assert "evidence: getaddrinfo('docker'): [Errno" in cli.stdout
+    assert "GitLab CI: the `docker` host is the docker:dind service: add `services: [docker:dind]`" in cli.stdout
+
+
 def test_missing_context_is_an_error(tmp_path: Path) -> None:
     err = connect_error(base_env(tmp_path, DOCKER_CONTEXT="nope"))
     assert err.what == "docker context 'nope' does not exist (named by DOCKER_CONTEXT)"
