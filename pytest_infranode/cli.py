@@ -233,9 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove prepared images whose recipe changed, and converged images (--infra-cache=converge) "
         "made from them or replaced by a newer converge of the same node",
     )
-    prune.add_argument(
-        "--converged", action="store_true", help="remove every converged image, stale or not"
-    )
+    prune.add_argument("--converged", action="store_true", help="remove every converged image, stale or not")
     b = images_sub.add_parser("bootstrap", help="make Debian/Ubuntu base images with debootstrap")
     b.add_argument("platforms", nargs="+", help="platform names, aliases, globs or family:NAME")
     b.add_argument("--mirror", default="", help="apt mirror; default: the platform's (deb.debian.org)")

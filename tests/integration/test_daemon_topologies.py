@@ -193,7 +193,8 @@ def test_host_that_does_not_resolve_on_gitlab(tmp_path: Path) -> None:
     cli = run_doctor_cli(env)
     assert cli.returncode == 1
     assert "evidence: getaddrinfo('docker'): [Errno" in cli.stdout
-    assert "GitLab CI: the `docker` host is the docker:dind service: add `services: [docker:dind]`" in cli.stdout
+    gitlab = "GitLab CI: the `docker` host is the docker:dind service: add `services: [docker:dind]`"
+    assert gitlab in cli.stdout
 
 
 def test_missing_context_is_an_error(tmp_path: Path) -> None:

@@ -430,3 +430,44 @@ def test_bitbucket_and_socket_templates_are_lab_topologies(tmp_path: Path) -> No
     assert "machine" in circle
     for name in ("github-actions.yml", "azure-pipelines.yml", "travis.yml", "circleci.yml"):
         assert "DOCKER_HOST" not in (CI_DIR / name).read_text().split("\n", 5)[-1]
+
+
+def test_gitlab_socket_binding_job_is_the_local_socket_topology(tmp_path: Path) -> None:
+    """The second GitLab job sets nothing: the runner's bound socket, the default endpoint."""
+    jobs = yaml.safe_load((CI_DIR / "gitlab-ci.yml").read_text())
+    job = jobs["infra-socket"]
+    assert "services" not in job
+    assert "variables" not in job
+    assert "privileged" not in str(job)
+    endpoint = resolve_endpoint(None, {"GITLAB_CI": "true"}, home=str(tmp_path))
+    assert (endpoint.scheme, endpoint.socket_path, endpoint.source) == (
+        "unix",
+        "/var/run/docker.sock",
+        "default socket",
+    )
+    assert job["script"][-2:] == [
+        "infranode doctor --platform debian-12",
+        "pytest --infra-platform=debian-12",
+    ]
+
+
+def test_circleci_remote_docker_job_is_the_tls_lab_topology(tmp_path: Path) -> None:
+    """setup_remote_docker comes before the doctor; the variables it exports (tcp on 2376, TLS
+    verify, a cert directory of its own) resolve to the TLS daemon the lab tests prove."""
+    job = yaml.safe_load((CI_DIR / "circleci.yml").read_text())["jobs"]["infra-remote-docker"]
+    assert "docker" in job
+    assert "machine" not in job
+    steps = [s if isinstance(s, str) else s.get("run", "") for s in job["steps"]]
+    assert steps.index("setup_remote_docker") < steps.index("infranode doctor --platform debian-12")
+    env = {
+        "DOCKER_HOST": "tcp://10.0.0.5:2376",
+        "DOCKER_TLS_VERIFY": "1",
+        "DOCKER_CERT_PATH": "/tmp/docker-certs1",
+    }
+    endpoint = resolve_endpoint(None, {**env, "CIRCLECI": "true"}, home=str(tmp_path))
+    assert (endpoint.scheme, endpoint.port) == ("tcp", 2376)
+    assert endpoint.tls is not None
+    assert endpoint.tls.cert_dir == "/tmp/docker-certs1"
+    text = (CI_DIR / "circleci.yml").read_text()
+    assert "never sees the job's files" in text
+    assert "published ports are not reachable" in text
