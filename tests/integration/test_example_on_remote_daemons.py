@@ -14,7 +14,8 @@ session left behind.
   dial-stdio`` on the far side, i.e. again the host daemon).
 * docker-in-docker without ``--privileged``: a different engine, a dockerd inside a container of
   the host daemon (SYS_ADMIN, NET_ADMIN, seccomp and AppArmor unconfined), its API published on
-  127.0.0.1; its nodes reach the mirror through the host daemon's bridge.
+  127.0.0.1, once in plain TCP and once with TLS and client certificates (docker:dind's default,
+  GitLab's topology); its nodes reach the mirror through the host daemon's bridge.
 
 Podman: the example suite runs against the lab's Podman service in test_podman.py (one Podman
 service per module), its nodes networked by slirp4netns.
@@ -24,8 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import shutil
 import ssl
+import tarfile
 import tempfile
 import threading
 from collections.abc import Callable
@@ -34,6 +37,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 
+import docker
+import docker.tls
 import pytest
 
 from pytest_infranode import labels
@@ -239,7 +244,7 @@ RUN apt-get update \\
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY entrypoint.sh /usr/local/bin/entrypoint.sh
 VOLUME /var/lib/docker
-EXPOSE 2375
+EXPOSE 2375 2376
 ENTRYPOINT ["/bin/sh", "/usr/local/bin/entrypoint.sh"]
 """
 # Without --privileged the container's cgroup v1 controllers are read-only binds of its own
@@ -262,7 +267,7 @@ else
   done
 fi
 rm -f /var/run/docker.pid
-exec dockerd --host=unix:///var/run/docker.sock --host=tcp://0.0.0.0:2375 --tls=false
+exec dockerd --host=unix:///var/run/docker.sock "$@"
 """
 
 
@@ -270,41 +275,107 @@ exec dockerd --host=unix:///var/run/docker.sock --host=tcp://0.0.0.0:2375 --tls=
 class Dind:
     url: str
     container_id: str
+    cert_dir: Path | None = None  # the client's ca.pem/cert.pem/key.pem when the daemon wants TLS
+
+    def env(self) -> dict[str, str]:
+        if self.cert_dir is None:
+            return {"DOCKER_HOST": self.url}
+        return {"DOCKER_HOST": self.url, "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(self.cert_dir)}
+
+    def client(self, timeout: int = 60) -> docker.DockerClient:
+        tls: docker.tls.TLSConfig | bool = False
+        if self.cert_dir is not None:
+            tls = docker.tls.TLSConfig(
+                client_cert=(str(self.cert_dir / "cert.pem"), str(self.cert_dir / "key.pem")),
+                ca_cert=str(self.cert_dir / "ca.pem"),
+                verify=True,
+            )
+        client = docker.DockerClient(base_url=self.url, version="1.41", timeout=timeout, tls=tls)
+        # As the plugin does: REQUESTS_CA_BUNDLE (set on many machines) would replace the lab CA.
+        client.api.trust_env = False
+        return client
 
 
-@pytest.fixture(scope="module")
-def dind(lab_dir: Path) -> Iterator[Dind]:
-    """A docker:dind-like daemon in a container of the host daemon, with the least capabilities
-    (SYS_ADMIN, NET_ADMIN, seccomp and AppArmor unconfined; no --privileged); its API published
-    on 127.0.0.1. Its own iptables live in the container's network namespace; its containers
-    reach the network through the host daemon's bridge. debian:12 is copied in (no registry)."""
-    import time
-
-    import docker
-
-    ctx = lab_dir / "dind"
+@contextlib.contextmanager
+def dind_image(ctx: Path) -> Iterator[str]:
+    """The dind image (debian:12 + Debian's docker.io), built in ``ctx``; removed afterwards."""
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(DIND_DOCKERFILE)
     (ctx / "entrypoint.sh").write_text(DIND_ENTRYPOINT)
     host = docker.DockerClient(base_url=f"unix://{HOST_SOCKET}", version="1.41")
-    container = None
     try:
         host.images.build(path=str(ctx), tag=DIND_IMAGE, rm=True, forcerm=True, labels={DIND_LABEL: "1"})
-        container = host.containers.run(
-            DIND_IMAGE,
+        yield DIND_IMAGE
+    finally:
+        with contextlib.suppress(Exception):
+            host.images.remove(DIND_IMAGE, force=True)
+        host.close()
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    """A tar of ``files`` (path -> content) with their parent directories; keys mode 0600."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        dirs = sorted({str(parent) for name in files for parent in Path(name).parents if str(parent) != "."})
+        for name in dirs:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o600 if name.endswith("key.pem") else 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class DindError(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def start_dind(image: str, mode: str, certs: CertSet, name: str) -> Iterator[Dind]:
+    """A docker:dind-like daemon in a container of the host daemon, with the least capabilities
+    (SYS_ADMIN, NET_ADMIN, seccomp and AppArmor unconfined; no --privileged); its API published
+    on 127.0.0.1: plain on 2375 (``mode="tcp"``), or, like docker:dind's default (GitLab), TLS
+    on 2376 with client certificates required (``mode="tls"``: the lab's server certificate is
+    put in before the daemon starts). Its own iptables live in the container's network
+    namespace; its containers reach the network through the host daemon's bridge. debian:12 is
+    copied in (no registry). The container is removed afterwards."""
+    import time
+
+    if mode == "tls":
+        port = "2376/tcp"
+        command = [
+            "--host=tcp://0.0.0.0:2376", "--tlsverify", "--tlscacert=/certs/server/ca.pem",
+            "--tlscert=/certs/server/cert.pem", "--tlskey=/certs/server/key.pem",
+        ]  # fmt: skip
+    else:
+        port, command = "2375/tcp", ["--host=tcp://0.0.0.0:2375", "--tls=false"]
+    host = docker.DockerClient(base_url=f"unix://{HOST_SOCKET}", version="1.41")
+    container = None
+    try:
+        container = host.containers.create(
+            image,
+            command=command,
             detach=True,
             cap_add=["SYS_ADMIN", "NET_ADMIN"],
             security_opt=["seccomp=unconfined", "apparmor=unconfined"],
-            ports={"2375/tcp": ("127.0.0.1", None)},
+            ports={port: ("127.0.0.1", None)},
             labels={DIND_LABEL: "1"},
-            name=f"infranode-test-dind-{lab_dir.name[-8:]}",
+            name=name,
         )
+        if mode == "tls":
+            pems = ("ca.pem", "cert.pem", "key.pem")
+            files = {f"certs/server/{n}": (certs.server / n).read_bytes() for n in pems}
+            if not container.put_archive("/", _tar(files)):
+                raise DindError("could not copy the server certificate into the dind container")
+        container.start()
         container.reload()
-        port = int(container.attrs["NetworkSettings"]["Ports"]["2375/tcp"][0]["HostPort"])
-        url = f"tcp://127.0.0.1:{port}"
+        published = int(container.attrs["NetworkSettings"]["Ports"][port][0]["HostPort"])
+        lab = Dind(f"tcp://127.0.0.1:{published}", str(container.id), certs.client if mode == "tls" else None)
         deadline = time.monotonic() + 60
         while True:
-            inner = docker.DockerClient(base_url=url, version="1.41", timeout=5)
+            inner = lab.client(timeout=5)
             try:
                 inner.ping()
                 break
@@ -312,18 +383,31 @@ def dind(lab_dir: Path) -> Iterator[Dind]:
                 inner.close()
                 container.reload()
                 if container.status != "running" or time.monotonic() > deadline:
-                    pytest.fail(f"the dind daemon did not answer on {url}:\n{container.logs()[-3000:]!r}")
+                    raise DindError(
+                        f"the dind daemon did not answer on {lab.url}:\n{container.logs()[-3000:]!r}"
+                    ) from None
                 time.sleep(0.3)
         inner.images.load(b"".join(host.images.get("debian:12").save(named=True)))
         inner.close()
-        yield Dind(url, container.id)
+        yield lab
     finally:
         if container is not None:
             with contextlib.suppress(Exception):
                 container.remove(force=True, v=True)
-        with contextlib.suppress(Exception):
-            host.images.remove(DIND_IMAGE, force=True)
         host.close()
+
+
+@pytest.fixture(scope="module")
+def dind_built(lab_dir: Path) -> Iterator[str]:
+    with dind_image(lab_dir / "dind") as image:
+        yield image
+
+
+@pytest.fixture(scope="module", params=["tcp", "tls"])
+def dind(request: pytest.FixtureRequest, lab_dir: Path, dind_built: str, certs: CertSet) -> Iterator[Dind]:
+    mode = str(request.param)
+    with start_dind(dind_built, mode, certs, f"infranode-test-dind-{mode}-{lab_dir.name[-8:]}") as lab:
+        yield lab
 
 
 def test_example_on_docker_in_docker(
@@ -333,15 +417,16 @@ def test_example_on_docker_in_docker(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    import docker
-
+    """The example on a second engine, reached over plain TCP, then over TLS with a client
+    certificate (GitLab's docker:dind topology)."""
     _clean_docker_env(monkeypatch, tmp_path)
-    monkeypatch.setenv("DOCKER_HOST", dind.url)
+    for name, value in dind.env().items():
+        monkeypatch.setenv(name, value)
     copy_example(pytester, "nginx")
     run = infra_run("-v", subprocess=True)
     run.result.assert_outcomes(passed=11)
     run.result.stdout.fnmatch_lines([f"infranode: daemon * via {dind.url} [[]DOCKER_HOST[]]*"])
-    inner = docker.DockerClient(base_url=dind.url, version="1.41")
+    inner = dind.client()
     try:  # the nodes ran on the inner daemon: that is where none may be left
         left = inner.containers.list(all=True, filters={"label": f"{labels.SESSION}={run.session_id}"})
     finally:
