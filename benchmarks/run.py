@@ -1,16 +1,28 @@
-"""Timings of one testinfra check through each way into a node, measured side by side.
+"""Timings of pytest-infranode against the floors beneath it, measured side by side.
 
-    python benchmarks/run.py [--rounds N] [--suite-rounds N] [--docker-host URL]
+    python benchmarks/run.py [--rounds N] [--suite-rounds N] [--molecule] [--docker-host URL]
 
-Needs a Docker daemon with the debian:12 image (or a registry to pull it). Makes one debian-12
-node (systemd, from the prepared image), measures, removes it. Prints medians over N rounds and
-ratios; each round runs every method once, in turn, so that the machine's noise falls on all of
-them alike. Nothing here asserts a duration.
+1. one check (and 25 in a row) on a booted node: the raw exec API, testinfra `docker://`, ours
+   through the exec channel and through one exec per command, a bare persistent shell;
+2. a warm suite (node up, shell converge of examples/nginx, 25 checks, teardown): our `pytest`
+   against the same steps done with docker-py, one exec per step;
+3. cold vs warm vs converge-cache hit; 4. one platform vs three at once and one after another;
+5. with --molecule: `molecule test` of examples/ansible's role vs our `pytest` of it.
+
+Needs a Docker daemon with the debian:12 and debian:13 images (or a registry to pull them).
+Prints medians over N rounds and ratios; each round runs every method once, in a shuffled
+order, so that the machine's noise falls on all of them alike. Nothing here asserts a
+duration. Everything it makes (containers, images, temp dirs) is removed at the end; the
+Molecule venv is kept for the next run. `--rounds 0` or `--suite-rounds 0` skip sections.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
+import itertools
+import json
 import os
 import platform
 import random
@@ -18,12 +30,14 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import docker
 import testinfra
 
 from pytest_infranode import labels
@@ -122,16 +136,314 @@ def fmt(seconds: float) -> str:
     return f"{seconds * 1000:.3f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
-EXAMPLE = Path(__file__).parents[1] / "examples" / "nginx"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "nginx"
+ANSIBLE_EXAMPLE = ROOT / "examples" / "ansible"
+MOLECULE_SCENARIO = Path(__file__).resolve().parent / "molecule" / "default"
+BENCH_LABEL = "org.pytest-infranode.benchmark"
+"""On every container and image this script makes itself (the plugin's carry their own labels)."""
+
+# The 25 checks of the warm suite (section 2), each as a testinfra expression (our pytest
+# session asserts it) and as one shell command that exits 0 when it holds (the floor runs it
+# as one exec). They cover what the nginx example's converge made.
+SITE_CONF = "/etc/nginx/sites-available/site.conf"
+SUITE_CHECKS: list[tuple[str, str]] = [
+    ('host.package("nginx").is_installed', "dpkg-query -W -f='${Status}' nginx | grep -q 'ok installed'"),
+    ('host.package("curl").is_installed', "dpkg-query -W -f='${Status}' curl | grep -q 'ok installed'"),
+    ('host.package("systemd").is_installed', "dpkg-query -W -f='${Status}' systemd | grep -q 'ok installed'"),
+    ('host.service("nginx").is_running', "systemctl is-active -q nginx"),
+    ('host.service("nginx").is_enabled', "systemctl is-enabled -q nginx"),
+    ('host.service("systemd-journald").is_running', "systemctl is-active -q systemd-journald"),
+    ('host.socket("tcp://0.0.0.0:80").is_listening', "ss -Htln | grep -q ' 0.0.0.0:80 '"),
+    (f'host.file("{SITE_CONF}").is_file', f"test -f {SITE_CONF}"),
+    (f'host.file("{SITE_CONF}").user == "root"', f'test "$(stat -c %U {SITE_CONF})" = root'),
+    (f'host.file("{SITE_CONF}").group == "www-data"', f'test "$(stat -c %G {SITE_CONF})" = www-data'),
+    (f'host.file("{SITE_CONF}").mode == 0o640', f'test "$(stat -c %a {SITE_CONF})" = 640'),
+    (
+        'not host.file("/etc/nginx/sites-enabled/default").exists',
+        "test ! -e /etc/nginx/sites-enabled/default",
+    ),
+    (
+        'host.file("/etc/nginx/sites-enabled/site.conf").is_symlink',
+        "test -L /etc/nginx/sites-enabled/site.conf",
+    ),
+    (
+        'host.file("/etc/nginx/nginx.conf").contains("worker_processes")',
+        "grep -qs worker_processes /etc/nginx/nginx.conf",
+    ),
+    ('host.file("/srv/www").is_directory', "test -d /srv/www"),
+    ('host.file("/srv/www/index.html").mode == 0o644', 'test "$(stat -c %a /srv/www/index.html)" = 644'),
+    (
+        'host.file("/srv/www/index.html").contains("infranode-demo")',
+        "grep -qs infranode-demo /srv/www/index.html",
+    ),
+    ('host.run("nginx -t").rc == 0', "nginx -t"),
+    (
+        '"Hello from infranode-demo" in host.check_output("curl -fsS http://localhost/")',
+        "curl -fsS http://localhost/ | grep -q 'Hello from infranode-demo'",
+    ),
+    (
+        '"X-Served-By: infranode" in host.check_output("curl -fsSI http://localhost/")',
+        "curl -fsSI http://localhost/ | grep -q 'X-Served-By: infranode'",
+    ),
+    ('host.process.filter(comm="nginx", user="www-data")', "ps -C nginx -o user= | grep -qx www-data"),
+    ('host.file("/proc/1/comm").content_string.strip() == "systemd"', 'test "$(cat /proc/1/comm)" = systemd'),
+    ('host.system_info.distribution == "debian"', "grep -q '^ID=debian' /etc/os-release"),
+    ('host.user("www-data").exists', "id www-data"),
+    ('host.group("www-data").exists', "getent group www-data"),
+]
 
 
-def sessions(engine: Engine, rounds: int) -> list[str]:
-    """Whole pytest sessions of the nginx example, each a subprocess, interleaved per round.
+def suite_test_file() -> str:
+    """The 25 checks as a pytest module, one test each (what a user would write)."""
+    out = ['"""The 25 checks of benchmarks/run.py section 2 (generated)."""', ""]
+    for i, (expr, _) in enumerate(SUITE_CHECKS, 1):
+        out += ["", f"def test_check_{i:02d}(host):", f"    assert {expr}", ""]
+    return "\n".join(out)
 
-    cold: the prepared image is built (a recipe of its own each round: the default one plus a
-    no-op step), then converge; warm: prepared image cached, converge runs; converge-cache hit:
-    ``--infra-cache=converge`` with an image of this exact converge. Then one platform against
-    two (debian-12 + debian-13) at once, and the same two one after another.
+
+def bench_tar(files: dict[str, tuple[bytes, int]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, (content, mode) in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(content), mode, int(time.time())
+            tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+class SdkFloor:
+    """Section 2's floor: the suite's steps done directly with docker-py, one exec per step.
+
+    Create and start a container from the prepared image the plugin uses, with the options of
+    an infranode systemd node (pytest_infranode/engine/containers.py: SYS_ADMIN, tmpfs on /run,
+    /run/lock and /tmp, the host cgroup namespace with /sys/fs/cgroup bound rw, a terminal, the
+    systemd stop signal); poll ``systemctl is-system-running`` every 0.1 s until it says
+    running, as the plugin does; copy converge.sh in with put_archive and exec it with the
+    example's env; 25 checks, one exec_run each; remove.
+    """
+
+    def __init__(self, image: str, script: bytes, env: dict[str, str], token: str) -> None:
+        self.client = docker.from_env()
+        self.image, self.script, self.env, self.token = image, script, env, token
+        self.phases: dict[str, list[float]] = {}
+
+    def run(self) -> float:
+        clock = time.perf_counter
+        marks = [("start", clock())]
+        name = f"infranode-bench-floor-{uuid.uuid4().hex[:8]}"
+        container = self.client.containers.create(
+            self.image,
+            name=name,
+            hostname=name,
+            labels={BENCH_LABEL: self.token},
+            detach=True,
+            tty=True,
+            stdin_open=False,
+            environment={"container": "docker"},
+            cap_add=["SYS_ADMIN"],
+            tmpfs={
+                "/run": "rw,nosuid,nodev,exec,mode=755",
+                "/run/lock": "rw,nosuid,nodev,noexec,mode=1777",
+                "/tmp": "rw,nosuid,nodev,exec,mode=1777",
+            },
+            cgroupns="host",
+            volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}},
+            stop_signal="SIGRTMIN+3",
+            command=["/sbin/init"],
+        )
+        try:
+            container.start()
+            marks.append(("create + start", clock()))
+            deadline = clock() + 120
+            while True:  # as the plugin waits: poll until systemd's bus answers and it is up
+                _, out = container.exec_run(["systemctl", "is-system-running"])
+                if out.decode(errors="replace").strip() in ("running", "degraded"):
+                    break
+                if clock() > deadline:
+                    raise SystemExit(f"floor: systemd did not boot in 120 s: {out!r}")
+                time.sleep(0.1)
+            marks.append(("boot (poll is-system-running)", clock()))
+            workdir = "/var/lib/infranode/provision"
+            container.put_archive("/", bench_tar({f"{workdir[1:]}/00-converge.sh": (self.script, 0o755)}))
+            rc, out = container.exec_run(
+                ["/bin/sh", f"{workdir}/00-converge.sh"], environment=self.env, workdir=workdir
+            )
+            if rc != 0:
+                raise SystemExit(f"floor: converge failed ({rc}):\n{out.decode(errors='replace')[-2000:]}")
+            marks.append(("put_archive + converge exec", clock()))
+            for _, command in SUITE_CHECKS:
+                rc, out = container.exec_run(["/bin/sh", "-c", command])
+                if rc != 0:
+                    raise SystemExit(f"floor: check {command!r} failed ({rc}): {out!r}")
+            marks.append(("25 checks (1 exec_run each)", clock()))
+        finally:
+            container.remove(force=True, v=True)
+        marks.append(("remove", clock()))
+        for (_, before), (phase, after) in itertools.pairwise(marks):
+            self.phases.setdefault(phase, []).append(after - before)
+        return marks[-1][1] - marks[0][1]
+
+    def sweep(self) -> None:
+        """Remove any floor container a failed round left behind; close the client."""
+        for container in self.client.containers.list(
+            all=True, filters={"label": f"{BENCH_LABEL}={self.token}"}
+        ):
+            container.remove(force=True, v=True)
+        self.client.close()
+
+
+class Molecule:
+    """Section 5: ``molecule test`` of examples/ansible's role, with its own venv and image."""
+
+    PACKAGES = (
+        "molecule>=25",
+        "molecule-plugins[docker]>=23.5",
+        "ansible>=9",
+        "docker>=7",
+        "pytest-testinfra>=10",
+    )
+    """`ansible` (not only ansible-core) bundles community.docker, which the docker driver uses:
+    Ansible Galaxy is not needed (the scenario's dependency step is a no-op)."""
+
+    def __init__(self, work: Path, token: str, venv: Path) -> None:
+        self.venv, self.token = venv, token
+        self.project = work / "ansible-molecule"
+        self.image = f"infranode-bench/molecule-debian-12:{token}"
+        self.client = docker.from_env()
+        self.built = False
+
+    def setup(self, say: Callable[[str], None]) -> None:
+        """Make the venv (once per machine), the image (once per run) and the project copy."""
+        molecule = self.venv / "bin" / "molecule"
+        if not molecule.exists():
+            say(f"molecule: installing {', '.join(self.PACKAGES)} into {self.venv} (once)")
+            subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
+            done = subprocess.run(
+                [str(self.venv / "bin" / "pip"), "install", "-q", *self.PACKAGES],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0 or not molecule.exists():
+                shutil.rmtree(self.venv, ignore_errors=True)
+                raise RuntimeError(f"pip install into {self.venv} failed:\n{done.stderr[-2000:]}")
+        # The image: debian:12 plus the same whole-machine recipe as infranode's debian-12 node
+        # (systemd as PID 1: the role manages nginx with ansible.builtin.systemd_service).
+        plat = Catalog().get("debian-12")
+        dockerfile = "\n".join(
+            [
+                f"FROM {plat.image}",
+                "RUN " + " && ".join(plat.prepare),
+                "STOPSIGNAL SIGRTMIN+3",
+                'CMD ["/sbin/init"]',
+                "",
+            ]
+        )
+        say(f"molecule: building {self.image} from {plat.image} (no registry)")
+        self.client.images.build(
+            fileobj=io.BytesIO(dockerfile.encode()),
+            tag=self.image,
+            labels={BENCH_LABEL: self.token},
+            rm=True,
+            forcerm=True,
+            pull=False,
+        )
+        self.built = True
+        shutil.copytree(
+            ANSIBLE_EXAMPLE, self.project, ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__")
+        )
+        shutil.copytree(MOLECULE_SCENARIO, self.project / "molecule" / "default")
+
+    def versions(self) -> str:
+        done = subprocess.run(
+            [str(self.venv / "bin" / "pip"), "list", "--format=freeze"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wanted = ("molecule", "molecule-plugins", "ansible", "ansible-core")
+        return " ".join(line for line in done.stdout.split() if line.split("==")[0] in wanted)
+
+    def test(self) -> float:
+        env = {
+            **os.environ,
+            "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "VIRTUAL_ENV": str(self.venv),
+            "MOLECULE_BENCH_IMAGE": self.image,
+            "MOLECULE_BENCH_LABEL": self.token,
+            "ANSIBLE_FORCE_COLOR": "0",
+            "PY_COLORS": "0",
+        }
+        start = time.perf_counter()
+        done = subprocess.run(
+            [str(self.venv / "bin" / "molecule"), "test"],
+            cwd=self.project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        took = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"molecule test failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+        return took
+
+    def cleanup(self) -> None:
+        for container in self.client.containers.list(
+            all=True, filters={"label": f"{BENCH_LABEL}={self.token}"}
+        ):
+            container.remove(force=True, v=True)
+        if self.built:
+            try:
+                self.client.images.remove(self.image)
+            except docker.errors.APIError as exc:
+                print(f"could not remove image {self.image}: {exc}", file=sys.stderr)
+        self.client.close()
+
+
+def molecule_venv(option: str | None) -> Path:
+    return Path(option) if option else Path(tempfile.gettempdir()) / "infranode-bench-molecule"
+
+
+def _median_table(
+    title: str, times: dict[str, list[float]], refs: dict[str, tuple[str, str]], width: int = 48
+) -> list[str]:
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    head = f"{title:<{width}} {'median':>9} {'min':>9} {'max':>9} {'ratio':>24}"
+    lines = [head, "-" * len(head)]
+    for name, ts in times.items():
+        ref, label = refs.get(name, ("", ""))
+        ratio = f"{med[name] / med[ref]:.2f} {label}" if ref else ""
+        lines.append(f"{name:<{width}} {fmt(med[name]):>9} {fmt(min(ts)):>9} {fmt(max(ts)):>9} {ratio:>24}")
+    return lines
+
+
+FLOOR = "floor: docker-py, 1 exec per step"
+OURS_25 = "infranode: pytest, the same 25 checks"
+COLD = "cold (image build + converge)"
+WARM = "warm (converge) = one platform"
+HIT = "converge-cache hit"
+THREE = "three platforms at once (--infra-parallel=3)"
+THREE_SERIAL = "three platforms, --infra-parallel=1"
+MOLECULE = "molecule test (create..destroy)"
+OURS_IDEM = "infranode: pytest --infra-idempotence"
+OURS_ANSIBLE = "infranode: pytest"
+THREE_PLATFORMS = "--infra-platform=debian-12,debian-13,debian-12b"
+
+
+def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[str]:
+    """Whole runs, each a subprocess (the floor in this process), interleaved per round.
+
+    2. a warm suite: our `pytest` of the nginx example with 25 checks against the same steps
+       done with docker-py (:class:`SdkFloor`);
+    3. cold: the prepared image is built (a recipe of its own each round: the default one plus a
+       no-op step), then converge; warm: prepared image cached, converge runs; converge-cache
+       hit: ``--infra-cache=converge`` with an image of this exact converge;
+    4. one platform (the warm run) against three (debian-12, debian-13 and debian-12b, a
+       ``platform_definitions:`` copy of debian-12) at once and one after another;
+    5. with ``molecule``: ``molecule test`` of examples/ansible's role against our `pytest` of
+       examples/ansible (with and without ``--infra-idempotence``, which molecule always does).
     """
     work = Path(tempfile.mkdtemp(prefix="infranode-bench-"))
     token = uuid.uuid4().hex[:10]
@@ -139,16 +451,39 @@ def sessions(engine: Engine, rounds: int) -> list[str]:
     project = work / "nginx"
     with open(project / "converge.sh", "a") as script:
         script.write(f"# benchmark {token}\n")  # a converge key of its own
+    (project / "test_bench25.py").write_text(suite_test_file())
+    script_bytes = (project / "converge.sh").read_bytes()
+    script_hash = hashlib.sha256(script_bytes).hexdigest()
     config = (project / "infranode.yaml").read_text()
-    before = {i["Id"] for i in engine.list_images(labels.CONVERGE)}
+    before = {i["Id"] for i in engine.list_images(labels.PLATFORM)}
     default_prepare = Catalog().get("debian-12").prepare
     cold_platforms: list[str] = []
+    floor = SdkFloor(
+        engine.prepared_image(Catalog().get("debian-12"), lambda msg: print(msg, file=sys.stderr))[0],
+        script_bytes,
+        {"SITE_NAME": "infranode-demo"},
+        token,
+    )
+    notes: list[str] = []
+    mol: Molecule | None = None
+    if molecule is not None:
+        mol = Molecule(work, token, molecule)
+        try:
+            mol.setup(lambda msg: print(msg, file=sys.stderr))
+            notes.append(f"molecule: {mol.versions()}; image {mol.image} built from debian:12 here")
+        except Exception as exc:  # say why, measure the rest
+            notes.append(f"molecule test: NOT measured: {type(exc).__name__}: {str(exc).strip()[-1500:]}")
+            mol.cleanup()
+            mol = None
+    ansible_project = mol.project if mol else work
 
-    def session(*args: str, platform_yaml: str = "") -> float:
-        (project / "infranode.yaml").write_text(config + platform_yaml)
+    def session(*args: str, cwd: Path = project, platform_yaml: str = "") -> float:
+        if cwd == project:
+            defs = "platform_definitions:\n  debian-12b:\n    base: debian-12\n" + platform_yaml
+            (project / "infranode.yaml").write_text(config + defs)
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
         start = time.perf_counter()
-        done = subprocess.run(argv, cwd=project, capture_output=True, text=True, check=False)
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
         took = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(
@@ -160,86 +495,117 @@ def sessions(engine: Engine, rounds: int) -> list[str]:
         name = f"bench-cold-{uuid.uuid4().hex[:8]}"
         cold_platforms.append(name)
         steps = ", ".join(f"{step!r}" for step in (*default_prepare, f"true {name}"))
-        yaml = f"platform_definitions:\n  {name}:\n    base: debian-12\n    prepare: [{steps}]\n"
-        return session(f"--infra-platform={name}", platform_yaml=yaml)
+        yaml = f"  {name}:\n    base: debian-12\n    prepare: [{steps}]\n"
+        return session(f"--infra-platform={name}", "test_web.py", platform_yaml=yaml)
 
     runs: dict[str, Callable[[], float]] = {
-        "cold (image build + converge)": cold,
-        "warm (converge)": lambda: session("--infra-platform=debian-12"),
-        "converge-cache hit": lambda: session("--infra-platform=debian-12", "--infra-cache=converge"),
-        "one platform (debian-12)": lambda: session("--infra-platform=debian-12"),
-        "two platforms at once": lambda: session("--infra-platform=debian-12,debian-13"),
-        "two platforms, --infra-parallel=1": lambda: session(
-            "--infra-platform=debian-12,debian-13", "--infra-parallel=1"
-        ),
+        FLOOR: floor.run,
+        OURS_25: lambda: session("--infra-platform=debian-12", "test_bench25.py"),
+        COLD: cold,
+        WARM: lambda: session("--infra-platform=debian-12", "test_web.py"),
+        HIT: lambda: session("--infra-platform=debian-12", "--infra-cache=converge", "test_web.py"),
+        THREE: lambda: session(THREE_PLATFORMS, "--infra-parallel=3", "test_web.py"),
+        THREE_SERIAL: lambda: session(THREE_PLATFORMS, "--infra-parallel=1", "test_web.py"),
     }
+    if mol is not None:
+        runs[MOLECULE] = mol.test
+        runs[OURS_IDEM] = lambda: session("--infra-idempotence", cwd=ansible_project)
+        runs[OURS_ANSIBLE] = lambda: session(cwd=ansible_project)
+    times: dict[str, list[float]] = {name: [] for name in runs}
     try:
-        session("--infra-platform=debian-12,debian-13")  # both prepared images exist
-        session("--infra-platform=debian-12", "--infra-cache=converge")  # the image of the hit
-        times: dict[str, list[float]] = {name: [] for name in runs}
+        session(THREE_PLATFORMS, "test_web.py")  # every prepared image exists
+        session("--infra-platform=debian-12", "--infra-cache=converge", "test_web.py")  # the hit's image
         order = list(runs)
         shuffler = random.Random(9)
-        for _ in range(rounds):
+        for i in range(rounds):
             shuffler.shuffle(order)
             for name in order:
                 times[name].append(runs[name]())
+            print(f"sessions: round {i + 1}/{rounds} done", file=sys.stderr)
     finally:
-        made = [i for i in engine.list_images(labels.CONVERGE) if i["Id"] not in before]
-        for name in cold_platforms:
-            made += engine.list_images(f"{labels.PLATFORM}={name}")
+        floor.sweep()
+        if mol is not None:
+            mol.cleanup()
+        # Ours: converged images of this run's converge.sh (its hash is one of the key's parts),
+        # prepared images of the cold platforms and of debian-12b, if this run made them.
+        made = [
+            i
+            for i in engine.list_images(labels.CONVERGE)
+            if script_hash[:16]
+            in json.loads((i.get("Labels") or {}).get(labels.CONVERGE_PARTS) or "{}").values()
+        ]
+        for name in [*cold_platforms, "debian-12b"]:
+            made += [i for i in engine.list_images(f"{labels.PLATFORM}={name}") if i["Id"] not in before]
         for image in made:
             try:
                 engine.remove_image(image["Id"])
             except Exception as exc:
                 print(f"could not remove image {image['Id'][:19]}: {exc}", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
+    if not rounds:
+        return notes
     med = {name: statistics.median(ts) for name, ts in times.items()}
-    head = f"{'whole session (11 nginx checks)':<36} {'median':>9} {'min':>9} {'max':>9} {'ratio':>22}"
-    lines = ["", f"sessions: `pytest` of examples/nginx in a subprocess ({rounds} rounds, interleaved)"]
-    lines += [head, "-" * len(head)]
-    refs = {
-        "cold (image build + converge)": ("warm (converge)", "x warm"),
-        "warm (converge)": ("warm (converge)", "x warm"),
-        "converge-cache hit": ("warm (converge)", "x warm"),
-        "one platform (debian-12)": ("one platform (debian-12)", "x one platform"),
-        "two platforms at once": ("one platform (debian-12)", "x one platform"),
-        "two platforms, --infra-parallel=1": ("one platform (debian-12)", "x one platform"),
-    }
-    for name, ts in times.items():
-        ref, label = refs[name]
-        ratio = f"{med[name] / med[ref]:.2f} {label}"
-        lines.append(f"{name:<36} {fmt(med[name]):>9} {fmt(min(ts)):>9} {fmt(max(ts)):>9} {ratio:>22}")
-    hit, serial = med["converge-cache hit"], med["two platforms, --infra-parallel=1"]
-    lines.append(
-        f"(cold: {med['cold (image build + converge)'] / hit:.1f}x a converge-cache hit; "
-        f"warm: {med['warm (converge)'] / hit:.1f}x a hit; "
-        f"two at once: {med['two platforms at once'] / serial:.2f}x two one after another)"
-    )
-    lines.append("molecule test: not attempted")
-    return lines
+    lines = [
+        "",
+        f"2. warm suite: node up, shell converge of examples/nginx, 25 checks, teardown ({rounds} rounds)",
+        *_median_table(
+            "whole run",
+            {k: times[k] for k in (FLOOR, OURS_25)},
+            {FLOOR: (FLOOR, "x floor"), OURS_25: (FLOOR, "x floor")},
+        ),
+        "   the floor's phases (medians): "
+        + "; ".join(f"{phase} {fmt(statistics.median(ts))}" for phase, ts in floor.phases.items()),
+        "   ours is a whole `python -m pytest` process (interpreter, plugin, collection, report) with",
+        "   the prepared image cached; the floor runs inside this process with docker-py already imported.",
+        "",
+        f"3./4. sessions: `pytest test_web.py` of examples/nginx (11 checks), a subprocess ({rounds} rounds)",
+        *_median_table(
+            "whole session",
+            {k: times[k] for k in (COLD, WARM, HIT, THREE, THREE_SERIAL)},
+            {
+                COLD: (WARM, "x warm"),
+                WARM: (WARM, "x warm"),
+                HIT: (WARM, "x warm"),
+                THREE: (WARM, "x one platform"),
+                THREE_SERIAL: (WARM, "x one platform"),
+            },
+        ),
+        f"   (cold: {med[COLD] / med[HIT]:.1f}x a converge-cache hit;"
+        f" warm: {med[WARM] / med[HIT]:.1f}x a hit;"
+        f" three at once: {med[THREE] / med[THREE_SERIAL]:.2f}x three one after another)",
+        "   debian-12b is `platform_definitions: {debian-12b: {base: debian-12}}`.",
+    ]
+    if mol is not None:
+        lines += [
+            "",
+            f"5. the same role (examples/ansible, roles/web), spec test_web.py (10 checks), {rounds} rounds",
+            *_median_table(
+                "whole run",
+                {k: times[k] for k in (MOLECULE, OURS_IDEM, OURS_ANSIBLE)},
+                {
+                    MOLECULE: (OURS_IDEM, "x ours, idempotence"),
+                    OURS_IDEM: (OURS_IDEM, "x ours, idempotence"),
+                    OURS_ANSIBLE: (OURS_IDEM, "x ours, idempotence"),
+                },
+            ),
+            f"   (molecule test: {med[MOLECULE] / med[OURS_IDEM]:.2f}x ours with --infra-idempotence,"
+            f" {med[MOLECULE] / med[OURS_ANSIBLE]:.2f}x ours without)",
+            "   molecule test = dependency (no-op), destroy, syntax, create, prepare, converge, idempotence,",
+            "   verify (testinfra, its ansible connection), destroy; ours = node up, prepare, converge",
+            "   [, idempotence], the tests through the exec channel, node removed. Same image recipe,",
+            "   container options, ansible-core and playbooks.",
+        ]
+    elif molecule is None:
+        notes.append("5. molecule test: not run (add --molecule)")
+    return lines + notes
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=60, help="Rounds per method (default: 60)")
-    parser.add_argument(
-        "--suite-rounds",
-        type=int,
-        default=3,
-        help="Rounds of whole pytest sessions (cold/warm/cache hit, one/two platforms; default: 3)",
-    )
-    parser.add_argument(
-        "--docker-host", default=None, help="Docker daemon (default: DOCKER_HOST, local socket)"
-    )
-    args = parser.parse_args(argv)
-    if args.docker_host:
-        os.environ["DOCKER_HOST"] = args.docker_host
-
-    engine = Engine.connect(args.docker_host)
+def one_check(engine: Engine, rounds: int) -> list[str]:
+    """Section 1: one check through each way into a booted debian-12 node, and 25 in a row."""
     plat = Catalog().get("debian-12")
     image, _cached = engine.prepared_image(plat, lambda msg: print(msg, file=sys.stderr))
     node = Node(engine, plat, session_id=f"bench{uuid.uuid4().hex[:11]}", image=image)
-    lines = machine(engine)
+    lines: list[str] = []
     try:
         node.create()
         node.start(boot_timeout=120)
@@ -290,10 +656,10 @@ def main(argv: list[str] | None = None) -> int:
                     "persistent-shell floor": bare_shell,
                 }
                 fast = {"infranode channel": 20, "persistent-shell floor": 20}
-                times = measure(methods, args.rounds, burst=fast)
+                times = measure(methods, rounds, burst=fast)
                 lines += [
                     "",
-                    *table(f"one check: {title}", times, "testinfra docker://", "persistent-shell floor"),
+                    *table(f"1. one check: {title}", times, "testinfra docker://", "persistent-shell floor"),
                     "(channel and floor: each sample is the mean of 20 back-to-back calls)",
                 ]
 
@@ -315,13 +681,13 @@ def main(argv: list[str] | None = None) -> int:
                     "infranode fallback (1 exec/cmd)": suite_of(fallback),
                     "infranode channel": suite_of(ours),
                 },
-                max(5, args.rounds // 6),
+                max(5, rounds // 6),
                 warmup=1,
             )
             lines += [
                 "",
                 *table(
-                    "warm suite: 25 testinfra checks on a booted node",
+                    "1b. 25 testinfra checks on a booted node (no pytest, no converge)",
                     suite_times,
                     "testinfra docker://",
                     None,
@@ -332,11 +698,52 @@ def main(argv: list[str] | None = None) -> int:
             slow.close()
     finally:
         node.remove()
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=60, help="Rounds per method (default: 60)")
+    parser.add_argument(
+        "--suite-rounds",
+        type=int,
+        default=3,
+        help="Rounds of whole runs: sections 2-5 (warm suite vs the SDK floor, cold/warm/cache hit,"
+        " one/three platforms, molecule; default: 3)",
+    )
+    parser.add_argument(
+        "--molecule",
+        action="store_true",
+        help="Section 5: also time `molecule test` of examples/ansible's role against ours"
+        " (installs Molecule into --molecule-venv on first use; builds an image from debian:12)",
+    )
+    parser.add_argument(
+        "--molecule-venv",
+        default=None,
+        help="Where Molecule is installed (default: <temp dir>/infranode-bench-molecule)",
+    )
+    parser.add_argument(
+        "--docker-host", default=None, help="Docker daemon (default: DOCKER_HOST, local socket)"
+    )
+    args = parser.parse_args(argv)
+    if args.docker_host:
+        os.environ["DOCKER_HOST"] = args.docker_host
+
+    engine = Engine.connect(args.docker_host)
+    lines = machine(engine)
+    running = [c for c in engine.list_containers([]) if c.get("State") == "running"]
+    lines.append(
+        f"others:  {len(running)} containers running on the daemon at the start (shared: timings are noisy)"
+    )
     try:
+        if args.rounds > 0:
+            lines += one_check(engine, args.rounds)
         if args.suite_rounds > 0:
-            lines += sessions(engine, args.suite_rounds)
+            venv = molecule_venv(args.molecule_venv) if args.molecule else None
+            lines += sessions(engine, args.suite_rounds, venv)
     finally:
         engine.close()
+    lines.append("load at the end: {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg()))
     print("\n".join(lines))
     return 0
 
