@@ -49,12 +49,14 @@ _MASKED_UNITS = (
     "systemd-remount-fs.service",
 )
 
+# The package index (/var/lib/apt/lists) stays in the prepared image: a converge's own
+# `apt-get update` then fetches only what changed since the image was made (1.8 s -> 0.5 s on
+# debian-12 here) instead of the whole index, in every node, every session. Downloaded .debs go.
 _APT_PREPARE = (
     "apt-get update",
     "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
     "systemd systemd-sysv dbus procps iproute2 sudo python3 ca-certificates",
     "apt-get clean",
-    "rm -rf /var/lib/apt/lists/*",
     "systemctl mask " + " ".join(_MASKED_UNITS),
 )
 _DNF_PREPARE = (
@@ -152,7 +154,7 @@ def install_command(package_manager: str, packages: Iterable[str]) -> str:
     names = " ".join(shlex.quote(p) for p in packages)
     recipes = {
         "apt": "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
-        f"--no-install-recommends {names} && apt-get clean && rm -rf /var/lib/apt/lists/*",
+        f"--no-install-recommends {names} && apt-get clean",
         "dnf": f"dnf install -y {names} && dnf clean all",
         "yum": f"yum install -y {names} && yum clean all",
         "zypper": f"zypper --non-interactive install {names} && zypper clean --all",

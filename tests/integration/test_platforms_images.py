@@ -57,10 +57,16 @@ def test_nodes_boot_running_with_real_sandboxing(pytester: pytest.Pytester, infr
 
         def test_hostname_is_the_node_name(host, infra_node):
             assert host.check_output("hostname") == infra_node.name
+
+        def test_package_index_is_kept_but_not_the_debs(host):
+            # A converge can install without fetching the whole index again (no apt-get update).
+            candidate = host.check_output("apt-cache policy nginx | sed -n 's/ *Candidate: //p'")
+            assert candidate not in ("", "(none)")
+            assert host.check_output("ls /var/cache/apt/archives | grep -c '[.]deb$' || true") == "0"
         """
     )
     run = infra_run("--infra-platform=debian-1[23]", "-v")
-    run.result.assert_outcomes(passed=4)
+    run.result.assert_outcomes(passed=6)
     run.result.stdout.fnmatch_lines(
         ["*test_sandboxed[[]debian-12[]] PASSED*", "*test_sandboxed[[]debian-13[]] PASSED*"]
     )

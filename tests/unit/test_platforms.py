@@ -46,6 +46,13 @@ def test_builtin_debian_family(name: str, image: str) -> None:
     assert any("apt-get install" in step and "systemd" in step for step in platform.prepare)
 
 
+def test_apt_recipes_keep_the_package_index() -> None:
+    """The prepared image keeps /var/lib/apt/lists, so a converge's apt-get update is cheap."""
+    for step in (*Catalog().get("debian-12").prepare, install_command("apt", ["curl"])):
+        assert "/var/lib/apt/lists" not in step
+    assert "apt-get clean" in Catalog().get("ubuntu-24.04").prepare
+
+
 def test_builtin_names_are_unique() -> None:
     names = [p.name for p in BUILTIN_PLATFORMS]
     aliases = [a for p in BUILTIN_PLATFORMS for a in p.aliases]
