@@ -3,7 +3,8 @@
     python benchmarks/run.py [--rounds N] [--suite-rounds N] [--molecule] [--docker-host URL]
 
 1. one check (and 25 in a row) on a booted node: the raw exec API, testinfra `docker://`, ours
-   through the exec channel and through one exec per command, a bare persistent shell;
+   through the exec channel and through one exec per command, a bare persistent shell (with and
+   without a subshell per command);
 2. a warm suite (node up, shell converge of examples/nginx, 25 checks, teardown): our `pytest`
    against the same steps done with docker-py, one exec per step;
 3. cold vs warm vs converge-cache hit; 4. one platform vs three at once and one after another;
@@ -639,6 +640,15 @@ def one_check(engine: Engine, rounds: int) -> list[str]:
                 seen += sum(p.count(b"X") for _, p in decoder.feed(bare.recv(65536, 10)))
             return seen
 
+        def bare_subshell() -> object:
+            # The same, with the isolation every channel command gets: a subshell (one fork),
+            # stdin from /dev/null. What is left between this and ours is framing and Python.
+            bare.send(b"( true ) </dev/null; echo X; echo X >&2\n")
+            seen = 0
+            while seen < 2:
+                seen += sum(p.count(b"X") for _, p in decoder.feed(bare.recv(65536, 10)))
+            return seen
+
         try:
             checks: dict[str, tuple[Callable[[testinfra.host.Host], object], list[str]]] = {
                 'host.run("true")': (lambda h: h.run("true"), ["true"]),
@@ -653,14 +663,24 @@ def one_check(engine: Engine, rounds: int) -> list[str]:
                     "testinfra docker://": bind(check, theirs),
                     "infranode fallback (1 exec/cmd)": bind(check, fallback),
                     "infranode channel": bind(check, ours),
+                    "persistent shell + subshell": bare_subshell,
                     "persistent-shell floor": bare_shell,
                 }
-                fast = {"infranode channel": 20, "persistent-shell floor": 20}
+                fast = {
+                    "infranode channel": 20,
+                    "persistent shell + subshell": 20,
+                    "persistent-shell floor": 20,
+                }
                 times = measure(methods, rounds, burst=fast)
                 lines += [
                     "",
                     *table(f"1. one check: {title}", times, "testinfra docker://", "persistent-shell floor"),
-                    "(channel and floor: each sample is the mean of 20 back-to-back calls)",
+                    "(channel and persistent shells: each sample is the mean of 20 back-to-back calls;",
+                    " + subshell: each command in `( ... ) </dev/null`, the isolation the channel gives)",
+                    "(infranode channel = {:.2f}x the persistent shell + subshell)".format(
+                        statistics.median(times["infranode channel"])
+                        / statistics.median(times["persistent shell + subshell"])
+                    ),
                 ]
 
             # A warm suite: 25 checks on a booted node, each way.
