@@ -228,6 +228,23 @@ def build_rows(work: Path, stack: ExitStack, with_dind: bool) -> list[Row]:
         "--clear-groups",
         "--",
     ]
+    wrap_listed_fresh = [
+        lab.need("setpriv"),
+        "--reuid",
+        listed.name,
+        "--regid",
+        listed.name,
+        "--init-groups",
+        "--",
+    ]
+    add(
+        Row(
+            "3b",
+            f"user in '{socket_group}' (a fresh login)",
+            {},
+            runner=out_of_process([*wrap_listed_fresh, python, "-s"], user_env),
+        )
+    )
     add(
         Row(
             "3c",
@@ -367,11 +384,10 @@ def build_rows(work: Path, stack: ExitStack, with_dind: bool) -> list[Row]:
     if with_dind:
         from tests.integration import test_example_on_remote_daemons as remote_tests
 
-        fixture = getattr(remote_tests.dind, "__wrapped__", remote_tests.dind)
-        gen = fixture(work)
-        dind = next(gen)
-        stack.callback(lambda: next(gen, None))
-        add(Row("9", "docker-in-docker, no --privileged", base_env(work, DOCKER_HOST=dind.url)))
+        image = stack.enter_context(remote_tests.dind_image(work / "dind"))
+        for key, mode in (("9", "tcp"), ("9'", "tls")):
+            dind = stack.enter_context(remote_tests.start_dind(image, mode, certs, f"inft-bench-dind-{mode}"))
+            add(Row(key, f"docker-in-docker, no --privileged, {mode}", base_env(work, **dind.env())))
 
     late = work / "late.sock"
     add(Row("10", "socket appears 2 s late (daemon starting)", base_env(work, DOCKER_HOST=f"unix://{late}")))
