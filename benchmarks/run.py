@@ -630,24 +630,23 @@ def one_check(engine: Engine, rounds: int) -> list[str]:
         ours.run("true"), theirs.run("true"), fallback.run("true")  # encodings detected once
 
         # The floor of a persistent shell: one line, a marker back on stdout and stderr.
-        bare = engine.open_shell(cid, ["/bin/sh"])
+        shell = engine.open_shell(cid, ["/bin/sh"])
         decoder = FrameDecoder()
 
-        def bare_shell() -> object:
-            bare.send(b"true; echo X; echo X >&2\n")
-            seen = 0
-            while seen < 2:
-                seen += sum(p.count(b"X") for _, p in decoder.feed(bare.recv(65536, 10)))
-            return seen
+        def bare(line: bytes) -> Method:
+            def call() -> object:
+                shell.send(line)
+                seen = 0
+                while seen < 2:
+                    seen += sum(p.count(b"X") for _, p in decoder.feed(shell.recv(65536, 10)))
+                return seen
 
-        def bare_subshell() -> object:
-            # The same, with the isolation every channel command gets: a subshell (one fork),
-            # stdin from /dev/null. What is left between this and ours is framing and Python.
-            bare.send(b"( true ) </dev/null; echo X; echo X >&2\n")
-            seen = 0
-            while seen < 2:
-                seen += sum(p.count(b"X") for _, p in decoder.feed(bare.recv(65536, 10)))
-            return seen
+            return call
+
+        bare_shell = bare(b"true; echo X; echo X >&2\n")
+        # The same, with the isolation every channel command gets: a subshell (one fork), stdin
+        # from /dev/null. What is left between this and ours is framing and Python.
+        bare_subshell = bare(b"( true ) </dev/null; echo X; echo X >&2\n")
 
         try:
             checks: dict[str, tuple[Callable[[testinfra.host.Host], object], list[str]]] = {
@@ -714,7 +713,7 @@ def one_check(engine: Engine, rounds: int) -> list[str]:
                 ),
             ]
         finally:
-            bare.close()
+            shell.close()
             slow.close()
     finally:
         node.remove()
