@@ -219,24 +219,9 @@ def build_rows(work: Path, stack: ExitStack, with_dind: bool) -> list[Row]:
     listed = lab.throwaway_user("inftbenchg")
     stack.callback(listed.remove)
     subprocess.run(["usermod", "-aG", socket_group, listed.name], check=True, capture_output=True)
-    wrap_listed = [
-        lab.need("setpriv"),
-        "--reuid",
-        listed.name,
-        "--regid",
-        listed.name,
-        "--clear-groups",
-        "--",
-    ]
-    wrap_listed_fresh = [
-        lab.need("setpriv"),
-        "--reuid",
-        listed.name,
-        "--regid",
-        listed.name,
-        "--init-groups",
-        "--",
-    ]
+    as_listed = [lab.need("setpriv"), "--reuid", listed.name, "--regid", listed.name]
+    wrap_listed = [*as_listed, "--clear-groups", "--"]  # the login from before usermod
+    wrap_listed_fresh = [*as_listed, "--init-groups", "--"]  # a new login
     add(
         Row(
             "3b",

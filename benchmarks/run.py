@@ -31,7 +31,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -46,6 +45,7 @@ from pytest_infranode.backend import NodeBackend
 from pytest_infranode.backend import make_host
 from pytest_infranode.channel import FrameDecoder
 from pytest_infranode.engine import Engine
+from pytest_infranode.engine.containers import tar_files
 from pytest_infranode.node import Node
 from pytest_infranode.platforms import Catalog
 
@@ -203,16 +203,6 @@ def suite_test_file() -> str:
     return "\n".join(out)
 
 
-def bench_tar(files: dict[str, tuple[bytes, int]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, (content, mode) in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(content), mode, int(time.time())
-            tar.addfile(info, io.BytesIO(content))
-    return buf.getvalue()
-
-
 class SdkFloor:
     """Section 2's floor: the suite's steps done directly with docker-py, one exec per step.
 
@@ -266,7 +256,7 @@ class SdkFloor:
                 time.sleep(0.1)
             marks.append(("boot (poll is-system-running)", clock()))
             workdir = "/var/lib/infranode/provision"
-            container.put_archive("/", bench_tar({f"{workdir[1:]}/00-converge.sh": (self.script, 0o755)}))
+            container.put_archive("/", tar_files({f"{workdir[1:]}/00-converge.sh": (self.script, 0o755)}))
             rc, out = container.exec_run(
                 ["/bin/sh", f"{workdir}/00-converge.sh"], environment=self.env, workdir=workdir
             )

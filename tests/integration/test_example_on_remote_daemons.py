@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import shutil
 import ssl
-import tarfile
 import tempfile
 import threading
 from collections.abc import Callable
@@ -42,6 +40,7 @@ import docker.tls
 import pytest
 
 from pytest_infranode import labels
+from pytest_infranode.engine.containers import tar_files
 from tests.integration.conftest import InfraRun
 from tests.integration.conftest import copy_example
 from tests.integration.lab import CertSet
@@ -312,22 +311,6 @@ def dind_image(ctx: Path) -> Iterator[str]:
         host.close()
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    """A tar of ``files`` (path -> content) with their parent directories; keys mode 0600."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        dirs = sorted({str(parent) for name in files for parent in Path(name).parents if str(parent) != "."})
-        for name in dirs:
-            info = tarfile.TarInfo(name)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o600 if name.endswith("key.pem") else 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 class DindError(RuntimeError):
     pass
 
@@ -366,8 +349,11 @@ def start_dind(image: str, mode: str, certs: CertSet, name: str) -> Iterator[Din
         )
         if mode == "tls":
             pems = ("ca.pem", "cert.pem", "key.pem")
-            files = {f"certs/server/{n}": (certs.server / n).read_bytes() for n in pems}
-            if not container.put_archive("/", _tar(files)):
+            files = {
+                f"certs/server/{n}": ((certs.server / n).read_bytes(), 0o600 if n == "key.pem" else 0o644)
+                for n in pems
+            }
+            if not container.put_archive("/", tar_files(files)):
                 raise DindError("could not copy the server certificate into the dind container")
         container.start()
         container.reload()
