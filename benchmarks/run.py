@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import itertools
 import json
 import os
@@ -297,15 +296,15 @@ class Molecule:
     """`ansible` (not only ansible-core) bundles community.docker, which the docker driver uses:
     Ansible Galaxy is not needed (the scenario's dependency step is a no-op)."""
 
-    def __init__(self, work: Path, token: str, venv: Path) -> None:
-        self.venv, self.token = venv, token
+    def __init__(self, work: Path, token: str, venv: Path, prepared: str) -> None:
+        self.venv, self.token, self.prepared = venv, token, prepared
         self.project = work / "ansible-molecule"
         self.image = f"infranode-bench/molecule-debian-12:{token}"
         self.client = docker.from_env()
-        self.built = False
+        self.tagged = False
 
     def setup(self, say: Callable[[str], None]) -> None:
-        """Make the venv (once per machine), the image (once per run) and the project copy."""
+        """Make the venv (once per machine), the image's tag and the project copy."""
         molecule = self.venv / "bin" / "molecule"
         if not molecule.exists():
             say(f"molecule: installing {', '.join(self.PACKAGES)} into {self.venv} (once)")
@@ -319,28 +318,13 @@ class Molecule:
             if done.returncode != 0 or not molecule.exists():
                 shutil.rmtree(self.venv, ignore_errors=True)
                 raise RuntimeError(f"pip install into {self.venv} failed:\n{done.stderr[-2000:]}")
-        # The image: debian:12 plus the same whole-machine recipe as infranode's debian-12 node
-        # (systemd as PID 1: the role manages nginx with ansible.builtin.systemd_service).
-        plat = Catalog().get("debian-12")
-        dockerfile = "\n".join(
-            [
-                f"FROM {plat.image}",
-                "RUN " + " && ".join(plat.prepare),
-                "STOPSIGNAL SIGRTMIN+3",
-                'CMD ["/sbin/init"]',
-                "",
-            ]
-        )
-        say(f"molecule: building {self.image} from {plat.image} (no registry)")
-        self.client.images.build(
-            fileobj=io.BytesIO(dockerfile.encode()),
-            tag=self.image,
-            labels={BENCH_LABEL: self.token},
-            rm=True,
-            forcerm=True,
-            pull=False,
-        )
-        self.built = True
+        # The image: the prepared debian-12 image infranode's own nodes start from (systemd as
+        # PID 1: the role manages nginx with ansible.builtin.systemd_service), under a tag of
+        # this run; removing the tag afterwards leaves the prepared image as it was.
+        repository, tag = self.image.split(":")
+        self.client.images.get(self.prepared).tag(repository, tag)
+        say(f"molecule: {self.image} is the prepared debian-12 image {self.prepared[:19]}")
+        self.tagged = True
         shutil.copytree(
             ANSIBLE_EXAMPLE, self.project, ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__")
         )
@@ -385,7 +369,7 @@ class Molecule:
             all=True, filters={"label": f"{BENCH_LABEL}={self.token}"}
         ):
             container.remove(force=True, v=True)
-        if self.built:
+        if self.tagged:
             try:
                 self.client.images.remove(self.image)
             except docker.errors.APIError as exc:
@@ -449,8 +433,9 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
     before = {i["Id"] for i in engine.list_images(labels.PLATFORM)}
     default_prepare = Catalog().get("debian-12").prepare
     cold_platforms: list[str] = []
+    prepared = engine.prepared_image(Catalog().get("debian-12"), lambda msg: print(msg, file=sys.stderr))[0]
     floor = SdkFloor(
-        engine.prepared_image(Catalog().get("debian-12"), lambda msg: print(msg, file=sys.stderr))[0],
+        prepared,
         script_bytes,
         {"SITE_NAME": "infranode-demo"},
         token,
@@ -458,10 +443,10 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
     notes: list[str] = []
     mol: Molecule | None = None
     if molecule is not None:
-        mol = Molecule(work, token, molecule)
+        mol = Molecule(work, token, molecule, prepared)
         try:
             mol.setup(lambda msg: print(msg, file=sys.stderr))
-            notes.append(f"molecule: {mol.versions()}; image {mol.image} built from debian:12 here")
+            notes.append(f"molecule: {mol.versions()}; image {mol.image}, the prepared debian-12 image")
         except Exception as exc:  # say why, measure the rest
             notes.append(f"molecule test: NOT measured: {type(exc).__name__}: {str(exc).strip()[-1500:]}")
             mol.cleanup()
@@ -724,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
         "--molecule",
         action="store_true",
         help="Section 5: also time `molecule test` of examples/ansible's role against ours"
-        " (installs Molecule into --molecule-venv on first use; builds an image from debian:12)",
+        " (installs Molecule into --molecule-venv on first use; runs it on the prepared debian-12 image)",
     )
     parser.add_argument(
         "--molecule-venv",
