@@ -151,9 +151,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         metavar="N",
         default=None,
-        help="Make and converge up to N nodes at once; default: the number of CPUs",
+        help="Make and converge (and at the end remove) up to N nodes at once; default: the number of CPUs",
     )
-    parser.addini("infra_parallel", "Nodes made at once (like --infra-parallel)", default="")
+    parser.addini("infra_parallel", "Nodes made and removed at once (like --infra-parallel)", default="")
     group.addoption(
         "--infra-pull",
         dest="infra_pull",

@@ -857,6 +857,28 @@ class InfraSession:
         node.remove()
         node.outcome = "removed"
 
+    def _remove_all(self, nodes: list[Node]) -> None:
+        """Remove ``nodes`` side by side (bounded by :attr:`parallel`); every failure is recorded.
+
+        Removing a node is mostly the daemon's work (kill, unmount, delete its layer), so several
+        at once end sooner than one after another.
+        """
+
+        def remove(node: Node) -> str | None:
+            try:
+                self._remove(node)
+            except Exception as exc:  # teardown keeps removing, then reports
+                return f"{node.name}: {exc}"
+            return None
+
+        if len(nodes) <= 1 or self.parallel <= 1:
+            errors = [remove(node) for node in nodes]
+        else:
+            workers = min(self.parallel, len(nodes))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="infranode-remove") as pool:
+                errors = list(pool.map(remove, nodes))
+        self.teardown_errors.extend(e for e in errors if e is not None)
+
     def teardown(self) -> None:
         """Remove every node (except kept ones) and anything else labelled with this session.
 
@@ -870,6 +892,7 @@ class InfraSession:
             self._controller_done = True
             self._controller_teardown()
         keep_ids: set[str] = set(self._kept_ids)
+        doomed: list[Node] = []
         for node in list(self.nodes.values()):
             if node.state == "removed":
                 continue
@@ -877,10 +900,8 @@ class InfraSession:
                 keep_ids.add(node.container_id)
                 self._keep(node)
                 continue
-            try:
-                self._remove(node)
-            except Exception as exc:  # teardown keeps removing, then reports
-                self.teardown_errors.append(f"{node.name}: {exc}")
+            doomed.append(node)
+        self._remove_all(doomed)
         if self.engine is not None:
             try:
                 reaper.sweep(self.engine, session_id=self.session_id, keep=frozenset(keep_ids))
