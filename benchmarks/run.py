@@ -45,6 +45,7 @@ from pytest_infranode.backend import make_host
 from pytest_infranode.channel import FrameDecoder
 from pytest_infranode.engine import Engine
 from pytest_infranode.engine.containers import tar_files
+from pytest_infranode.node import BOOT_WAIT
 from pytest_infranode.node import Node
 from pytest_infranode.platforms import Catalog
 
@@ -208,8 +209,8 @@ class SdkFloor:
     Create and start a container from the prepared image the plugin uses, with the options of
     an infranode systemd node (pytest_infranode/engine/containers.py: SYS_ADMIN, tmpfs on /run,
     /run/lock and /tmp, the host cgroup namespace with /sys/fs/cgroup bound rw, a terminal, the
-    systemd stop signal); poll ``systemctl is-system-running`` every 0.1 s until it says
-    running, as the plugin does; copy converge.sh in with put_archive and exec it with the
+    systemd stop signal); wait for systemd with the plugin's in-node wait (one exec asking
+    ``systemctl is-system-running`` every 50 ms); copy converge.sh in with put_archive and exec it with the
     example's env; 25 checks, one exec_run each; remove.
     """
 
@@ -245,15 +246,11 @@ class SdkFloor:
         try:
             container.start()
             marks.append(("create + start", clock()))
-            deadline = clock() + 120
-            while True:  # as the plugin waits: poll until systemd's bus answers and it is up
-                _, out = container.exec_run(["systemctl", "is-system-running"])
-                if out.decode(errors="replace").strip() in ("running", "degraded"):
-                    break
-                if clock() > deadline:
-                    raise SystemExit(f"floor: systemd did not boot in 120 s: {out!r}")
-                time.sleep(0.1)
-            marks.append(("boot (poll is-system-running)", clock()))
+            # As the plugin waits: one exec that asks systemd every 50 ms until it is up.
+            _, out = container.exec_run(["/bin/sh", "-c", BOOT_WAIT, "sh", "2400"])
+            if out.decode(errors="replace").strip() not in ("running", "degraded"):
+                raise SystemExit(f"floor: systemd did not boot in 120 s: {out!r}")
+            marks.append(("boot (wait in the node)", clock()))
             workdir = "/var/lib/infranode/provision"
             container.put_archive("/", tar_files({f"{workdir[1:]}/00-converge.sh": (self.script, 0o755)}))
             rc, out = container.exec_run(
@@ -394,6 +391,18 @@ def _median_table(
     return lines
 
 
+def busy_cpu_seconds() -> float | None:
+    """CPU time the whole machine has spent busy (all CPUs), from /proc/stat; None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    # user nice system idle iowait irq softirq steal: busy is all but idle and iowait
+    busy = sum(int(fields[i]) for i in (1, 2, 3, 6, 7, 8) if i < len(fields))
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 FLOOR = "floor: docker-py, 1 exec per step"
 OURS_25 = "infranode: pytest, the same 25 checks"
 COLD = "cold (image build + converge)"
@@ -488,6 +497,7 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
         runs[OURS_IDEM] = lambda: session("--infra-idempotence", cwd=ansible_project)
         runs[OURS_ANSIBLE] = lambda: session(cwd=ansible_project)
     times: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}  # busy CPU-seconds of the machine
     try:
         session(THREE_PLATFORMS, "test_web.py")  # every prepared image exists
         session("--infra-platform=debian-12", "--infra-cache=converge", "test_web.py")  # the hit's image
@@ -496,7 +506,11 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
         for i in range(rounds):
             shuffler.shuffle(order)
             for name in order:
+                before = busy_cpu_seconds()
                 times[name].append(runs[name]())
+                after = busy_cpu_seconds()
+                if before is not None and after is not None:
+                    cpu[name].append(after - before)
             print(f"sessions: round {i + 1}/{rounds} done", file=sys.stderr)
     finally:
         floor.sweep()
@@ -551,6 +565,15 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
         f" three at once: {med[THREE] / med[THREE_SERIAL]:.2f}x three one after another)",
         "   debian-12b is `platform_definitions: {debian-12b: {base: debian-12}}`.",
     ]
+    if cpu[WARM] and cpu[THREE]:
+        one_cpu, three_cpu = statistics.median(cpu[WARM]), statistics.median(cpu[THREE])
+        cpus = os.cpu_count() or 1
+        lines += [
+            f"   CPU busy, whole machine (medians): one platform {one_cpu:.1f} CPU-s,"
+            f" three at once {three_cpu:.1f} CPU-s ({three_cpu / one_cpu:.1f}x);",
+            f"   on {cpus} CPU(s) three at once need at least {three_cpu / cpus:.2f} s of CPU"
+            f" = {three_cpu / cpus / med[WARM]:.2f}x one platform's wall time",
+        ]
     if mol is not None:
         lines += [
             "",

@@ -27,6 +27,23 @@ from pytest_infranode.platforms import Platform
 
 State = Literal["new", "created", "booted", "converged", "failed", "removed"]
 
+# Waits inside the node for systemd to finish booting: one exec asks every 50 ms, where an exec
+# per question would cost tens of milliseconds each (and CPU the booting node wants). It gives
+# up after $1 questions (about $1 / 20 seconds) and prints the last answer, so that the caller
+# looks at the container and its deadline between rounds. Before systemd's bus is up the answer
+# is "offline" (or nothing); "starting" until the boot jobs are done.
+BOOT_WAIT = r"""n=$1
+command -v systemctl >/dev/null 2>&1 || { echo no-systemctl; exit 0; }
+while :; do
+  s=$(systemctl is-system-running 2>/dev/null)
+  case $s in running|degraded) echo "$s"; exit 0 ;; esac
+  n=$((n - 1))
+  if [ "$n" -le 0 ]; then echo "${s:-unknown}"; exit 0; fi
+  sleep 0.05
+done
+"""
+BOOT_WAIT_ROUND = 40  # questions per exec: about 2 s
+
 
 def container_name(session_id: str, platform: str, short_name: str = "") -> str:
     """``infranode-<session>-<platform>[-<node>]``: the container name of a node."""
@@ -151,16 +168,34 @@ class Node:
                 )
             if self.platform.init != "systemd":
                 return
+            questions = max(1, min(BOOT_WAIT_ROUND, int((deadline - time.monotonic()) / 0.05)))
+            wait = ["/bin/sh", "-c", BOOT_WAIT, "sh", str(questions)]
             try:
-                result = self.engine.exec(self.container_id, ["systemctl", "is-system-running"])
+                result = self.engine.exec(self.container_id, wait)
             except InfranodeError:
                 # PID 1 may exit between the state check and the exec: say so with its log.
                 if self.engine.container_state(self.container_id) == "running":
                     raise
                 continue
+            if result.exit_status != 0:
+                if self.engine.container_state(self.container_id) != "running":
+                    continue  # PID 1 exited during the wait: said above, with its log
+                raise NodeError(
+                    f"cannot wait for systemd in the node: /bin/sh exited with {result.exit_status}",
+                    where=self.where,
+                    fix="a systemd platform needs a POSIX /bin/sh in its image",
+                    detail=(result.stdout + result.stderr).decode(errors="replace")[-2000:],
+                )
             status = result.stdout.decode(errors="replace").strip()
             if status == "running":
                 return
+            if status == "no-systemctl":
+                raise NodeError(
+                    "the platform boots systemd but the image has no systemctl",
+                    where=self.where,
+                    fix="install systemd in the image (the platform's `prepare:`), or set `init:` "
+                    "to what the image runs",
+                )
             if status == "degraded":
                 failed = self.engine.exec(
                     self.container_id, ["systemctl", "--failed", "--no-legend", "--plain"]
@@ -182,7 +217,6 @@ class Node:
                     f"`docker exec {self.name} systemctl list-jobs`",
                     detail="--- container log (tail) ---\n" + self.engine.logs(self.container_id, 30),
                 )
-            time.sleep(0.1)
 
     def run(
         self, command: str, *, env: Mapping[str, str] | None = None, user: str | None = None

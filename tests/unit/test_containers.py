@@ -19,6 +19,8 @@ from pytest_infranode.engine.containers import systemd_cgroup_mode
 from pytest_infranode.engine.containers import tar_files
 from pytest_infranode.errors import InfranodeWarning
 from pytest_infranode.errors import NodeError
+from pytest_infranode.node import BOOT_WAIT
+from pytest_infranode.node import BOOT_WAIT_ROUND
 from pytest_infranode.node import Node
 from pytest_infranode.platforms import SYSTEMD_TMPFS
 from pytest_infranode.platforms import Catalog
@@ -187,6 +189,7 @@ class BootEngine:
         self.status = status
         self.failed = failed
         self.log = log
+        self.questions: list[int] = []  # how many times each boot wait may ask systemd
 
     def start_container(self, container_id: str) -> None:
         pass
@@ -195,7 +198,8 @@ class BootEngine:
         return self.states.pop(0) if len(self.states) > 1 else self.states[0]
 
     def exec(self, container_id: str, argv: Sequence[str], **_: object) -> ExecResult:
-        if list(argv) == ["systemctl", "is-system-running"]:
+        if list(argv[:3]) == ["/bin/sh", "-c", BOOT_WAIT]:
+            self.questions.append(int(argv[4]))
             out = self.status.pop(0) if len(self.status) > 1 else self.status[0]
             return ExecResult(0, out.encode() + b"\n", b"")
         if argv[:2] == ["systemctl", "--failed"]:
@@ -219,6 +223,52 @@ def test_boot_waits_for_running() -> None:
         node.start(boot_timeout=30)
     assert node.state == "booted"
     assert node.degraded_units == ""
+
+
+def test_boot_wait_asks_in_rounds_bounded_by_the_deadline() -> None:
+    engine = BootEngine(["running"], ["starting", "starting", "running"])
+    _node(engine).start(boot_timeout=600)
+    assert engine.questions == [BOOT_WAIT_ROUND] * 3
+    short = BootEngine(["running"], ["running"])
+    _node(short).start(boot_timeout=0.5)
+    assert len(short.questions) == 1
+    assert 5 <= short.questions[0] <= 10  # 0.5 s of questions 50 ms apart, not a whole round
+
+
+def test_boot_that_never_finishes_fails_with_the_last_state() -> None:
+    node = _node(BootEngine(["running"], ["starting"], log="Starting hang.service..."))
+    with pytest.raises(NodeError) as excinfo:
+        node.start(boot_timeout=0.2)
+    text = str(excinfo.value)
+    assert "systemd did not finish booting in 0 s (state: starting)" in text
+    assert "systemctl list-jobs" in text
+    assert "Starting hang.service" in text
+
+
+def test_systemd_platform_without_systemctl_says_so() -> None:
+    node = _node(BootEngine(["running"], ["no-systemctl"]))
+    with pytest.raises(NodeError, match="the platform boots systemd but the image has no systemctl"):
+        node.start(boot_timeout=30)
+
+
+def test_boot_wait_that_cannot_run_sh_says_so() -> None:
+    class NoShell(BootEngine):
+        def exec(self, container_id: str, argv: Sequence[str], **_: object) -> ExecResult:
+            return ExecResult(127, b"", b"exec: /bin/sh: no such file or directory")
+
+    with pytest.raises(NodeError) as excinfo:
+        _node(NoShell(["running"], [])).start(boot_timeout=30)
+    assert "cannot wait for systemd in the node: /bin/sh exited with 127" in str(excinfo.value)
+    assert "no such file" in str(excinfo.value)
+
+
+def test_init_that_exits_during_the_boot_wait_fails_with_its_log() -> None:
+    class Dies(BootEngine):
+        def exec(self, container_id: str, argv: Sequence[str], **_: object) -> ExecResult:
+            return ExecResult(137, b"", b"")
+
+    with pytest.raises(NodeError, match=r"the node stopped while booting \(container state: exited\)"):
+        _node(Dies(["running", "exited"], [], log="Freezing execution.")).start(boot_timeout=30)
 
 
 def test_degraded_boot_warns_with_the_failed_units() -> None:
