@@ -506,11 +506,11 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
         for i in range(rounds):
             shuffler.shuffle(order)
             for name in order:
-                before = busy_cpu_seconds()
+                cpu_at_start = busy_cpu_seconds()
                 times[name].append(runs[name]())
                 after = busy_cpu_seconds()
-                if before is not None and after is not None:
-                    cpu[name].append(after - before)
+                if cpu_at_start is not None and after is not None:
+                    cpu[name].append(after - cpu_at_start)
             print(f"sessions: round {i + 1}/{rounds} done", file=sys.stderr)
     finally:
         floor.sweep()
