@@ -47,6 +47,8 @@ def _start_sleeping_session(pytester: pytest.Pytester) -> tuple[subprocess.Popen
         cwd=pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        # SIGABRT then prints every thread's stack: what a session that does not end waits for
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )
     ready = pytester.path / "ready"
     deadline = time.monotonic() + 120
@@ -73,7 +75,16 @@ def test_signal_runs_teardown(pytester: pytest.Pytester, engine: Engine, sig: si
     proc, session_id = _start_sleeping_session(pytester)
     assert len(_session_containers(engine, session_id)) == 1
     proc.send_signal(sig)
-    out, _ = proc.communicate(timeout=60)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out = proc.communicate(timeout=30)[0]
+        left = _session_containers(engine, session_id)
+        pytest.fail(
+            f"the session did not end within 120 s of {sig.name}; its containers: {left}\n"
+            + out.decode(errors="replace")[-12000:]
+        )
     assert proc.returncode != 0
     assert b"Traceback" not in out
     # Teardown ran in the process itself: the node is gone when it exits.
