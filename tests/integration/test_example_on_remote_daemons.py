@@ -373,8 +373,13 @@ def start_dind(image: str, mode: str, certs: CertSet, name: str) -> Iterator[Din
                         f"the dind daemon did not answer on {lab.url}:\n{container.logs()[-3000:]!r}"
                     ) from None
                 time.sleep(0.3)
-        inner.images.load(b"".join(host.images.get("debian:12").save(named=True)))
         inner.close()
+        # Loading 200 MB into the inner daemon's storage takes longer than a ping may.
+        loader = lab.client(timeout=300)
+        try:
+            loader.images.load(b"".join(host.images.get("debian:12").save(named=True)))
+        finally:
+            loader.close()
         yield lab
     finally:
         if container is not None:
