@@ -211,7 +211,7 @@ class Node:
                 return
             if time.monotonic() > deadline:
                 raise NodeError(
-                    f"systemd did not finish booting in {timeout:.0f} s (state: {status or 'unknown'})",
+                    f"systemd did not finish booting in {timeout:g} s (state: {status or 'unknown'})",
                     where=self.where,
                     fix="raise --infra-boot-timeout, or look at the units still starting: "
                     f"`docker exec {self.name} systemctl list-jobs`",

@@ -240,7 +240,7 @@ def test_boot_that_never_finishes_fails_with_the_last_state() -> None:
     with pytest.raises(NodeError) as excinfo:
         node.start(boot_timeout=0.2)
     text = str(excinfo.value)
-    assert "systemd did not finish booting in 0 s (state: starting)" in text
+    assert "systemd did not finish booting in 0.2 s (state: starting)" in text
     assert "systemctl list-jobs" in text
     assert "Starting hang.service" in text
 
