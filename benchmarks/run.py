@@ -46,6 +46,7 @@ from pytest_infranode.channel import FrameDecoder
 from pytest_infranode.engine import Engine
 from pytest_infranode.engine.containers import tar_files
 from pytest_infranode.node import BOOT_WAIT
+from pytest_infranode.node import BOOT_WAIT_INTERVAL
 from pytest_infranode.node import Node
 from pytest_infranode.platforms import Catalog
 
@@ -247,7 +248,7 @@ class SdkFloor:
             container.start()
             marks.append(("create + start", clock()))
             # As the plugin waits: one exec that asks systemd every 50 ms until it is up.
-            _, out = container.exec_run(["/bin/sh", "-c", BOOT_WAIT, "sh", "2400"])
+            _, out = container.exec_run(["/bin/sh", "-c", BOOT_WAIT, "sh", "2400", str(BOOT_WAIT_INTERVAL)])
             if out.decode(errors="replace").strip() not in ("running", "degraded"):
                 raise SystemExit(f"floor: systemd did not boot in 120 s: {out!r}")
             marks.append(("boot (wait in the node)", clock()))

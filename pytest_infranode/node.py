@@ -27,10 +27,10 @@ from pytest_infranode.platforms import Platform
 
 State = Literal["new", "created", "booted", "converged", "failed", "removed"]
 
-# Waits inside the node for systemd to finish booting: one exec asks every 50 ms, where an exec
+# Waits inside the node for systemd to finish booting: one exec asks every $2 seconds, where an exec
 # per question would cost tens of milliseconds each (and CPU the booting node wants). It gives
-# up after $1 questions (about $1 / 20 seconds) and prints the last answer, so that the caller
-# looks at the container and its deadline between rounds. Before systemd's bus is up the answer
+# up after $1 questions and prints the last answer, so that the caller looks at the container
+# and its deadline between rounds. Before systemd's bus is up the answer
 # is "offline" (or nothing); "starting" until the boot jobs are done.
 BOOT_WAIT = r"""n=$1
 command -v systemctl >/dev/null 2>&1 || { echo no-systemctl; exit 0; }
@@ -39,9 +39,10 @@ while :; do
   case $s in running|degraded) echo "$s"; exit 0 ;; esac
   n=$((n - 1))
   if [ "$n" -le 0 ]; then echo "${s:-unknown}"; exit 0; fi
-  sleep 0.05
+  sleep "$2"
 done
 """
+BOOT_WAIT_INTERVAL = 0.05  # seconds between two questions
 BOOT_WAIT_ROUND = 40  # questions per exec: about 2 s
 
 
@@ -168,8 +169,9 @@ class Node:
                 )
             if self.platform.init != "systemd":
                 return
-            questions = max(1, min(BOOT_WAIT_ROUND, int((deadline - time.monotonic()) / 0.05)))
-            wait = ["/bin/sh", "-c", BOOT_WAIT, "sh", str(questions)]
+            left = deadline - time.monotonic()
+            questions = max(1, min(BOOT_WAIT_ROUND, int(left / BOOT_WAIT_INTERVAL)))
+            wait = ["/bin/sh", "-c", BOOT_WAIT, "sh", str(questions), str(BOOT_WAIT_INTERVAL)]
             try:
                 result = self.engine.exec(self.container_id, wait)
             except InfranodeError:
