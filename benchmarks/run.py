@@ -2,6 +2,7 @@
 
     python benchmarks/run.py [--rounds N] [--suite-rounds N] [--molecule] [--docker-host URL]
 
+0. pytest start-up with the plugin installed and no platforms, against `-p no:infranode`;
 1. one check (and 25 in a row) on a booted node: the raw exec API, testinfra `docker://`, ours
    through the exec channel and through one exec per command, a bare persistent shell (with and
    without a subshell per command);
@@ -600,6 +601,55 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
     return lines + notes
 
 
+STARTUP_WITHOUT = "pytest -p no:infranode"
+STARTUP_WITH = "pytest, plugin loaded, no platforms"
+
+
+def startup(rounds: int) -> list[str]:
+    """Section 0: what the plugin adds to a pytest run that uses no node.
+
+    pytest loads the plugin in every run of an environment that has it installed; such a run
+    should cost what it costs without it. Each sample is a whole ``python -m pytest`` of one
+    trivial test. Bytecode caching is on (as after a pip install), whatever this shell says.
+    """
+    work = Path(tempfile.mkdtemp(prefix="infranode-bench-startup-"))
+    (work / "test_plain.py").write_text("def test_plain():\n    assert 1 + 1 == 2\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+    def run(*extra: str) -> Method:
+        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]
+
+        def call() -> object:
+            done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"startup: {argv} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+            return done
+
+        return call
+
+    try:
+        times = measure({STARTUP_WITHOUT: run("-p", "no:infranode"), STARTUP_WITH: run()}, rounds, warmup=2)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    base = statistics.median(times[STARTUP_WITHOUT])
+    head = f"{'whole run':<40} {'median':>11} {'p90':>11} {'ratio':>22}"
+    lines = [
+        "",
+        "0. pytest start-up: `python -m pytest` of one plain test, no platforms",
+        head,
+        "-" * len(head),
+    ]
+    for name, ts in times.items():
+        p90 = sorted(ts)[int(len(ts) * 0.9) - 1]
+        ratio = statistics.median(ts) / base
+        lines.append(f"{name:<40} {fmt(statistics.median(ts)):>11} {fmt(p90):>11} {ratio:>10.2f} x without")
+    lines.append(
+        f"({len(times[STARTUP_WITH])} rounds, interleaved;"
+        " the Docker SDK is imported only by runs with platforms)"
+    )
+    return lines
+
+
 def one_check(engine: Engine, rounds: int) -> list[str]:
     """Section 1: one check through each way into a booted debian-12 node, and 25 in a row."""
     plat = Catalog().get("debian-12")
@@ -755,6 +805,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.rounds > 0:
+            lines += startup(max(10, args.rounds // 2))
             lines += one_check(engine, args.rounds)
         if args.suite_rounds > 0:
             venv = molecule_venv(args.molecule_venv) if args.molecule else None

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version
+from typing import TYPE_CHECKING
+from typing import Any
 
 from pytest_infranode.errors import ConvergeError
 from pytest_infranode.errors import InfranodeError
 from pytest_infranode.errors import InfranodeWarning
 from pytest_infranode.hookspecs import hookimpl
-from pytest_infranode.node import Node
 from pytest_infranode.platforms import Platform
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.settings import ProvisionerConfig
+
+if TYPE_CHECKING:
+    from pytest_infranode.node import Node
 
 try:
     __version__ = version("pytest-infranode")
@@ -32,3 +37,15 @@ __all__ = [
     "__version__",
     "hookimpl",
 ]
+
+# Loaded on first use: Node brings in the Docker SDK, which a pytest run without platforms
+# (pytest imports this package for the plugin in every run) should not pay for.
+_LAZY = {"Node": "pytest_infranode.node"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

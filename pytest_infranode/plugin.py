@@ -11,30 +11,36 @@ from collections.abc import Callable
 from collections.abc import Generator
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 from typing import Any
 
 import pytest
-import testinfra.host
 
 from pytest_infranode import hookspecs
-from pytest_infranode.backend import make_host
 from pytest_infranode.errors import DaemonError
 from pytest_infranode.errors import InfranodeError
 from pytest_infranode.errors import SettingsError
-from pytest_infranode.node import Node
 from pytest_infranode.platforms import Platform
 from pytest_infranode.provisioners import BUILTIN_MODULES
 from pytest_infranode.provisioners.streaming import ProgressPlugin
-from pytest_infranode.session import InfraSession
-from pytest_infranode.session import Target
 from pytest_infranode.settings import KEEP_CHOICES
 from pytest_infranode.settings import PULL_CHOICES
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import build_settings
 
-SESSION_KEY = pytest.StashKey[InfraSession]()
+# What talks to Docker (the session, nodes, the testinfra backend) is imported only once a run
+# has platforms: pytest loads this module in every run of an environment that has the plugin,
+# and a run without platforms should not pay for the Docker SDK and testinfra.
+if TYPE_CHECKING:
+    import testinfra.host
+
+    from pytest_infranode.node import Node
+    from pytest_infranode.session import InfraSession
+    from pytest_infranode.session import Target
+
+SESSION_KEY = pytest.StashKey["InfraSession"]()
 PLATFORM_KEY = pytest.StashKey[str]()
-TARGET_KEY = pytest.StashKey[Target]()
+TARGET_KEY = pytest.StashKey["Target"]()
 LOG_TAIL_LINES = 40
 PLUGIN_NAME = "infranode-session"
 
@@ -207,6 +213,8 @@ class _HostOverride:
     @classmethod
     def host(cls, request: pytest.FixtureRequest, infra_node: Node) -> testinfra.host.Host:
         """A testinfra ``Host`` bound to the node of the current platform."""
+        from pytest_infranode.backend import make_host
+
         infra = request.config.stash.get(SESSION_KEY, None)
         return make_host(infra_node, command_timeout=infra.settings.command_timeout if infra else None)
 
@@ -239,6 +247,8 @@ def pytest_configure(config: pytest.Config) -> None:
     def say(message: str) -> None:
         if config.getoption("verbose") >= 0:
             write(f"infranode: {message}")
+
+    from pytest_infranode.session import InfraSession
 
     try:
         session = InfraSession(settings, config.hook, log_dir=cache_dir, say=say)
@@ -348,6 +358,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("infra_platforms")
     if marker is not None:
         _check_marker(marker, infra)
+    from pytest_infranode.session import Target
+
     shorts = _chosen_nodes(metafunc, infra)
     params = []
     for platform in platforms:
@@ -534,6 +546,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     infra = session.config.stash.get(SESSION_KEY, None)
     if infra is None:
         return
+    from pytest_infranode.session import Target
+
     targets: list[Target] = []
     for item in session.items:
         callspec = getattr(item, "callspec", None)

@@ -69,3 +69,35 @@ def test_public_names_resolve(name: str) -> None:
 def test_public_names_are_sorted_and_unique() -> None:
     assert len(set(pytest_infranode.__all__)) == len(pytest_infranode.__all__)
     assert list(pytest_infranode.__all__) == sorted(pytest_infranode.__all__)
+
+
+SDK_MODULES = ("docker", "requests", "urllib3", "paramiko")
+
+
+def test_a_run_without_platforms_does_not_import_the_docker_sdk(pytester: pytest.Pytester) -> None:
+    """pytest loads the plugin in every run of an environment that has it; a run without
+    platforms must not pay for the Docker SDK (about half of such a run's start-up time)."""
+    pytester.makeconftest(
+        "import sys\n"
+        "def pytest_sessionfinish(session):\n"
+        f"    found = sorted(m for m in {SDK_MODULES!r} if m in sys.modules)\n"
+        "    print('SDK-MODULES', found, session.config.pluginmanager.has_plugin('infranode'))\n"
+    )
+    pytester.makepyfile("def test_a():\n    pass\n")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*SDK-MODULES [] True*"])
+
+
+def test_a_run_with_platforms_gets_the_engine() -> None:
+    """The lazy names resolve to the real classes (and unknown names still fail)."""
+    from pytest_infranode import engine
+    from pytest_infranode.engine.core import Engine
+    from pytest_infranode.node import Node
+
+    assert engine.Engine is Engine
+    assert pytest_infranode.Node is Node
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        _ = engine.Nothing
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        _ = pytest_infranode.Nothing
