@@ -610,17 +610,16 @@ def startup(rounds: int) -> list[str]:
 
     pytest loads the plugin in every run of an environment that has it installed; such a run
     should cost what it costs without it. Each sample is a whole ``python -m pytest`` of one
-    trivial test. Bytecode caching is on (as after a pip install), whatever this shell says.
+    trivial test.
     """
     work = Path(tempfile.mkdtemp(prefix="infranode-bench-startup-"))
     (work / "test_plain.py").write_text("def test_plain():\n    assert 1 + 1 == 2\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
     def run(*extra: str) -> Method:
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]
 
         def call() -> object:
-            done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, check=False)
+            done = subprocess.run(argv, cwd=work, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise SystemExit(f"startup: {argv} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
             return done
@@ -794,6 +793,10 @@ def main(argv: list[str] | None = None) -> int:
         "--docker-host", default=None, help="Docker daemon (default: DOCKER_HOST, local socket)"
     )
     args = parser.parse_args(argv)
+    # Every Python run here (our sessions, molecule) caches its bytecode, as after a pip install:
+    # with PYTHONDONTWRITEBYTECODE set, a module edited since its last cached compile is compiled
+    # again in every run, which no installed copy does.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     if args.docker_host:
         os.environ["DOCKER_HOST"] = args.docker_host
 
