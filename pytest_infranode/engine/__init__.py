@@ -10,10 +10,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import Any
 
+from pytest_infranode.engine.api import ContainerSpec
+from pytest_infranode.engine.api import DaemonInfo
+from pytest_infranode.engine.api import EngineProtocol
+from pytest_infranode.engine.api import ExecResult
+
 if TYPE_CHECKING:
     from pytest_infranode.engine.core import Engine
 
-__all__ = ["Engine"]
+__all__ = ["ContainerSpec", "DaemonInfo", "Engine", "EngineProtocol", "ExecResult"]
 
 
 def __getattr__(name: str) -> Any:

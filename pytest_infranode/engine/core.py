@@ -21,7 +21,6 @@ from pytest_infranode.engine._translate import retrying
 from pytest_infranode.engine._translate import translate
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import DaemonInfo
-from pytest_infranode.engine.api import EngineProtocol
 from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.engine.api import OutputSink
 from pytest_infranode.engine.attach import AttachedExec
@@ -32,7 +31,7 @@ from pytest_infranode.engine.containers import tar_files
 from pytest_infranode.errors import NodeError
 from pytest_infranode.platforms import Platform
 
-__all__ = ["ContainerSpec", "DaemonInfo", "Engine", "EngineProtocol", "ExecResult"]
+__all__ = ["Engine"]
 
 log = logging.getLogger("pytest_infranode.engine")
 
