@@ -24,6 +24,15 @@ attached (:meth:`EngineProtocol.open_shell`) and sends it one line of shell per 
   background processes of earlier commands have been re-parented), after which the channel is
   usable again.
 
+A command that cannot change the shell it runs in needs no subshell, and the fork is most of
+a check's cost (a builtin such as ``test`` costs no process at all without it; an external
+command costs one fork instead of two). :func:`runs_in_place` picks such commands: one simple
+command of plain or single-quoted words (no ``$``, backquote, operator, redirection or
+assignment) whose name is not a reserved word or a builtin that can change the shell. Those run
+in the shell itself as ``eval '<command>' </dev/null`` between the same markers, followed by
+``hash -r`` so that the paths it looked up are not remembered for later commands. Anything else
+takes the subshell.
+
 A command that kills the channel's shell (``kill $$``) gets the shell's exit status, as it would
 from ``sh -c``; the next command starts a new shell. A node that dies mid-command is a
 :class:`ChannelError`, never a hang. One command runs at a time; a lock serialises threads.
@@ -32,6 +41,7 @@ from ``sh -c``; the next command starts a new shell. A node that dies mid-comman
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import struct
 import threading
@@ -83,14 +93,58 @@ def new_nonce() -> str:
     return secrets.token_hex(16)
 
 
-def encode_request(command: bytes, nonce: str, seq: int) -> bytes:
+# One simple command: a name of plain characters (no glob, which could expand to a builtin's
+# name), then words made of plain characters and single-quoted strings (no newline inside).
+_IN_PLACE = re.compile(
+    rb"[ \t]*(\[|[A-Za-z0-9_./-]+)(?:[ \t]+(?:[A-Za-z0-9_@%+=:,./*?\[\]-]|'[^'\n]*')+)*[ \t]*"
+)
+# Builtins that only read the shell's state and print: the names a command may have in place.
+_IN_PLACE_BUILTINS = frozenset(b"true false test [ echo printf pwd".split())
+# Reserved words and builtins of the usual /bin/sh shells (dash, bash, busybox ash, mksh, ksh):
+# a command with any of these names (but the ones above) takes the subshell.
+_SHELL_WORDS = frozenset(
+    b"""! { } [[ ]] case do done elif else esac fi for function if in select then time until while
+    coproc . : alias autoload bg bind break builtin caller cd chdir command compgen complete
+    compopt continue declare dirs disown echo enable eval exec exit export false fc fg getopts
+    hash help history integer jobs kill let local logout mapfile nameref popd print printf pushd
+    pwd read readarray readonly return set shift shopt source suspend test times trap true type
+    typeset ulimit umask unalias unset wait whence""".split()
+)
+
+
+def runs_in_place(command: bytes) -> bool:
+    """Whether ``command`` can run in the channel's shell itself, without the isolating subshell.
+
+    True only for one simple command that cannot leave anything behind in the shell: no
+    expansion but globs in its arguments, no operator, redirection or assignment, and a name
+    that is not a reserved word nor a builtin that can change the shell (see the module docstring).
+    """
+    match = _IN_PLACE.fullmatch(command)
+    if match is None:
+        return False
+    name = match.group(1)
+    return name in _IN_PLACE_BUILTINS or name not in _SHELL_WORDS
+
+
+def encode_request(command: bytes, nonce: str, seq: int, *, in_place: bool = False) -> bytes:
     """The line of shell that runs ``command`` in the channel's shell (see the module docstring).
 
+    :param in_place: run ``command`` in the shell itself when :func:`runs_in_place` allows it
+        (the shell must have ``hash -r``).
     :raises ValueError: when ``command`` holds a NUL byte (no shell can run it).
     """
     if b"\0" in command:
         raise ValueError("a command cannot contain a NUL byte")
     mark = f"@@{nonce}"
+    if in_place and runs_in_place(command):
+        return b"".join(
+            (
+                f"printf '{mark}:S:{seq}:\\n'; printf '{mark}:S:{seq}:\\n' >&2; eval ".encode(),
+                sh_quote(command),
+                f" </dev/null; printf '{mark}:E:{seq}:%d\\n' \"$?\"; hash -r; ".encode(),
+                f"printf '{mark}:E:{seq}:\\n' >&2\n".encode(),
+            )
+        )
     return b"".join(
         (
             f"( printf '{mark}:S:{seq}:\\n'; printf '{mark}:S:{seq}:\\n' >&2; eval ".encode(),
@@ -260,6 +314,8 @@ class Channel:
         self.shells_started = 0
         self.shell_pid: int | None = None
         """The pid of the running shell in the node (None when closed, or without a pid namespace view)."""
+        self.in_place = False
+        """Whether the running shell has ``hash -r``, which commands run in place need."""
 
     def __repr__(self) -> str:
         state = "open" if self._stream is not None else "closed"
@@ -347,7 +403,11 @@ class Channel:
         self._decoder = FrameDecoder()
         self.shells_started += 1
         try:
-            result = self._exchange(b'echo "$$"', self.start_timeout, starting=True)
+            result = self._exchange(
+                b'echo "$$"; if hash -r 2>/dev/null; then echo in-place; fi',
+                self.start_timeout,
+                starting=True,
+            )
         except (ChannelError, _ShellGone) as err:
             detail = err.detail if isinstance(err, _ShellGone) else err.what
             self._drop()
@@ -358,7 +418,7 @@ class Channel:
                 detail=detail,
             )
             raise self.unavailable from None
-        pid = result.stdout.strip()
+        pid, *rest = result.stdout.split() or [b""]
         if result.exit_status != 0 or not pid.isdigit():
             self._drop()
             self.unavailable = ChannelUnavailable(
@@ -369,10 +429,12 @@ class Channel:
             )
             raise self.unavailable
         self.shell_pid = int(pid)
+        self.in_place = rest == [b"in-place"]
 
     def _drop(self) -> None:
         stream, self._stream = self._stream, None
         self.shell_pid = None
+        self.in_place = False
         if stream is not None:
             stream.close()
 
@@ -388,7 +450,7 @@ class Channel:
         self._seq += 1
         parser = ReplyParser(self.nonce, self._seq)
         try:
-            self._send(stream, encode_request(command, self.nonce, self._seq))
+            self._send(stream, encode_request(command, self.nonce, self._seq, in_place=self.in_place))
         except _ShellGone as gone:
             if starting:  # what the shell said before it ended explains why
                 raise _ShellGone(self._drain(stream) or gone.detail) from None

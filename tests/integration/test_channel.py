@@ -145,6 +145,45 @@ def test_timeout_kills_the_command_and_keeps_the_channel(channel: Channel) -> No
     assert channel.shells_started == 1
 
 
+def test_simple_commands_run_in_the_shell_itself(channel: Channel) -> None:
+    """A command that cannot change the shell skips the subshell, and behaves as `sh -c` would."""
+    assert run(channel, "true") == (0, b"", b"")
+    assert channel.in_place
+    assert run(channel, "test -e /etc/passwd") == (0, b"", b"")
+    assert run(channel, "[ -d /etc/passwd ]") == (1, b"", b"")
+    assert run(channel, "stat -c '%U %a' /etc/passwd") == (0, b"root 644\n", b"")
+    assert run(channel, "cat") == (0, b"", b"")  # stdin: end of file, not the protocol
+    status, _, err = run(channel, "no-such-command")
+    assert status == 127
+    assert b"no-such-command: not found" in err
+    status, out, _ = run(channel, "sh -c 'echo $$'")
+    assert status == 0
+    assert out.strip().isdigit()
+    assert out.strip().decode() != str(channel.shell_pid)
+    assert channel.shells_started == 1
+
+
+def test_a_program_installed_earlier_in_path_is_found(channel: Channel) -> None:
+    """The shell does not remember where an in-place command found its program."""
+    try:
+        for where, says in (("/usr/bin", "old"), ("/usr/local/bin", "new")):
+            tool = f"{where}/infranode-t"
+            assert run(channel, f"printf '#!/bin/sh\\necho {says}\\n' >{tool}; chmod 755 {tool}")[0] == 0
+            if says == "old":
+                assert run(channel, "infranode-t") == (0, b"old\n", b"")
+        assert run(channel, "infranode-t") == (0, b"new\n", b"")
+    finally:
+        run(channel, "rm -f /usr/bin/infranode-t /usr/local/bin/infranode-t")
+
+
+def test_timeout_kills_an_in_place_command_and_keeps_the_channel(channel: Channel) -> None:
+    with pytest.raises(ChannelError, match="longer than its timeout"):
+        channel.run("sleep 100", timeout=1.0)
+    assert run(channel, "pgrep -fx 'sleep 100' || echo gone") == (0, b"gone\n", b"")
+    assert run(channel, "echo still usable") == (0, b"still usable\n", b"")
+    assert channel.shells_started == 1
+
+
 def test_several_threads_share_one_channel(channel: Channel) -> None:
     wrong: list[str] = []
 

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from pytest_infranode.channel import Channel
 from pytest_infranode.channel import FrameDecoder
 from pytest_infranode.channel import ReplyParser
 from pytest_infranode.channel import encode_request
+from pytest_infranode.channel import runs_in_place
 from pytest_infranode.channel import sh_quote
 from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.engine.api import OutputSink
@@ -67,10 +69,12 @@ def test_encode_request_is_one_line_apart_from_the_command() -> None:
     assert f"@@{NONCE}:E:7:".encode() in req
 
 
-def run_locally(commands: Sequence[bytes]) -> list[ExecResult]:
+def run_locally(
+    commands: Sequence[bytes], *, in_place: bool = False, env: Mapping[str, str] | None = None
+) -> list[ExecResult]:
     """Send requests to a local sh as the channel would, and parse its replies."""
-    script = b"".join(encode_request(c, NONCE, i) for i, c in enumerate(commands, 1))
-    done = sh(script)
+    script = b"".join(encode_request(c, NONCE, i, in_place=in_place) for i, c in enumerate(commands, 1))
+    done = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, check=False)
     results = []
     for i in range(1, len(commands) + 1):
         parser = ReplyParser(NONCE, i)
@@ -102,6 +106,110 @@ def test_requests_run_in_a_real_shell() -> None:
     assert b"Syntax error" in results[5].stderr or b"syntax error" in results[5].stderr
     assert results[6] == ExecResult(0, b"after\n", b"")
     assert results[7] == ExecResult(1, b"trapped\n", b"")
+
+
+IN_PLACE = [
+    b"true",
+    b"false",
+    b"test -e /etc/passwd",
+    b"[ -e '/etc/a file' ]",
+    b"stat -c '%a %U' /etc/passwd",
+    b"dpkg-query -W -f='${Status} ${Version}' nginx",
+    b"systemctl is-active nginx.service",
+    b"/usr/bin/env FOO=1 sh",
+    b"ls -la /etc/*.conf",
+    b"  printf %s\tx  ",
+]
+SUBSHELL = [
+    b"",
+    b"   ",
+    b"cd /tmp",
+    b"export A=1",
+    b"A=1 true",
+    b"set -e",
+    b"read x",
+    b"exit 3",
+    b"exec true",
+    b"kill $$",
+    b"kill 1",
+    b". /etc/profile",
+    b"source /etc/profile",
+    b"umask 077",
+    b"trap 'echo x' EXIT",
+    b"wait",
+    b"hash -r",
+    b"command cd /",
+    b"if true; then :; fi",
+    b"! true",
+    b"true; cd /",
+    b"true && cd /",
+    b"true | cat",
+    b"true &",
+    b"true >/tmp/x",
+    b"true </etc/passwd",
+    b"echo $HOME",
+    b"echo ${x:=1}",
+    b"echo $(cd /)",
+    b"echo `cd /`",
+    b'echo "a"',
+    b"echo 'a",
+    b"echo 'a\nb'",
+    b"echo a\\ b",
+    b"c? x",
+    b"f() { :; }",
+    b"{ cd /; }",
+    b"(cd /)",
+    b"true\nfalse",
+    b"echo 'it'\\''s'",
+]
+
+
+@pytest.mark.parametrize("command", IN_PLACE)
+def test_simple_commands_run_in_place(command: bytes) -> None:
+    assert runs_in_place(command)
+
+
+@pytest.mark.parametrize("command", SUBSHELL)
+def test_commands_that_could_change_the_shell_take_the_subshell(command: bytes) -> None:
+    assert not runs_in_place(command)
+
+
+def test_a_request_runs_in_place_only_when_asked_and_allowed() -> None:
+    assert encode_request(b"true", NONCE, 1, in_place=True).startswith(b"printf ")
+    assert encode_request(b"true", NONCE, 1).startswith(b"( printf ")
+    assert encode_request(b"cd /", NONCE, 1, in_place=True).startswith(b"( printf ")
+
+
+def test_in_place_and_subshell_requests_give_the_same_results() -> None:
+    commands = [c for c in IN_PLACE if not c.startswith((b"dpkg", b"systemctl", b"/usr/bin/env"))]
+    commands += [b"no-such-command-here", b"cat", b"test", b"printf %d notanumber", b"pwd"]
+    assert run_locally(commands, in_place=True) == run_locally(commands)
+
+
+def test_in_place_commands_leave_the_shell_as_it_was() -> None:
+    results = run_locally(
+        [b"true", b"echo a", b"cat", b"printf %s x", b'echo "${A-unset}"; pwd; umask'],
+        in_place=True,
+    )
+    assert [r.exit_status for r in results] == [0, 0, 0, 0, 0]
+    assert results[4].stdout.split(b"\n")[:2] == [
+        b"unset",
+        subprocess.run(["pwd"], capture_output=True).stdout.strip(),
+    ]
+
+
+def test_an_in_place_command_does_not_leave_its_path_remembered(tmp_path: Path) -> None:
+    """A program installed earlier in PATH after a command found the old one is the one run next,
+    as with `sh -c` (the shell would otherwise remember the old path)."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (second / "tool").write_text("#!/bin/sh\necho second\n")
+    (second / "tool").chmod(0o755)
+    env = {"PATH": f"{first}:{second}:/usr/bin:/bin"}
+    install = f"printf '#!/bin/sh\\necho first\\n' >{first}/tool; chmod 755 {first}/tool".encode()
+    results = run_locally([b"tool", install, b"tool"], in_place=True, env=env)
+    assert [r.stdout for r in results] == [b"second\n", b"", b"first\n"]
 
 
 @pytest.mark.parametrize("data", TRICKY)
