@@ -44,6 +44,7 @@ from pytest_infranode import labels
 from pytest_infranode.backend import NodeBackend
 from pytest_infranode.backend import make_host
 from pytest_infranode.channel import FrameDecoder
+from pytest_infranode.channel import runs_in_place
 from pytest_infranode.engine import Engine
 from pytest_infranode.engine.containers import tar_files
 from pytest_infranode.node import BOOT_WAIT
@@ -692,21 +693,25 @@ def one_check(engine: Engine, rounds: int) -> list[str]:
             return call
 
         bare_shell = bare(b"true; echo X; echo X >&2\n")
-        # The same, with the isolation every channel command gets: a subshell (one fork), stdin
-        # from /dev/null. What is left between this and ours is framing and Python.
+        # The same, with the isolation a channel command that could change the shell gets: a
+        # subshell (one fork), stdin from /dev/null. A simple command such as `true` or `test -e`
+        # runs in the channel's shell itself (channel.runs_in_place), without that fork.
         bare_subshell = bare(b"( true ) </dev/null; echo X; echo X >&2\n")
 
         try:
-            checks: dict[str, tuple[Callable[[testinfra.host.Host], object], list[str]]] = {
-                'host.run("true")': (lambda h: h.run("true"), ["true"]),
+            # each check, and the shell command it sends (the raw exec runs that command)
+            checks: dict[str, tuple[Callable[[testinfra.host.Host], object], str]] = {
+                'host.run("true")': (lambda h: h.run("true"), "true"),
                 'host.file("/etc/passwd").exists': (
                     lambda h: h.file("/etc/passwd").exists,
-                    ["/bin/sh", "-c", "test -e /etc/passwd"],
+                    "test -e /etc/passwd",
                 ),
+                # a command that could change the shell: the channel runs it in a subshell
+                'host.run("cd /tmp && pwd")': (lambda h: h.run("cd /tmp && pwd"), "cd /tmp && pwd"),
             }
-            for title, (check, argv) in checks.items():
+            for title, (check, command) in checks.items():
                 methods: dict[str, Method] = {
-                    "raw SDK exec": raw_exec(argv),
+                    "raw SDK exec": raw_exec(["true"] if command == "true" else ["/bin/sh", "-c", command]),
                     "testinfra docker://": bind(check, theirs),
                     "infranode fallback (1 exec/cmd)": bind(check, fallback),
                     "infranode channel": bind(check, ours),
@@ -723,7 +728,12 @@ def one_check(engine: Engine, rounds: int) -> list[str]:
                     "",
                     *table(f"1. one check: {title}", times, "testinfra docker://", "persistent-shell floor"),
                     "(channel and persistent shells: each sample is the mean of 20 back-to-back calls;",
-                    " + subshell: each command in `( ... ) </dev/null`, the isolation the channel gives)",
+                    " + subshell: `( true ) </dev/null`, the isolation the channel gives a command that",
+                    " could change the shell; {})".format(
+                        "this one takes it"
+                        if not runs_in_place(command.encode())
+                        else "this one runs in the channel's shell itself"
+                    ),
                     "(infranode channel = {:.2f}x the persistent shell + subshell)".format(
                         statistics.median(times["infranode channel"])
                         / statistics.median(times["persistent shell + subshell"])
