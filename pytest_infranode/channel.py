@@ -136,23 +136,14 @@ def encode_request(command: bytes, nonce: str, seq: int, *, in_place: bool = Fal
     if b"\0" in command:
         raise ValueError("a command cannot contain a NUL byte")
     mark = f"@@{nonce}"
+    begin = f"printf '{mark}:S:{seq}:\\n'; printf '{mark}:S:{seq}:\\n' >&2; eval "
+    status = f"printf '{mark}:E:{seq}:%d\\n' \"$?\"; "
+    end = f"printf '{mark}:E:{seq}:\\n' >&2\n"
     if in_place and runs_in_place(command):
-        return b"".join(
-            (
-                f"printf '{mark}:S:{seq}:\\n'; printf '{mark}:S:{seq}:\\n' >&2; eval ".encode(),
-                sh_quote(command),
-                f" </dev/null; printf '{mark}:E:{seq}:%d\\n' \"$?\"; hash -r; ".encode(),
-                f"printf '{mark}:E:{seq}:\\n' >&2\n".encode(),
-            )
-        )
-    return b"".join(
-        (
-            f"( printf '{mark}:S:{seq}:\\n'; printf '{mark}:S:{seq}:\\n' >&2; eval ".encode(),
-            sh_quote(command),
-            f" ) </dev/null; printf '{mark}:E:{seq}:%d\\n' \"$?\"; ".encode(),
-            f"printf '{mark}:E:{seq}:\\n' >&2\n".encode(),
-        )
-    )
+        head, tail = begin, f" </dev/null; {status}hash -r; "
+    else:
+        head, tail = f"( {begin}", f" ) </dev/null; {status}"
+    return b"".join((head.encode(), sh_quote(command), tail.encode(), end.encode()))
 
 
 @final
