@@ -631,22 +631,14 @@ def startup(rounds: int) -> list[str]:
         times = measure({STARTUP_WITHOUT: run("-p", "no:infranode"), STARTUP_WITH: run()}, rounds, warmup=2)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    base = statistics.median(times[STARTUP_WITHOUT])
-    head = f"{'whole run':<40} {'median':>11} {'p90':>11} {'ratio':>22}"
+    without = (STARTUP_WITHOUT, "x without")
     lines = [
         "",
         "0. pytest start-up: `python -m pytest` of one plain test, no platforms",
-        head,
-        "-" * len(head),
-    ]
-    for name, ts in times.items():
-        p90 = sorted(ts)[int(len(ts) * 0.9) - 1]
-        ratio = statistics.median(ts) / base
-        lines.append(f"{name:<40} {fmt(statistics.median(ts)):>11} {fmt(p90):>11} {ratio:>10.2f} x without")
-    lines.append(
+        *_median_table("whole run", times, {STARTUP_WITHOUT: without, STARTUP_WITH: without}, width=40),
         f"({len(times[STARTUP_WITH])} rounds, interleaved;"
-        " the Docker SDK is imported only by runs with platforms)"
-    )
+        " the Docker SDK is imported only by runs with platforms)",
+    ]
     return lines
 
 
