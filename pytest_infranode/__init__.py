@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version
 from typing import TYPE_CHECKING
@@ -38,14 +37,13 @@ __all__ = [
     "hookimpl",
 ]
 
-# Loaded on first use: Node brings in the Docker SDK, which a pytest run without platforms
-# (pytest imports this package for the plugin in every run) should not pay for.
-_LAZY = {"Node": "pytest_infranode.node"}
+# Node is loaded on first use: it brings in the Docker SDK, which a pytest run without
+# platforms (pytest imports this package for the plugin in every run) should not pay for.
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
+    if name == "Node":
+        from pytest_infranode.node import Node
+
+        return Node
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
