@@ -35,6 +35,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
@@ -214,12 +215,20 @@ class SdkFloor:
     /run/lock and /tmp, the host cgroup namespace with /sys/fs/cgroup bound rw, a terminal, the
     systemd stop signal); wait for systemd with the plugin's in-node wait (one exec asking
     ``systemctl is-system-running`` every 50 ms); copy converge.sh in with put_archive and exec it with the
-    example's env; 25 checks, one exec_run each; remove.
+    example's env; 25 checks, one exec_run each (or ``checks``); remove.
     """
 
-    def __init__(self, image: str, script: bytes, env: dict[str, str], token: str) -> None:
+    def __init__(
+        self,
+        image: str,
+        script: bytes,
+        env: dict[str, str],
+        token: str,
+        checks: list[tuple[str, str]] = SUITE_CHECKS,
+    ) -> None:
         self.client = docker.from_env()
         self.image, self.script, self.env, self.token = image, script, env, token
+        self.checks = checks
         self.phases: dict[str, list[float]] = {}
 
     def run(self) -> float:
@@ -262,11 +271,11 @@ class SdkFloor:
             if rc != 0:
                 raise SystemExit(f"floor: converge failed ({rc}):\n{out.decode(errors='replace')[-2000:]}")
             marks.append(("put_archive + converge exec", clock()))
-            for _, command in SUITE_CHECKS:
+            for _, command in self.checks:
                 rc, out = container.exec_run(["/bin/sh", "-c", command])
                 if rc != 0:
                     raise SystemExit(f"floor: check {command!r} failed ({rc}): {out!r}")
-            marks.append(("25 checks (1 exec_run each)", clock()))
+            marks.append((f"{len(self.checks)} checks (1 exec_run each)", clock()))
         finally:
             container.remove(force=True, v=True)
         marks.append(("remove", clock()))
@@ -417,6 +426,17 @@ MOLECULE = "molecule test (create..destroy)"
 OURS_IDEM = "infranode: pytest --infra-idempotence"
 OURS_ANSIBLE = "infranode: pytest"
 THREE_PLATFORMS = "--infra-platform=debian-12,debian-13,debian-12b"
+FLOOR_ONE = "floor: docker-py, debian-12"
+FLOOR_THREE = "floor: docker-py, the three at once"
+
+
+def floor_at_once(floors: list[SdkFloor]) -> float:
+    """Run each floor's steps in a thread of its own, all at once; the wall time of the slowest."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(floors)) as pool:
+        for future in [pool.submit(floor.run) for floor in floors]:
+            future.result()  # a failed round fails the benchmark, as a failed session does
+    return time.perf_counter() - start
 
 
 def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[str]:
@@ -428,7 +448,9 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
        no-op step), then converge; warm: prepared image cached, converge runs; converge-cache
        hit: ``--infra-cache=converge`` with an image of this exact converge;
     4. one platform (the warm run) against three (debian-12, debian-13 and debian-12b, a
-       ``platform_definitions:`` copy of debian-12) at once and one after another;
+       ``platform_definitions:`` copy of debian-12) at once and one after another; and the
+       machine's floor for that ratio: the same create, boot, converge and remove done with
+       docker-py alone for debian-12, and for debian-12, debian-13 and debian-12 in three threads;
     5. with ``molecule``: ``molecule test`` of examples/ansible's role against our `pytest` of
        examples/ansible (with and without ``--infra-idempotence``, which molecule always does).
     """
@@ -445,19 +467,28 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
     before = {i["Id"] for i in engine.list_images(labels.PLATFORM)}
     default_prepare = Catalog().get("debian-12").prepare
     cold_platforms: list[str] = []
-    prepared = engine.prepared_image(Catalog().get("debian-12"), lambda msg: print(msg, file=sys.stderr))[0]
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
+    prepared = engine.prepared_image(Catalog().get("debian-12"), say)[0]
     floor = SdkFloor(
         prepared,
         script_bytes,
         {"SITE_NAME": "infranode-demo"},
         token,
     )
+    prepared_13 = engine.prepared_image(Catalog().get("debian-13"), say)[0]
+    env = {"SITE_NAME": "infranode-demo"}
+    # No checks: ours run test_web.py's 11 through the channel in milliseconds; an exec each
+    # would put half a second of waiting into the floor that ours does not have.
+    floors_of_three = [SdkFloor(i, script_bytes, env, token, []) for i in (prepared, prepared_13, prepared)]
     notes: list[str] = []
     mol: Molecule | None = None
     if molecule is not None:
         mol = Molecule(work, token, molecule, prepared)
         try:
-            mol.setup(lambda msg: print(msg, file=sys.stderr))
+            mol.setup(say)
             notes.append(f"molecule: {mol.versions()}; image {mol.image}, the prepared debian-12 image")
         except Exception as exc:  # say why, measure the rest
             notes.append(f"molecule test: NOT measured: {type(exc).__name__}: {str(exc).strip()[-1500:]}")
@@ -494,6 +525,8 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
         HIT: lambda: session("--infra-platform=debian-12", "--infra-cache=converge", "test_web.py"),
         THREE: lambda: session(THREE_PLATFORMS, "--infra-parallel=3", "test_web.py"),
         THREE_SERIAL: lambda: session(THREE_PLATFORMS, "--infra-parallel=1", "test_web.py"),
+        FLOOR_ONE: floors_of_three[0].run,
+        FLOOR_THREE: lambda: floor_at_once(floors_of_three),
     }
     if mol is not None:
         runs[MOLECULE] = mol.test
@@ -516,7 +549,8 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
                     cpu[name].append(after - cpu_at_start)
             print(f"sessions: round {i + 1}/{rounds} done", file=sys.stderr)
     finally:
-        floor.sweep()
+        for swept in (floor, *floors_of_three):
+            swept.sweep()
         if mol is not None:
             mol.cleanup()
         # Ours: converged images of this run's converge.sh (its hash is one of the key's parts),
@@ -554,19 +588,25 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
         f"3./4. sessions: `pytest test_web.py` of examples/nginx (11 checks), a subprocess ({rounds} rounds)",
         *_median_table(
             "whole session",
-            {k: times[k] for k in (COLD, WARM, HIT, THREE, THREE_SERIAL)},
+            {k: times[k] for k in (COLD, WARM, HIT, THREE, THREE_SERIAL, FLOOR_ONE, FLOOR_THREE)},
             {
                 COLD: (WARM, "x warm"),
                 WARM: (WARM, "x warm"),
                 HIT: (WARM, "x warm"),
                 THREE: (WARM, "x one platform"),
                 THREE_SERIAL: (WARM, "x one platform"),
+                FLOOR_ONE: (FLOOR_ONE, "x floor, one"),
+                FLOOR_THREE: (FLOOR_ONE, "x floor, one"),
             },
         ),
         f"   (cold: {med[COLD] / med[HIT]:.1f}x a converge-cache hit;"
         f" warm: {med[WARM] / med[HIT]:.1f}x a hit;"
         f" three at once: {med[THREE] / med[THREE_SERIAL]:.2f}x three one after another)",
         "   debian-12b is `platform_definitions: {debian-12b: {base: debian-12}}`.",
+        "   floor: create, start, boot wait, put_archive + converge exec, remove, with docker-py in this",
+        "   process (section 2's steps without the checks); three at once: one thread per node, debian-12,",
+        "   debian-13 and debian-12 again. The floor's three at once are"
+        f" {med[FLOOR_THREE] / med[FLOOR_ONE]:.2f}x its one; ours {med[THREE] / med[WARM]:.2f}x ours.",
     ]
     if cpu[WARM] and cpu[THREE]:
         one_cpu, three_cpu = statistics.median(cpu[WARM]), statistics.median(cpu[THREE])
