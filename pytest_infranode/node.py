@@ -91,7 +91,7 @@ class Node:
         self.name = container_name(session_id, platform.name, short_name)
         self.labels = labels.node_labels(session_id, platform.name, self.name, owner)
         self.outcome = ""
-        """At the end of the session: ``removed`` or ``kept``."""
+        """Once the session is done with it: ``removed`` or ``kept``."""
         self.log_tail = ""
         """The container log's tail, saved before a failed node is removed."""
         self.container_id = ""

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 SESSION_KEY = pytest.StashKey["InfraSession"]()
 PLATFORM_KEY = pytest.StashKey[str]()
 TARGET_KEY = pytest.StashKey["Target"]()
+POSITION_KEY = pytest.StashKey[int]()
 LOG_TAIL_LINES = 40
 PLUGIN_NAME = "infranode-session"
 
@@ -489,7 +490,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def _infra_target(request: pytest.FixtureRequest) -> Target:
+def _infra_target(request: pytest.FixtureRequest) -> Generator[Target, None, None]:
     """The platform and node of the current test (parametrized by ``pytest_generate_tests``)."""
     if not hasattr(request, "param"):
         pytest.fail(
@@ -498,7 +499,12 @@ def _infra_target(request: pytest.FixtureRequest) -> Target:
             pytrace=False,
         )
     target: Target = request.param
-    return target
+    yield target
+    # pytest finishes this fixture (after every fixture that uses it) when a test needs another
+    # platform, or at the end: the platform's nodes can go now if no later test uses them.
+    infra = request.config.stash.get(SESSION_KEY, None)
+    if infra is not None:
+        infra.done_with(target.platform)
 
 
 @pytest.fixture(scope="session")
@@ -522,7 +528,8 @@ def infra_node(request: pytest.FixtureRequest, _infra_target: Target) -> Node:
 
     With ``nodes:`` in infranode.yaml, the node named by ``@pytest.mark.infra_node("db")``, else
     the first one. Made and converged (after the nodes it depends on) before the first test that
-    needs it, shared by the session, removed at its end (see ``--infra-keep``).
+    needs it, shared by the session, removed after the last test of its platform (see
+    ``--infra-keep``).
     """
     try:
         return _session(request).node_for(_infra_target.platform, _infra_target.node)
@@ -549,12 +556,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     from pytest_infranode.session import Target
 
     targets: list[Target] = []
-    for item in session.items:
+    for position, item in enumerate(session.items):
+        item.stash[POSITION_KEY] = position
         callspec = getattr(item, "callspec", None)
         fixtures = getattr(item, "fixturenames", ())
-        if callspec is None or "_infra_target" not in callspec.params or item.get_closest_marker("skip"):
+        if callspec is None or "_infra_target" not in callspec.params:
             continue
         target: Target = callspec.params["_infra_target"]
+        infra.last_use[target.platform.name] = position
+        if item.get_closest_marker("skip"):
+            continue
         if "infra_nodes" in fixtures:
             targets += [Target(target.platform, short) for short in infra.node_configs]
         elif "infra_node" in fixtures:
@@ -564,6 +575,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    infra = item.config.stash.get(SESSION_KEY, None)
+    if infra is not None:
+        infra.position = item.stash.get(POSITION_KEY, -1)
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "_infra_target" in callspec.params:
         target: Target = callspec.params["_infra_target"]

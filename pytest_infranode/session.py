@@ -173,6 +173,14 @@ class InfraSession:
         self._make_lock = threading.RLock()
         """Held around what nodes made at once share: networks, the watchdog, image builds."""
         self._image_locks: dict[str, threading.Lock] = {}
+        self.last_use: dict[str, int] = {}
+        """Platform name → position of the last collected test that uses it (see :meth:`done_with`)."""
+        self.position = -1
+        """Position of the test being run, in the collected order."""
+        self._released: set[str] = set()
+        """Platforms whose nodes were removed after their last test (see :meth:`done_with`)."""
+        self._remover: ThreadPoolExecutor | None = None
+        self._removals: list[Future[str | None]] = []
 
     # pytest-xdist: one node per platform and name for all workers
     def become_controller(self) -> dict[str, str]:
@@ -425,6 +433,67 @@ class InfraSession:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    # removal after a platform's last test
+    def done_with(self, platform: Platform) -> None:
+        """pytest has finished ``platform``'s session fixtures (it does so when the next test
+        needs another platform). If no later test uses the platform, its nodes are removed now,
+        side by side with the next tests, instead of at the session's end; nodes that
+        ``--infra-keep`` keeps, and nodes still being made, are left to :meth:`teardown`.
+        """
+        if self.role != "single" or self.last_use.get(platform.name, self.position) >= self.position:
+            return
+        doomed: list[Node] = []
+        with self._lock:
+            for key, node in list(self.nodes.items()):
+                future = self._futures.get(key)
+                if (
+                    node.platform.name != platform.name
+                    or node.state == "removed"
+                    or self.should_keep(node)
+                    or (future is not None and not future.done())
+                ):
+                    continue
+                del self.nodes[key]
+                doomed.append(node)
+            if not doomed:
+                return
+            self._released.add(platform.name)
+        self._start_removing(doomed)
+
+    def _start_removing(self, nodes: list[Node]) -> None:
+        """Remove ``nodes`` in the background, side by side (bounded by :attr:`parallel`); with
+        ``--infra-parallel=1``, one after another before returning."""
+        if self.parallel <= 1:
+            self.teardown_errors.extend(e for e in map(self._remove_safely, nodes) if e is not None)
+            return
+        if self._remover is None:
+            self._remover = ThreadPoolExecutor(self.parallel, thread_name_prefix="infranode-remove")
+        self._removals += [self._remover.submit(self._remove_safely, node) for node in nodes]
+
+    def _remove_all(self, nodes: list[Node]) -> None:
+        """Remove ``nodes`` side by side with any removal still under way, and wait for all of
+        them; every failure is recorded.
+
+        Removing a node is mostly the daemon's work (kill, unmount, delete its layer), so several
+        at once end sooner than one after another.
+        """
+        self._start_removing(nodes)
+        if self._remover is not None:
+            self._remover.shutdown(wait=True)
+            self._remover = None
+        self.teardown_errors.extend(e for e in (f.result() for f in self._removals) if e is not None)
+        self._removals = []
+
+    def _check_not_released(self, target: Target) -> None:
+        if target.platform.name in self._released:
+            raise NodeError(
+                f"node {self.node_name(target)} was removed after the last test that uses platform "
+                f"{target.platform.name}, and a test of it ran later",
+                where=f"platform {target.platform.name}",
+                fix="a plugin changed the order of the tests after collection; run without it, "
+                "or keep the nodes to the end with --infra-keep=always",
+            )
+
     # nodes
     def node_for(self, platform: Platform, short_name: str = "") -> Node:
         """The converged node ``short_name`` of ``platform``, made on first use after the
@@ -434,6 +503,7 @@ class InfraSession:
             be made or converged.
         """
         target = Target(platform, short_name)
+        self._check_not_released(target)
         if self._in_parallel():
             return self._node_in_parallel(target)
         with self._lock:
@@ -857,27 +927,13 @@ class InfraSession:
         node.remove()
         node.outcome = "removed"
 
-    def _remove_all(self, nodes: list[Node]) -> None:
-        """Remove ``nodes`` side by side (bounded by :attr:`parallel`); every failure is recorded.
-
-        Removing a node is mostly the daemon's work (kill, unmount, delete its layer), so several
-        at once end sooner than one after another.
-        """
-
-        def remove(node: Node) -> str | None:
-            try:
-                self._remove(node)
-            except Exception as exc:  # teardown keeps removing, then reports
-                return f"{node.name}: {exc}"
-            return None
-
-        if len(nodes) <= 1 or self.parallel <= 1:
-            errors = [remove(node) for node in nodes]
-        else:
-            workers = min(self.parallel, len(nodes))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="infranode-remove") as pool:
-                errors = list(pool.map(remove, nodes))
-        self.teardown_errors.extend(e for e in errors if e is not None)
+    def _remove_safely(self, node: Node) -> str | None:
+        """Remove ``node``; a failure is returned as a line for the report (teardown keeps going)."""
+        try:
+            self._remove(node)
+        except Exception as exc:
+            return f"{node.name}: {exc}"
+        return None
 
     def teardown(self) -> None:
         """Remove every node (except kept ones) and anything else labelled with this session.
