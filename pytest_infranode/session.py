@@ -477,7 +477,10 @@ class InfraSession:
         Removing a node is mostly the daemon's work (kill, unmount, delete its layer), so several
         at once end sooner than one after another.
         """
-        self._start_removing(nodes)
+        if len(nodes) <= 1 and not self._removals:  # the usual single node: no thread for it
+            self.teardown_errors.extend(e for e in map(self._remove_safely, nodes) if e is not None)
+        else:
+            self._start_removing(nodes)
         if self._remover is not None:
             self._remover.shutdown(wait=True)
             self._remover = None
