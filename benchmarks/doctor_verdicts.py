@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from pytest_infranode.engine import daemon  # noqa: E402
 from pytest_infranode.engine import doctor  # noqa: E402
 from tests.integration import lab  # noqa: E402
+from tests.integration.lab import podman as lab_podman  # noqa: E402
 
 TCP_PORT, TLS_PORT = 42475, 42486  # not the integration tests' ports: both may run at once
 
@@ -361,7 +362,7 @@ def build_rows(work: Path, stack: ExitStack, with_dind: bool) -> list[Row]:
     add(Row("7''", "context -> ssh", context(ssh_env(sshd.home), "bench-ssh", sshd.url)))
     add(Row("7m", "context that does not exist", base_env(work, DOCKER_CONTEXT="nope")))
 
-    podman = lab.start_podman(Path(tempfile.mkdtemp(prefix="inft-bpm-")), ["debian:12"])
+    podman = lab_podman.start_podman(Path(tempfile.mkdtemp(prefix="inft-bpm-")), ["debian:12"], "runc")
     stack.callback(shutil.rmtree, podman.root.parent, ignore_errors=True)
     stack.callback(podman.stop)
     add(Row("8", "Podman API socket", base_env(work, DOCKER_HOST=podman.url)))

@@ -62,6 +62,8 @@ class DaemonInfo:
     os: str
     podman: bool = False
     rootless: bool = False
+    runtime: str = "?"
+    """The OCI runtime new containers get (``runc``, ``crun``): its name, not its path."""
 
 
 OutputSink = Callable[[bytes], None]

@@ -83,7 +83,7 @@ class Engine:
         i = self.info
         kind = "Podman" if i.podman else "Docker"
         return (
-            f"{kind} {i.server_version} (API {i.api_version}, cgroup v{i.cgroup_version}) "
+            f"{kind} {i.server_version} (API {i.api_version}, cgroup v{i.cgroup_version}, {i.runtime}) "
             f"via {i.endpoint} [{i.source}]"
         )
 

@@ -464,4 +464,5 @@ def _daemon_info(client: docker.DockerClient, endpoint: Endpoint) -> DaemonInfo:
         os=str(info.get("OperatingSystem", "?")),
         podman=any("podman" in c.lower() for c in components),
         rootless="rootless" in security,
+        runtime=os.path.basename(str(info.get("DefaultRuntime") or "?")),
     )

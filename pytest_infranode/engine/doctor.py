@@ -938,7 +938,11 @@ def verdict_engine(info: DaemonInfo) -> list[Finding]:
     """The engine, its API version, cgroup set-up, rootless/Podman (pure)."""
     kind = "Podman" if info.podman else "Docker"
     found = [
-        Finding("engine", "ok", f"{kind} {info.server_version} (API {info.api_version}) on {info.os}"),
+        Finding(
+            "engine",
+            "ok",
+            f"{kind} {info.server_version} (API {info.api_version}, OCI runtime {info.runtime}) on {info.os}",
+        ),
         Finding(
             "cgroup",
             "ok",
@@ -1038,7 +1042,7 @@ def _container_check(client: Any) -> Finding:
         return Finding(
             "container",
             "fail",
-            "a throwaway container does not start",
+            "a throwaway container does not start" + _container_cause(str(exc)),
             (doctor_error_text(exc),),
             _container_fix(str(exc)),
             kind="other",
@@ -1056,10 +1060,39 @@ def doctor_error_text(exc: BaseException) -> str:
     return str(getattr(exc, "explanation", None) or exc)
 
 
+def _oci_runtime_named(text: str) -> str:
+    """Which OCI runtime speaks in a daemon's error: each prefixes its own messages (pure)."""
+    for runtime in ("crun", "runc"):
+        if f"{runtime}:" in text or f"{runtime} create failed" in text:
+            return runtime
+    return "the OCI runtime"
+
+
+def _container_cause(text: str) -> str:
+    """A short cause after "does not start", for the failures the doctor knows (pure).
+
+    runc: "error setting rlimit type 7: operation not permitted"; crun: "setrlimit
+    `RLIMIT_NOFILE`: Operation not permitted"; crun on a hybrid host: "cgroups in hybrid mode
+    not supported, drop all controllers from cgroupv2".
+    """
+    if "hybrid mode not supported" in text:
+        return ": crun refuses this hybrid cgroup host (its cgroup v2 hierarchy holds controllers)"
+    if "rlimit" in text.lower():
+        return f": {_oci_runtime_named(text)} may not raise the rlimits Podman asks for (no CAP_SYS_RESOURCE)"
+    return ""
+
+
 def _container_fix(text: str) -> str:
-    if "rlimit" in text:
+    if "hybrid mode not supported" in text:
         return (
-            "Podman cannot raise rlimits here (no CAP_SYS_RESOURCE): set default_ulimits in containers.conf"
+            'run Podman with runc here (runtime = "runc" under [engine] in containers.conf, or '
+            "podman --runtime runc), or boot the host on cgroup v2 alone "
+            "(kernel argument systemd.unified_cgroup_hierarchy=1)"
+        )
+    if "rlimit" in text.lower():
+        return (
+            "Podman cannot raise rlimits here (no CAP_SYS_RESOURCE): set default_ulimits in containers.conf "
+            'to at most the hard limits (ulimit -Hn, -Hu), e.g. default_ulimits = ["nofile=N:N"]'
         )
     if "could not find bridge docker0" in text:
         return "the host's docker0 bridge is gone: restart dockerd"

@@ -1,5 +1,6 @@
 """Podman's Docker-compatible API for real (topology 8): a rootful ``podman system service`` on a
-private socket, with its own storage, holding ``debian:12`` copied from the host daemon.
+private socket, with its own storage, holding ``debian:12`` copied from the host daemon, run
+once with crun and once with runc (``--runtime``; tests/integration/lab/podman.py says why).
 
 The whole node lifecycle goes through it: image build, create, start (systemd as PID 1), exec,
 copy in (put_archive) and out, remove; and the example suite, whose converge reaches the
@@ -22,18 +23,19 @@ from pytest_infranode import labels
 from pytest_infranode.engine import daemon
 from pytest_infranode.engine import doctor
 from tests.integration.conftest import copy_example
-from tests.integration.lab import LabPodman
-from tests.integration.lab import start_podman
+from tests.integration.lab.podman import RUNTIMES
+from tests.integration.lab.podman import LabPodman
+from tests.integration.lab.podman import start_podman
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def podman() -> Iterator[LabPodman]:
+@pytest.fixture(scope="module", params=RUNTIMES)
+def podman(request: pytest.FixtureRequest) -> Iterator[LabPodman]:
     # podman refuses a run root longer than 50 characters: pytest's tmp paths are too long
     base = Path(tempfile.mkdtemp(prefix="inft-pm-"))
     try:
-        lab = start_podman(base, ["debian:12"])
+        lab = start_podman(base, ["debian:12"], request.param)
         yield lab
         lab.stop()
     finally:
@@ -64,6 +66,8 @@ def test_podman_is_detected(tmp_path: Path, podman: LabPodman) -> None:
     assert report.ok, doctor.render_text(report)
     assert by_check["container"].status == "ok"
     assert any("Podman: images load as localhost/NAME" in f.summary for f in report.findings)
+    assert info.runtime == podman.runtime
+    assert any(f"OCI runtime {podman.runtime})" in f.summary for f in report.findings if f.check == "engine")
 
 
 def test_systemd_node_lifecycle_through_podman(pytester: pytest.Pytester, podman: LabPodman) -> None:
@@ -194,5 +198,7 @@ def test_uncapped_rlimits_are_diagnosed(tmp_path: Path, podman: LabPodman) -> No
         assert container.status == "ok", doctor.render_text(report)
         return
     assert container.status == "fail", doctor.render_text(report)
-    assert "error setting rlimit type" in " ".join(container.evidence) + container.summary
+    said = {"runc": "error setting rlimit type", "crun": "setrlimit `RLIMIT_NOFILE`"}[podman.runtime]
+    assert said in " ".join(container.evidence), doctor.render_text(report)
+    assert f"{podman.runtime} may not raise" in container.summary
     assert "set default_ulimits in containers.conf" in container.fix

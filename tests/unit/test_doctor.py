@@ -335,10 +335,18 @@ def test_images_verdict() -> None:
 
 def test_engine_verdict_podman_and_cgroup_v2() -> None:
     info = DaemonInfo(
-        "unix:///run/podman/podman.sock", "Podman socket", "4.3.1", "1.41", "2", "systemd", "Debian", True
+        "unix:///run/podman/podman.sock",
+        "Podman socket",
+        "4.3.1",
+        "1.41",
+        "2",
+        "systemd",
+        "Debian",
+        True,
+        runtime="crun",
     )
     found = doctor.verdict_engine(info)
-    assert found[0].summary.startswith("Podman 4.3.1 (API 1.41)")
+    assert found[0].summary.startswith("Podman 4.3.1 (API 1.41, OCI runtime crun) on Debian")
     assert "host cgroup namespace" in found[1].summary
     assert any("localhost/NAME" in f.summary for f in found)
 
@@ -471,3 +479,35 @@ def test_circleci_remote_docker_job_is_the_tls_lab_topology(tmp_path: Path) -> N
     text = (CI_DIR / "circleci.yml").read_text()
     assert "never sees the job's files" in text
     assert "published ports are not reachable" in text
+
+
+# the words each OCI runtime answers a container start with, as Podman 4.3 relays them
+RUNC_RLIMIT = (
+    "runc: runc create failed: unable to start container process: error during container init: "
+    "error setting rlimits for ready process: error setting rlimit type 7: operation not permitted: "
+    "OCI permission denied"
+)
+CRUN_RLIMIT = "crun: setrlimit `RLIMIT_NOFILE`: Operation not permitted: OCI permission denied"
+CRUN_HYBRID = (
+    "OCI runtime error: crun: cgroups in hybrid mode not supported, drop all controllers from cgroupv2"
+)
+
+
+@pytest.mark.parametrize(("said", "runtime"), [(RUNC_RLIMIT, "runc"), (CRUN_RLIMIT, "crun")])
+def test_rlimit_refusal_is_named_for_either_runtime(said: str, runtime: str) -> None:
+    assert doctor._container_cause(said) == (
+        f": {runtime} may not raise the rlimits Podman asks for (no CAP_SYS_RESOURCE)"
+    )
+    assert "set default_ulimits in containers.conf" in doctor._container_fix(said)
+
+
+def test_crun_on_a_hybrid_host_names_both_ways_out() -> None:
+    assert "crun refuses this hybrid cgroup host" in doctor._container_cause(CRUN_HYBRID)
+    fix = doctor._container_fix(CRUN_HYBRID)
+    assert 'runtime = "runc"' in fix
+    assert "systemd.unified_cgroup_hierarchy=1" in fix
+
+
+def test_unknown_start_failure_gets_no_invented_cause() -> None:
+    assert doctor._container_cause("no such image") == ""
+    assert doctor._container_fix("no such image") == "see the daemon's log for this error"
