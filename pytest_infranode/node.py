@@ -15,6 +15,7 @@ from typing import Literal
 from typing import final
 
 from pytest_infranode import labels
+from pytest_infranode import sandbox
 from pytest_infranode.channel import Channel
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import EngineProtocol
@@ -32,16 +33,19 @@ State = Literal["new", "created", "booted", "converged", "failed", "removed"]
 # up after $1 questions and prints the last answer, so that the caller looks at the container
 # and its deadline between rounds. Before systemd's bus is up the answer
 # is "offline" (or nothing); "starting" until the boot jobs are done.
-BOOT_WAIT = r"""n=$1
+BOOT_WAIT = (
+    sandbox.PROBE
+    + r"""n=$1
 command -v systemctl >/dev/null 2>&1 || { echo no-systemctl; exit 0; }
 while :; do
   s=$(systemctl is-system-running 2>/dev/null)
-  case $s in running|degraded) echo "$s"; exit 0 ;; esac
+  case $s in running|degraded) echo "$s"; sandbox; exit 0 ;; esac
   n=$((n - 1))
   if [ "$n" -le 0 ]; then echo "${s:-unknown}"; exit 0; fi
   sleep "$2"
 done
 """
+)
 BOOT_WAIT_INTERVAL = 0.05  # seconds between two questions
 BOOT_WAIT_ROUND = 40  # questions per exec: about 2 s
 
@@ -104,6 +108,8 @@ class Node:
         """Taken over from a kept node of an earlier session (``--infra-reuse``)."""
         """With ``--infra-cache=converge``: ``hit``, ``miss`` or ``off`` (not cacheable)."""
         self.degraded_units = ""
+        #: whether systemd can sandbox units here (:mod:`pytest_infranode.sandbox`), once booted
+        self.sandbox: sandbox.Verdict = "unknown"
         self.timed_out = False
         self.channel_shell = "/bin/sh"
         """The shell the exec channel starts; "" turns the channel off (one exec per command)."""
@@ -188,7 +194,9 @@ class Node:
                     fix="a systemd platform needs a POSIX /bin/sh in its image",
                     detail=(result.stdout + result.stderr).decode(errors="replace")[-2000:],
                 )
-            status = result.stdout.decode(errors="replace").strip()
+            status, _, probed = result.stdout.decode(errors="replace").strip().partition("\n")
+            if status in ("running", "degraded"):
+                self._report_sandbox(sandbox.parse(probed))
             if status == "running":
                 return
             if status == "no-systemctl":
@@ -219,6 +227,13 @@ class Node:
                     f"`docker exec {self.name} systemctl list-jobs`",
                     detail="--- container log (tail) ---\n" + self.engine.logs(self.container_id, 30),
                 )
+
+    def _report_sandbox(self, verdict: sandbox.Verdict) -> None:
+        """Say so when this node's systemd cannot sandbox units (never silently weaker)."""
+        self.sandbox = verdict
+        said = sandbox.warning(verdict, f"{self.name} ({self.platform.name})")
+        if said is not None:
+            warnings.warn(InfranodeWarning(said), stacklevel=3)
 
     def run(
         self, command: str, *, env: Mapping[str, str] | None = None, user: str | None = None

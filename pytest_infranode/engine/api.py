@@ -64,6 +64,13 @@ class DaemonInfo:
     rootless: bool = False
     runtime: str = "?"
     """The OCI runtime new containers get (``runc``, ``crun``): its name, not its path."""
+    security: tuple[str, ...] = ()
+    """The names of the security options the daemon applies (``apparmor``, ``seccomp``,
+    ``selinux``, ``userns``, ``rootless``, ``cgroupns``), from its ``SecurityOptions``."""
+
+    @property
+    def apparmor(self) -> bool:
+        return "apparmor" in self.security
 
 
 OutputSink = Callable[[bytes], None]

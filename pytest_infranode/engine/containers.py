@@ -16,31 +16,56 @@ from pytest_infranode.engine.api import DaemonInfo
 SYSTEMD_STOP_SIGNAL = "SIGRTMIN+3"
 
 
-SystemdCgroupMode = Literal["host-rw", "podman-native"]
+SystemdCgroupMode = Literal["host-rw", "private-rw", "podman-native"]
+
+# Docker mounts a private cgroup namespace's /sys/fs/cgroup read-only for every container that is
+# not privileged; systemd must create init.scope and its slices there. The node's PID 1 is this
+# script: it remounts the namespace's own cgroup tree (the container's subtree, nothing above it)
+# read-write, says so in the log if it may not, and becomes the platform's init.
+CGROUP_REMOUNT = (
+    "mount -o remount,rw /sys/fs/cgroup 2>/dev/null || echo 'infranode: /sys/fs/cgroup stays "
+    'read-only (the remount was refused): systemd cannot make its cgroups\' >&2; exec "$@"'
+)
 
 
 def systemd_cgroup_mode(daemon: DaemonInfo) -> SystemdCgroupMode:
     """How a systemd PID 1 gets the writable cgroup tree it needs, on this daemon. Pure.
 
-    - Docker, cgroup v1 (this project's own machines, Docker 20.10): ``host-rw``. Docker's
-      default mounts leave the controllers read-only and systemd exits with "Failed to allocate
-      manager object: No such file or directory"; a private cgroup namespace fails the same way
-      (both measured, docs/systemd-nodes.md).
-    - Docker, cgroup v2 (GitHub's ubuntu-22.04/24.04 runners, Docker >= 20.10 on systemd hosts):
-      ``host-rw``. The default there is a *private* namespace with a read-only /sys/fs/cgroup,
-      where systemd fails with "Failed to create /init.scope control group: Read-only file
-      system" (moby#42275, systemd#19245); ``--cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw``
-      is the documented non-privileged recipe (actions/runner-images#6809). A ``:ro`` bind only
-      ever worked by accident: Docker 25 made read-only binds recursive.
-    - Rootless Docker: ``host-rw`` as well. Its containers live in the user's delegated
-      subtree (``user@UID.service``), which the user may write; the host namespace shows
-      systemd that subtree. Not proven on a real rootless daemon by this project.
+    Measured on real daemons (docs/systemd-nodes.md has the matrices):
+
+    - Docker, cgroup v1 (this project's machines, Docker 20.10): ``host-rw``, the host's cgroup
+      namespace with /sys/fs/cgroup bound read-write. Docker's default mounts leave the
+      controllers read-only and systemd exits ("Failed to allocate manager object"); a private
+      namespace fails the same way.
+    - Docker, cgroup v2 (GitHub's ubuntu-22.04/24.04 runners; measured on Docker 20.10 with
+      AppArmor in the project's QEMU lab): ``private-rw``, a private cgroup namespace whose
+      read-only cgroup2 mount PID 1 remounts read-write before it becomes systemd
+      (:data:`CGROUP_REMOUNT`; CAP_SYS_ADMIN, which systemd nodes have anyway, allows it). The
+      node sees and may write only its own subtree. The host namespace with a rw bind boots too,
+      but hands the node the host's whole cgroup tree; without the remount systemd exits with
+      "Failed to create /init.scope control group: Read-only file system".
+    - Rootless Docker: ``host-rw`` on v1, ``private-rw`` on v2, like rootful; not proven on a real
+      rootless daemon by this project.
     - Podman (rootful or rootless, v1 or v2): ``podman-native``. Podman recognises an init
-      command (``/sbin/init``, ``systemd``) and mounts /run, /tmp and a writable cgroup
-      itself (its ``--systemd=true`` default); a private cgroup namespace with ``--systemd`` on
-      v1 is refused (podman#17736), so nothing is forced.
+      command and mounts /run, /tmp and a writable cgroup itself (``--systemd=true``).
     """
-    return "podman-native" if daemon.podman else "host-rw"
+    if daemon.podman:
+        return "podman-native"
+    return "private-rw" if daemon.cgroup_version == "2" else "host-rw"
+
+
+def systemd_security_opt(daemon: DaemonInfo) -> list[str]:
+    """Security options a systemd node needs on this daemon. Pure.
+
+    Docker's default AppArmor profile (``docker-default``) denies mount(2): the cgroup remount
+    above fails, and so does every mount namespace systemd sets up to sandbox a unit
+    (``PrivateTmp=``, ``ProtectSystem=``: "Failed to set up mount namespacing: Permission
+    denied"), and Debian 13's systemd does not boot at all. A profile of our own cannot be loaded
+    into a remote daemon's kernel, so a systemd node on an AppArmor daemon runs unconfined by
+    AppArmor; seccomp keeps Docker's default profile, and no other option is changed. Podman's
+    own systemd handling is left as it is.
+    """
+    return ["apparmor=unconfined"] if daemon.apparmor and not daemon.podman else []
 
 
 def create_kwargs(spec: ContainerSpec, daemon: DaemonInfo) -> dict[str, Any]:
@@ -48,7 +73,8 @@ def create_kwargs(spec: ContainerSpec, daemon: DaemonInfo) -> dict[str, Any]:
 
     Never privileged unless the platform asks for it (``privileged: true``). A systemd node gets
     the platform's capabilities (CAP_SYS_ADMIN for the built-ins), tmpfs on /run, /run/lock and
-    /tmp, the cgroup set-up chosen by :func:`systemd_cgroup_mode`, and a terminal: without one
+    /tmp, the cgroup set-up chosen by :func:`systemd_cgroup_mode`, the security options of
+    :func:`systemd_security_opt` (AppArmor daemons only), and a terminal: without one
     Docker gives PID 1 no /dev/console and systemd's own log (the one that says why it did not
     boot) is lost.
     """
@@ -79,12 +105,19 @@ def create_kwargs(spec: ContainerSpec, daemon: DaemonInfo) -> dict[str, Any]:
         kwargs["stop_signal"] = SYSTEMD_STOP_SIGNAL
         kwargs["tty"] = True
         kwargs["environment"].setdefault("container", "podman" if daemon.podman else "docker")
-        if systemd_cgroup_mode(daemon) == "podman-native":
+        mode = systemd_cgroup_mode(daemon)
+        if mode == "podman-native":
             # Podman mounts /run, /tmp and the cgroup tree for an init command by itself.
             kwargs["tmpfs"] = {}
+        elif mode == "private-rw":
+            kwargs["cgroupns"] = "private"
+            kwargs["entrypoint"] = ["/bin/sh", "-c", CGROUP_REMOUNT, "infranode-init"]
+            kwargs["command"] = list(spec.command) or ["/sbin/init"]
         else:
             kwargs["cgroupns"] = "host"
             kwargs["volumes"] = {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}}
+        if security_opt := systemd_security_opt(daemon):
+            kwargs["security_opt"] = security_opt
     return kwargs
 
 

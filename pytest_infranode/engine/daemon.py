@@ -453,7 +453,7 @@ def _daemon_info(client: docker.DockerClient, endpoint: Endpoint) -> DaemonInfo:
     version = client.version()
     info = client.info()
     components = [c.get("Name", "") for c in version.get("Components", []) or []]
-    security = " ".join(info.get("SecurityOptions", []) or [])
+    security = security_option_names(info.get("SecurityOptions"))
     return DaemonInfo(
         endpoint=endpoint.url,
         source=endpoint.source,
@@ -465,4 +465,17 @@ def _daemon_info(client: docker.DockerClient, endpoint: Endpoint) -> DaemonInfo:
         podman=any("podman" in c.lower() for c in components),
         rootless="rootless" in security,
         runtime=os.path.basename(str(info.get("DefaultRuntime") or "?")),
+        security=security,
     )
+
+
+def security_option_names(options: object) -> tuple[str, ...]:
+    """``["name=apparmor", "name=seccomp,profile=default"]`` -> ``("apparmor", "seccomp")``; the
+    old plain form (``["apparmor", "seccomp"]``) too. Pure."""
+    names: list[str] = []
+    for option in options if isinstance(options, list) else []:
+        fields = dict(f.partition("=")[::2] for f in str(option).split(","))
+        name = fields.get("name") or str(option).split(",")[0]
+        if name and name not in names:
+            names.append(name)
+    return tuple(names)

@@ -47,6 +47,7 @@ def test_nodes_boot_running_with_real_sandboxing(pytester: pytest.Pytester, infr
     pytester.makepyfile(
         """
         def test_sandboxed(host, infra_node):
+            assert infra_node.sandbox == "ok"
             assert host.check_output("systemctl is-system-running") == "running"
             assert host.service("sandboxed").is_running
             pid = host.check_output("systemctl show -p MainPID --value sandboxed")
@@ -89,8 +90,34 @@ def test_degraded_boot_is_reported_with_the_failed_unit(pytester: pytest.Pyteste
     )
     pytester.makepyfile("def test_up(host):\n    assert host.check_output('hostname')\n")
     run = infra_run("--infra-platform=bare-13", "-W", "default::pytest_infranode.InfranodeWarning")
-    run.result.assert_outcomes(passed=1, warnings=1)
+    run.result.assert_outcomes(passed=1, warnings=2)
     run.result.stdout.fnmatch_lines(["*InfranodeWarning*booted degraded; failed units:*", "*tmp.mount*"])
+    run.result.stdout.fnmatch_lines(["*systemd cannot sandbox units: the node lacks CAP_SYS_ADMIN*"])
+
+
+def test_node_that_cannot_sandbox_units_is_reported(pytester: pytest.Pytester, infra_run: Run) -> None:
+    """debian-12 without CAP_SYS_ADMIN boots `running` and its units start, unsandboxed: the
+    session says so with the cause and the fix instead of passing in silence."""
+    pytester.makefile(
+        ".yaml",
+        infranode=SHELL_NOOP
+        + "platform_definitions:\n  weak-12:\n    base: debian-12\n    capabilities: []\n",
+    )
+    pytester.makepyfile(
+        """
+        def test_up(host, infra_node):
+            assert host.check_output("systemctl is-system-running") == "running"
+            assert infra_node.sandbox == "no-cap-sys-admin"
+        """
+    )
+    run = infra_run("--infra-platform=weak-12", "-W", "default::pytest_infranode.InfranodeWarning")
+    run.result.assert_outcomes(passed=1, warnings=1)
+    run.result.stdout.fnmatch_lines(
+        [
+            "*InfranodeWarning*(weak-12): systemd cannot sandbox units: the node lacks CAP_SYS_ADMIN"
+            "*Fix: keep SYS_ADMIN*"
+        ]
+    )
 
 
 def test_init_that_never_comes_up_fails_with_its_log(

@@ -13,6 +13,7 @@ import pytest
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import DaemonInfo
 from pytest_infranode.engine.api import ExecResult
+from pytest_infranode.engine.containers import CGROUP_REMOUNT
 from pytest_infranode.engine.containers import SYSTEMD_STOP_SIGNAL
 from pytest_infranode.engine.containers import create_kwargs
 from pytest_infranode.engine.containers import systemd_cgroup_mode
@@ -29,7 +30,9 @@ CGROUP_VOLUME = {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}}
 LABELS = {"infranode.session": "s1", "infranode.platform": "debian-12", "infranode.node": "n1"}
 
 
-def daemon(*, cgroup_version: str = "2", podman: bool = False, rootless: bool = False) -> DaemonInfo:
+def daemon(
+    *, cgroup_version: str = "2", podman: bool = False, rootless: bool = False, security: tuple[str, ...] = ()
+) -> DaemonInfo:
     return DaemonInfo(
         endpoint="unix:///var/run/docker.sock",
         source="default",
@@ -40,6 +43,7 @@ def daemon(*, cgroup_version: str = "2", podman: bool = False, rootless: bool = 
         os="Debian GNU/Linux 12 (bookworm)",
         podman=podman,
         rootless=rootless,
+        security=security,
     )
 
 
@@ -55,9 +59,8 @@ SYSTEMD_SPEC = ContainerSpec(
 )
 
 
-@pytest.mark.parametrize("cgroup_version", ["1", "2"])
-def test_systemd_on_docker(cgroup_version: str) -> None:
-    kwargs = create_kwargs(SYSTEMD_SPEC, daemon(cgroup_version=cgroup_version))
+def test_systemd_on_docker_cgroup_v1() -> None:
+    kwargs = create_kwargs(SYSTEMD_SPEC, daemon(cgroup_version="1"))
     assert "privileged" not in kwargs
     assert kwargs["cgroupns"] == "host"
     assert kwargs["volumes"] == CGROUP_VOLUME
@@ -74,6 +77,35 @@ def test_systemd_on_docker(cgroup_version: str) -> None:
     # A terminal gives systemd a /dev/console: its boot log reaches `docker logs`.
     assert kwargs["tty"] is True
     assert "network" not in kwargs
+    assert "entrypoint" not in kwargs
+    assert "security_opt" not in kwargs
+
+
+def test_systemd_on_docker_cgroup_v2_remounts_its_own_namespace() -> None:
+    """A private cgroup namespace (the node sees only its own subtree), no bind of the host's
+    tree, and PID 1 a shell that remounts that namespace's cgroup2 read-write, then execs init."""
+    kwargs = create_kwargs(SYSTEMD_SPEC, daemon(cgroup_version="2"))
+    assert kwargs["cgroupns"] == "private"
+    assert "volumes" not in kwargs
+    assert kwargs["entrypoint"] == ["/bin/sh", "-c", CGROUP_REMOUNT, "infranode-init"]
+    assert kwargs["command"] == ["/sbin/init"]
+    assert CGROUP_REMOUNT.startswith("mount -o remount,rw /sys/fs/cgroup ")
+    assert CGROUP_REMOUNT.endswith('exec "$@"')
+    assert kwargs["cap_add"] == ["SYS_ADMIN"]
+    assert kwargs["tmpfs"] == dict(SYSTEMD_TMPFS)
+    assert "privileged" not in kwargs
+    assert "security_opt" not in kwargs  # no AppArmor on this daemon: nothing to loosen
+
+
+@pytest.mark.parametrize("cgroup_version", ["1", "2"])
+def test_apparmor_daemons_run_systemd_nodes_unconfined_by_apparmor_only(cgroup_version: str) -> None:
+    info = daemon(cgroup_version=cgroup_version, security=("apparmor", "seccomp", "cgroupns"))
+    kwargs = create_kwargs(SYSTEMD_SPEC, info)
+    assert kwargs["security_opt"] == ["apparmor=unconfined"]  # seccomp stays Docker's default
+    assert "privileged" not in kwargs
+    plain = dataclasses.replace(SYSTEMD_SPEC, init="none", command=("sleep", "infinity"))
+    assert "security_opt" not in create_kwargs(plain, info)
+    assert "security_opt" not in create_kwargs(SYSTEMD_SPEC, dataclasses.replace(info, podman=True))
 
 
 def test_systemd_on_podman() -> None:
@@ -91,8 +123,9 @@ def test_systemd_on_podman() -> None:
     ("cgroup_version", "podman", "rootless", "mode"),
     [
         ("1", False, False, "host-rw"),
-        ("2", False, False, "host-rw"),
-        ("2", False, True, "host-rw"),
+        ("2", False, False, "private-rw"),
+        ("1", False, True, "host-rw"),
+        ("2", False, True, "private-rw"),
         ("1", True, False, "podman-native"),
         ("2", True, False, "podman-native"),
         ("2", True, True, "podman-native"),
@@ -108,6 +141,9 @@ def test_cgroup_mode_per_daemon(cgroup_version: str, podman: bool, rootless: boo
         assert kwargs["cgroupns"] == "host"
         assert kwargs["volumes"] == CGROUP_VOLUME
         assert kwargs["tmpfs"] == dict(SYSTEMD_TMPFS)
+    elif mode == "private-rw":
+        assert kwargs["cgroupns"] == "private"
+        assert "volumes" not in kwargs
     else:
         assert "cgroupns" not in kwargs
         assert "volumes" not in kwargs
