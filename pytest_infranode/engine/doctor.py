@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import Literal
 
+from pytest_infranode import sandbox
+from pytest_infranode.engine import containers
 from pytest_infranode.errors import DaemonError
 from pytest_infranode.errors import DaemonPermissionDenied
 from pytest_infranode.errors import DaemonTLSError
@@ -946,14 +948,29 @@ def verdict_engine(info: DaemonInfo) -> list[Finding]:
         Finding(
             "cgroup",
             "ok",
-            f"cgroup v{info.cgroup_version}, driver {info.cgroup_driver}"
-            + (
-                " (systemd nodes get a host cgroup namespace and a writable /sys/fs/cgroup)"
-                if info.cgroup_version == "2"
-                else ""
-            ),
+            f"cgroup v{info.cgroup_version}, driver {info.cgroup_driver}; security options: "
+            + (", ".join(info.security) or "none reported"),
         ),
+        Finding("systemd", "info", "systemd nodes get " + systemd_recipe(info)),
     ]
+    if "selinux" in info.security:
+        found.append(
+            Finding(
+                "systemd",
+                "info",
+                "SELinux is enforced by the daemon: systemd nodes need `setsebool -P "
+                "container_manage_cgroup on` on the host (not proven by this project)",
+            )
+        )
+    if "userns" in info.security:
+        found.append(
+            Finding(
+                "systemd",
+                "info",
+                "userns-remap: a node's root is an unprivileged user on the host; systemd nodes "
+                "are not proven there by this project",
+            )
+        )
     if info.rootless:
         found.append(Finding("engine", "info", "rootless daemon: nodes cannot change kernel settings"))
     if info.podman:
@@ -965,6 +982,25 @@ def verdict_engine(info: DaemonInfo) -> list[Finding]:
             )
         )
     return found
+
+
+def systemd_recipe(info: DaemonInfo) -> str:
+    """What a systemd node gets on this daemon, in words (pure; engine/containers.py decides)."""
+    mode = containers.systemd_cgroup_mode(info)
+    if mode == "podman-native":
+        return "Podman's own systemd set-up (it mounts /run, /tmp and a writable cgroup tree), CAP_SYS_ADMIN"
+    cgroup = (
+        "a private cgroup namespace whose cgroup2 mount PID 1 remounts read-write (the node's own subtree)"
+        if mode == "private-rw"
+        else "the host's cgroup namespace with /sys/fs/cgroup bound read-write"
+    )
+    security = containers.systemd_security_opt(info)
+    confined = (
+        "AppArmor unconfined (docker-default denies the mounts systemd needs)"
+        if security
+        else "no AppArmor profile to relax"
+    )
+    return f"{cgroup}, CAP_SYS_ADMIN, {confined}; seccomp stays the daemon's default"
 
 
 def verdict_images(present: Sequence[str], wanted: Sequence[str]) -> Finding:
@@ -998,6 +1034,7 @@ def engine_findings(client: Any, info: DaemonInfo, *, images: Sequence[str], ci:
         )
     else:
         found.append(_container_check(client))
+        found.append(_systemd_check(client, info))
         found.append(_bind_mount_check(client, ci))
     if images:
         found.append(verdict_images([i for i in images if _has_image(client, i)], images))
@@ -1053,6 +1090,90 @@ def _container_check(client: Any) -> Finding:
         )
     return Finding(
         "container", "ok", f"a throwaway {DOCTOR_IMAGE} container ran ({time.monotonic() - started:.1f} s)"
+    )
+
+
+# Run in a throwaway container with a systemd node's flags (its PID 1 wrapper included), instead
+# of systemd: may the node make its cgroups, and may systemd sandbox units there?
+SYSTEMD_PROBE = (
+    sandbox.PROBE
+    + 'd=/sys/fs/cgroup; [ -d "$d/systemd" ] && d="$d/systemd"\n'
+    + 'if mkdir "$d/infranode-doctor-$$" 2>/dev/null; then rmdir "$d/infranode-doctor-$$"; echo cgroup=rw; '
+    + "else echo cgroup=ro; fi\n"
+    + 'echo "sandbox=$(sandbox)"\n'
+)
+
+
+def _systemd_check(client: Any, info: DaemonInfo) -> Finding:
+    """A container made as a systemd node is (engine/containers.py), running the probe above."""
+    import docker.errors
+
+    from pytest_infranode.engine.api import ContainerSpec
+
+    if info.podman:
+        return Finding(
+            "systemd",
+            "info",
+            "Podman sets up a systemd node's cgroups itself when its command is an init: not probed",
+        )
+    spec = ContainerSpec(
+        name=f"infranode-doctor-{os.getpid()}-{time.time_ns()}",
+        image=DOCTOR_IMAGE,
+        hostname="infranode-doctor",
+        labels={DOCTOR_LABEL: f"{os.uname().nodename}:{os.getpid()}"},
+        command=("/bin/sh", "-c", SYSTEMD_PROBE),
+        init="systemd",
+        tmpfs={"/run": "rw,nosuid,nodev,exec,mode=755", "/run/lock": "", "/tmp": ""},
+        cap_add=("SYS_ADMIN",),
+    )
+    kwargs = containers.create_kwargs(spec, info)
+    kwargs.update(tty=False, network_mode="none")
+    kwargs.pop("stop_signal", None)
+    try:
+        container = client.containers.create(**kwargs)
+    except docker.errors.APIError as exc:
+        return Finding(
+            "systemd", "fail", "a container with a systemd node's flags is refused", (doctor_error_text(exc),)
+        )
+    try:
+        container.start()
+        container.wait(timeout=60)
+        output = bytes(container.logs()).decode("utf-8", "replace")
+    except docker.errors.APIError as exc:
+        return Finding(
+            "systemd",
+            "fail",
+            "a container with a systemd node's flags does not start",
+            (doctor_error_text(exc),),
+        )
+    finally:
+        container.remove(force=True, v=True)
+    return verdict_systemd(output, systemd_recipe(info))
+
+
+def verdict_systemd(output: str, recipe: str) -> Finding:
+    """The probe's ``cgroup=`` and ``sandbox=`` lines, as one finding (pure)."""
+    said = dict(line.partition("=")[::2] for line in output.splitlines() if "=" in line)
+    verdict = sandbox.parse(said.get("sandbox", ""))
+    evidence = tuple(line for line in output.splitlines() if line.strip())
+    if said.get("cgroup") != "rw":
+        return Finding(
+            "systemd",
+            "fail",
+            "systemd nodes will not boot: their cgroup tree is read-only",
+            evidence,
+            "the daemon refused what systemd nodes get here (" + recipe + "); "
+            "`infranode doctor --json` shows the security options; with AppArmor or SELinux "
+            "see docs/systemd-nodes.md",
+        )
+    warned = sandbox.warning(verdict, "systemd nodes")
+    if warned is not None:
+        what, _, fix = warned.partition(" Fix: ")
+        return Finding("systemd", "warn", what, evidence, fix)
+    if verdict == "unknown":
+        return Finding("systemd", "info", "systemd nodes boot; unit sandboxing could not be asked", evidence)
+    return Finding(
+        "systemd", "ok", "systemd nodes boot and can sandbox units (cgroups writable, mount namespaces)"
     )
 
 

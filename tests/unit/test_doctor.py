@@ -347,7 +347,7 @@ def test_engine_verdict_podman_and_cgroup_v2() -> None:
     )
     found = doctor.verdict_engine(info)
     assert found[0].summary.startswith("Podman 4.3.1 (API 1.41, OCI runtime crun) on Debian")
-    assert "host cgroup namespace" in found[1].summary
+    assert "Podman's own systemd set-up" in found[2].summary
     assert any("localhost/NAME" in f.summary for f in found)
 
 
@@ -511,3 +511,52 @@ def test_crun_on_a_hybrid_host_names_both_ways_out() -> None:
 def test_unknown_start_failure_gets_no_invented_cause() -> None:
     assert doctor._container_cause("no such image") == ""
     assert doctor._container_fix("no such image") == "see the daemon's log for this error"
+
+
+def _info(cgroup: str, security: tuple[str, ...] = (), podman: bool = False) -> DaemonInfo:
+    return DaemonInfo(
+        "unix:///d", "default", "26.1", "1.45", cgroup, "systemd", "Ubuntu", podman, security=security
+    )
+
+
+def test_engine_verdict_names_security_options_and_the_systemd_recipe() -> None:
+    found = doctor.verdict_engine(_info("2", ("apparmor", "seccomp", "cgroupns")))
+    by = {(f.check, f.status): f.summary for f in found}
+    assert by[("cgroup", "ok")] == "cgroup v2, driver systemd; security options: apparmor, seccomp, cgroupns"
+    recipe = by[("systemd", "info")]
+    assert "a private cgroup namespace whose cgroup2 mount PID 1 remounts read-write" in recipe
+    assert "AppArmor unconfined" in recipe
+    assert "seccomp stays the daemon's default" in recipe
+    v1 = {f.check: f.summary for f in doctor.verdict_engine(_info("1", ("seccomp",)))}
+    assert "the host's cgroup namespace with /sys/fs/cgroup bound read-write" in v1["systemd"]
+    assert "no AppArmor profile to relax" in v1["systemd"]
+
+
+def test_engine_verdict_says_what_is_unproven_under_selinux_and_userns() -> None:
+    said = " ".join(f.summary for f in doctor.verdict_engine(_info("2", ("selinux", "userns"))))
+    assert "container_manage_cgroup" in said
+    assert "userns-remap" in said
+
+
+@pytest.mark.parametrize(
+    ("output", "status", "words"),
+    [
+        ("cgroup=rw\nsandbox=ok\n", "ok", "can sandbox units"),
+        ("cgroup=rw\nsandbox=no-cap-sys-admin\n", "warn", "lacks CAP_SYS_ADMIN"),
+        ("cgroup=rw\nsandbox=mount-denied\n", "warn", "refuses mounts in a new mount namespace"),
+        ("cgroup=rw\nsandbox=unknown\n", "info", "could not be asked"),
+        (
+            "infranode: /sys/fs/cgroup stays read-only\ncgroup=ro\nsandbox=ok\n",
+            "fail",
+            "cgroup tree is read-only",
+        ),
+    ],
+)
+def test_systemd_probe_verdicts(output: str, status: str, words: str) -> None:
+    found = doctor.verdict_systemd(output, "RECIPE")
+    assert found.check == "systemd"
+    assert found.status == status
+    assert words in found.summary
+    if status in ("warn", "fail"):
+        assert found.fix
+        assert found.evidence
