@@ -21,8 +21,8 @@ from pytest_infranode.errors import DaemonError
 from pytest_infranode.errors import InfranodeError
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.platforms import Platform
+from pytest_infranode.progress import ProgressPlugin
 from pytest_infranode.provisioners import BUILTIN_MODULES
-from pytest_infranode.provisioners.streaming import ProgressPlugin
 from pytest_infranode.settings import KEEP_CHOICES
 from pytest_infranode.settings import PULL_CHOICES
 from pytest_infranode.settings import RawOptions
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from pytest_infranode.node import Node
     from pytest_infranode.session import InfraSession
-    from pytest_infranode.session import Target
+    from pytest_infranode.targets import Target
 
 SESSION_KEY = pytest.StashKey["InfraSession"]()
 PLATFORM_KEY = pytest.StashKey[str]()
@@ -359,7 +359,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("infra_platforms")
     if marker is not None:
         _check_marker(marker, infra)
-    from pytest_infranode.session import Target
+    from pytest_infranode.targets import Target
 
     shorts = _chosen_nodes(metafunc, infra)
     params = []
@@ -553,7 +553,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     infra = session.config.stash.get(SESSION_KEY, None)
     if infra is None:
         return
-    from pytest_infranode.session import Target
+    from pytest_infranode.targets import Target
 
     targets: list[Target] = []
     for position, item in enumerate(session.items):
@@ -567,7 +567,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if item.get_closest_marker("skip"):
             continue
         if "infra_nodes" in fixtures:
-            targets += [Target(target.platform, short) for short in infra.node_configs]
+            targets += [Target(target.platform, short) for short in infra.layout.configs]
         elif "infra_node" in fixtures:
             targets.append(target)
     infra.plan(targets)
