@@ -14,7 +14,7 @@ from pytest_infranode import reaper
 from pytest_infranode.engine import Engine
 from pytest_infranode.errors import InfranodeError
 from pytest_infranode.node import Node
-from pytest_infranode.settings import KeepPolicy as Policy
+from pytest_infranode.options import KeepPolicy as Policy
 
 
 def keeps(policy: Policy, *, platform_failed: bool) -> bool:
