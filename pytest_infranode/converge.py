@@ -26,7 +26,7 @@ from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import MaskingSink
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.base import mask
-from pytest_infranode.provisioners.base import secret_values
+from pytest_infranode.provisioners.base import secrets_of
 from pytest_infranode.settings import ProvisionerConfig
 from pytest_infranode.settings import Settings
 
@@ -80,13 +80,14 @@ class Converger:
         log_path = self.log_dir / f"{node.name}.converge.log"
         started = time.monotonic()
         self.say(f"{node.platform.name}: converging {node.name} with {provisioner.name} (log: {log_path})")
-        secrets = secret_values(config.options.get("secret_env"), os.environ)
+        secrets = secrets_of(config, os.environ)
         with self._log_sink(node, log_path, secrets, append=False) as output:
             # A converge past its timeout is ended by stopping the node: that works for every
             # provisioner, whether it runs in the node or on the runner.
             timer = threading.Timer(self.settings.converge_timeout, node.stop_converge)
             timer.daemon = True
             timer.start()
+            node.begin_converge()
             try:
                 result: ConvergeResult | None = self.hook.pytest_infranode_converge(
                     node=node, provisioner=provisioner, config=config, output=output
@@ -127,7 +128,7 @@ class Converger:
         """Molecule's ``side_effect``: commands run in the node after its converge."""
         log_path = Path(node.converge_log)
         started = time.monotonic()
-        secrets = secret_values(config.options.get("secret_env"), os.environ)
+        secrets = secrets_of(config, os.environ)
         with self._log_sink(node, log_path, secrets, append=True) as output:
             for command in commands:
                 output(f"--- side_effect: {command}\n".encode())
@@ -187,6 +188,7 @@ class Converger:
         started = time.monotonic()
         with self._log_sink(node, log_path, secrets, append=True) as output:
             output(b"\n--- infranode: second converge (idempotence check) ---\n")
+            node.begin_converge()
             result: ConvergeResult | None = self.hook.pytest_infranode_converge(
                 node=node, provisioner=provisioner, config=config, output=output
             )

@@ -107,6 +107,8 @@ class Node:
         """Taken over from a kept node of an earlier session (``--infra-reuse``)."""
         self.degraded_units = ""
         self.timed_out = False
+        self.converge_round = 0
+        """1 during the first converge, 2 during the idempotence check's (see :meth:`begin_converge`)."""
         self.channel_shell = "/bin/sh"
         """The shell the exec channel starts; "" turns the channel off (one exec per command)."""
         self._channel: Channel | None = None
@@ -323,6 +325,10 @@ class Node:
         self.converge_log = converge_log
         self.converge_cache = converge_cache
         self.state = "converged"
+
+    def begin_converge(self) -> None:
+        """A converge of the node starts: the first, or the idempotence check's second."""
+        self.converge_round += 1
 
     def converged(self, log_path: str = "") -> None:
         """The converge (or the converge cache) made the booted node the machine under test."""
