@@ -11,7 +11,7 @@ from typing import final
 
 from pytest_infranode import labels
 from pytest_infranode import reaper
-from pytest_infranode.engine import Engine
+from pytest_infranode.engine.api import EngineProtocol
 from pytest_infranode.errors import InfranodeError
 from pytest_infranode.node import Node
 from pytest_infranode.options import KeepPolicy as Policy
@@ -69,7 +69,11 @@ class Kept:
 
 
 def keep_workers_nodes(
-    engine: Engine, session_id: str, policy: KeepPolicy, failed: set[str], report: Callable[[str], None]
+    engine: EngineProtocol,
+    session_id: str,
+    policy: KeepPolicy,
+    failed: set[str],
+    report: Callable[[str], None],
 ) -> tuple[list[Kept], set[str]]:
     """The controller of xdist workers keeps the nodes the policy names (renamed so that the
     session's sweep spares them); the sweep removes the rest. Returns them and their ids."""

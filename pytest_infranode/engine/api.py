@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
 from typing import Protocol
 from typing import final
 
@@ -120,3 +121,5 @@ class EngineProtocol(Protocol):
     def rename_container(self, container_id: str, name: str) -> None: ...
 
     def remove_container(self, container_id: str) -> None: ...
+
+    def list_containers(self, label_filters: Sequence[str]) -> list[dict[str, Any]]: ...
