@@ -4,6 +4,7 @@ background, and every failure kept as a line for the report (removal keeps going
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from collections.abc import Iterable
 from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,8 @@ from typing import final
 
 import pluggy
 
+from pytest_infranode import reaper
+from pytest_infranode.engine import Engine
 from pytest_infranode.node import Node
 
 
@@ -79,3 +82,24 @@ class Remover:
             if problem is not None:
                 self.report(problem)
         self._removals = []
+
+
+def sweep_session(
+    engine: Engine,
+    session_id: str,
+    keep_ids: set[str],
+    networks: dict[str, str],
+    report: Callable[[str], None],
+) -> None:
+    """Remove whatever else carries the session's label (a node made by a crashed thread, its
+    networks), sparing kept nodes; ``networks`` loses those removed."""
+    try:
+        reaper.sweep(engine, session_id=session_id, keep=frozenset(keep_ids))
+    except Exception as exc:
+        report(f"sweep of session {session_id}: {exc}")
+    for platform_name, network_id in list(networks.items()):
+        try:  # the sweep removed it already, unless a kept node still uses it
+            if engine.remove_network(network_id):
+                del networks[platform_name]
+        except Exception as exc:
+            report(f"network of {platform_name}: {exc}")

@@ -29,7 +29,6 @@ from pytest_infranode.keep import KeepPolicy
 from pytest_infranode.keep import Kept
 from pytest_infranode.keep import keep_workers_nodes
 from pytest_infranode.node import Node
-from pytest_infranode.node import container_name
 from pytest_infranode.platforms import Platform
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
@@ -37,6 +36,7 @@ from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.registry import build_catalog
 from pytest_infranode.registry import build_provisioners
 from pytest_infranode.removal import Remover
+from pytest_infranode.removal import sweep_session
 from pytest_infranode.settings import ProvisionerConfig
 from pytest_infranode.settings import Settings
 from pytest_infranode.sharing import SharedDir
@@ -44,6 +44,8 @@ from pytest_infranode.sharing import SharedNodes
 from pytest_infranode.summary import NodeRow
 from pytest_infranode.summary import kept_line
 from pytest_infranode.summary import node_table
+from pytest_infranode.summary import rows_of_nodes
+from pytest_infranode.summary import rows_of_records
 from pytest_infranode.targets import DEFAULT_NODE
 from pytest_infranode.targets import Identity
 from pytest_infranode.targets import NodeLayout
@@ -348,39 +350,18 @@ class InfraSession:
 
     def _sweep(self, keep_ids: set[str]) -> None:
         assert self.engine is not None
-        try:
-            reaper.sweep(self.engine, session_id=self.session_id, keep=frozenset(keep_ids))
-        except Exception as exc:
-            self.remover.report(f"sweep of session {self.session_id}: {exc}")
         networks = self._factory.networks if self._factory else {}
-        for platform_name, network_id in list(networks.items()):
-            try:  # the sweep removed it already, unless a kept node still uses it
-                if self.engine.remove_network(network_id):
-                    del networks[platform_name]
-            except Exception as exc:
-                self.remover.report(f"network of {platform_name}: {exc}")
+        sweep_session(self.engine, self.session_id, keep_ids, networks, self.remover.report)
 
     # the terminal summary (see summary.py)
     def _rows(self) -> list[NodeRow]:
         if self.role == "controller" and self.shared is not None:
-            known = {p.name for p in self.catalog}
             kept = {k.name.removesuffix(reaper.KEPT_SUFFIX) for k in self.kept}
-            rows = []
-            for record in SharedNodes(self.shared).records():
-                if record.platform in known:
-                    name = container_name(self.session_id, record.platform, record.node)
-                    rows.append(NodeRow.of_record(record, name=name, kept=name in kept))
-            return rows
+            known = {p.name for p in self.catalog}
+            return rows_of_records(SharedNodes(self.shared).records(), self.session_id, known, kept)
         if self._bringup is None:
             return []
-        failures = self._bringup.failures
-        idempotence = self.converger.idempotence
-        rows = []
-        for node in self._bringup.made:
-            target = Target(node.platform, node.short_name)
-            verdict = idempotence.get(self.node_name(target), "-")
-            rows.append(NodeRow.of(node, failed=target.key in failures, idempotence=verdict))
-        return rows
+        return rows_of_nodes(self._bringup.made, self._bringup.failures, self.converger.idempotence)
 
     def node_table(self) -> list[str]:
         """One line per node made in this session, for the terminal summary."""

@@ -9,6 +9,7 @@ from dataclasses import field
 from typing import final
 
 from pytest_infranode.node import Node
+from pytest_infranode.node import container_name
 from pytest_infranode.sharing import NodeRecord
 
 
@@ -56,6 +57,31 @@ class NodeRow:
             converge_cache=record.converge_cache,
             idempotence=record.idempotence or "-",
         )
+
+
+def rows_of_nodes(
+    made: Iterable[Node], failures: Mapping[str, object], idempotence: Mapping[str, str]
+) -> list[NodeRow]:
+    """The rows of the nodes this process made; ``failures`` by ``platform/node`` key,
+    ``idempotence`` verdicts by container name."""
+    rows = []
+    for node in made:
+        name = container_name(node.session_id, node.platform.name, node.short_name)
+        failed = f"{node.platform.name}/{node.short_name}" in failures
+        rows.append(NodeRow.of(node, failed=failed, idempotence=idempotence.get(name, "-")))
+    return rows
+
+
+def rows_of_records(
+    records: Iterable[NodeRecord], session_id: str, known: set[str], kept: set[str]
+) -> list[NodeRow]:
+    """The rows of the nodes xdist workers made, as their controller sees them at the end."""
+    rows = []
+    for record in records:
+        if record.platform in known:
+            name = container_name(session_id, record.platform, record.node)
+            rows.append(NodeRow.of_record(record, name=name, kept=name in kept))
+    return rows
 
 
 def seconds(value: float | None) -> str:
