@@ -6,12 +6,12 @@ that hashes everything that can change the converge's result:
 - the platform: its prepared-image recipe key (base image id + rendered recipe), the prepared
   image's id, and its container settings (init, command, env, capabilities, tmpfs);
 - the provisioner: its name and version (``version`` attribute if it has one, else the version of
-  the distribution that ships it, plus the tool's for ``ansible`` and ``pyinfra``);
+  the distribution that ships it, plus those of the distributions its ``tools`` names);
 - its settings: ``ProvisionerConfig.options`` as canonical JSON;
 - the node's own settings (short name, env, capabilities, ports);
 - the content of every file it reads: what the provisioner's optional ``inputs(config)`` method
   returns, else every option value naming an existing file or directory (relative to the
-  configuration file's directory), plus, for ``ansible``, the roles and vars next to the playbook.
+  configuration file's directory); see ``provisioners/base.py``.
 
 A later session computes the key again; an image with that key is started instead of the
 prepared image and the converge is skipped. Never used with ``secret_env`` (a secret would end
@@ -25,7 +25,6 @@ import importlib.metadata
 import json
 import os
 import time
-from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -36,7 +35,10 @@ from typing import final
 from pytest_infranode import labels
 from pytest_infranode.engine import Engine
 from pytest_infranode.platforms import Platform
+from pytest_infranode.provisioners import base
 from pytest_infranode.provisioners.base import Provisioner
+from pytest_infranode.provisioners.base import has_secrets
+from pytest_infranode.provisioners.base import tool_distributions
 from pytest_infranode.settings import NodeConfig
 from pytest_infranode.settings import ProvisionerConfig
 
@@ -45,23 +47,6 @@ KEY_VERSION = "1"
 RECIPE_OF = labels.PREFIX + "converge.recipe"
 """On converged images: the recipe key of the prepared image they were made from."""
 
-_TOOLS = {"ansible": ("ansible-core", "ansible"), "pyinfra": ("pyinfra",)}
-"""Distributions whose version is part of the key of a built-in provisioner."""
-_ANSIBLE_SIBLINGS = (
-    "roles",
-    "group_vars",
-    "host_vars",
-    "library",
-    "filter_plugins",
-    "module_utils",
-    "templates",
-    "files",
-    "vars",
-    "tasks",
-    "handlers",
-    "ansible.cfg",
-    "requirements.yml",
-)
 _SKIP_DIRS = {".git", "__pycache__", ".pytest_cache", ".tox", ".venv"}
 
 
@@ -79,54 +64,16 @@ class ConvergeKey:
 
 def uncacheable(config: ProvisionerConfig, idempotence: bool) -> str | None:
     """Why this converge must not be cached, or None."""
-    if config.options.get("secret_env"):
+    if has_secrets(config):
         return "the provisioner has secret_env (a secret could end up in the image)"
     if idempotence:
         return "--infra-idempotence converges every node twice"
     return None
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _strings(v)
-
-
-def _resolve(value: str | Path, base_dir: Path) -> Path:
-    path = Path(os.path.expanduser(str(value)))
-    return path if path.is_absolute() else base_dir / path
-
-
 def input_paths(provisioner: Provisioner, config: ProvisionerConfig) -> list[Path]:
-    """Files and directories the converge reads, each once, in a stable order."""
-    declared = getattr(provisioner, "inputs", None)
-    found: list[Path] = []
-    if callable(declared):
-        found = [_resolve(p, config.base_dir) for p in declared(config)]
-    else:
-        for text in _strings(dict(config.options)):
-            if not text or "\n" in text or len(text) > 1024:
-                continue
-            try:
-                path = _resolve(text, config.base_dir).resolve()
-                exists = path.exists()
-            except (OSError, ValueError):
-                continue
-            base = config.base_dir.resolve()
-            if not exists or path == base or path in base.parents:
-                continue
-            if os.path.isabs(text) and path.is_dir() and base not in path.parents:
-                continue  # ``dest: /etc`` names a directory in the node, not an input here
-            found.append(path)
-        if provisioner.name == "ansible":
-            for playbook in [p for p in found if p.is_file()]:
-                found += [playbook.parent / s for s in _ANSIBLE_SIBLINGS if (playbook.parent / s).exists()]
-    return sorted({p.resolve() for p in found})
+    """Files and directories the converge reads (the provisioner's contract says which)."""
+    return base.input_paths(provisioner, config)
 
 
 def hash_path(path: Path) -> str:
@@ -163,7 +110,7 @@ def provisioner_version(provisioner: Provisioner) -> str:
     top = type(provisioner).__module__.split(".")[0]
     dists = importlib.metadata.packages_distributions().get(top, [])
     version = ",".join(f"{d}={_dist_version(d)}" for d in sorted(set(dists))) or f"{top}=?"
-    tools = [f"{t}={_dist_version(t)}" for t in _TOOLS.get(provisioner.name, ()) if _dist_version(t)]
+    tools = [f"{t}={_dist_version(t)}" for t in tool_distributions(provisioner) if _dist_version(t)]
     return ";".join([version, *tools])
 
 

@@ -80,6 +80,7 @@ class Node:
         cap_add: Sequence[str] = (),
         groups: Sequence[str] = (),
         owner: str | None = None,
+        image_cached: bool | None = None,
     ) -> None:
         self.engine = engine
         self.platform = platform
@@ -102,15 +103,18 @@ class Node:
         self.state: State = "new"
         self.converge_log = ""
         self.timings: dict[str, float] = {}
-        self.image_cached: bool | None = None
+        self.image_cached = image_cached
+        """Whether the prepared image was found (True) or made (False); None: not known."""
         self.converge_cache = ""
+        """With ``--infra-cache=converge``: ``hit``, ``miss`` or ``off`` (not cacheable)."""
         self.reused = False
         """Taken over from a kept node of an earlier session (``--infra-reuse``)."""
-        """With ``--infra-cache=converge``: ``hit``, ``miss`` or ``off`` (not cacheable)."""
         self.degraded_units = ""
         #: whether systemd can sandbox units here (:mod:`pytest_infranode.sandbox`), once booted
         self.sandbox: sandbox.Verdict = "unknown"
         self.timed_out = False
+        self.converge_round = 0
+        """1 during the first converge, 2 during the idempotence check's (see :meth:`begin_converge`)."""
         self.channel_shell = "/bin/sh"
         """The shell the exec channel starts; "" turns the channel off (one exec per command)."""
         self._channel: Channel | None = None
@@ -306,9 +310,81 @@ class Node:
         if self._channel is not None:
             self._channel.close()
 
+    # The lifecycle below is the node's own: the session asks, the node changes its state.
+    def record_time(self, step: str, seconds: float) -> None:
+        """How long ``step`` (``image``, ``converge``, ``ready`` …) took, for the summary."""
+        self.timings[step] = seconds
+
+    def label_converge_key(self, key: str) -> None:
+        """Carry the key of this node's converge, so that a later session can reuse it."""
+        self.labels[labels.CONVERGE] = key
+
+    def use_converge_cache(self, verdict: Literal["hit", "miss", "off"], image: str = "") -> None:
+        """The converge cache's verdict; on a hit the node starts from the converged ``image``."""
+        if self.state != "new":
+            raise NodeError(f"the converge cache is chosen before the container is made, not {self.state}")
+        self.converge_cache = verdict
+        if image:
+            self.image = image
+
+    def take_over(self, container_id: str, name: str) -> None:
+        """Become the kept, converged container ``name`` of an earlier session (``--infra-reuse``)."""
+        self.container_id = container_id
+        self.name = name
+        self.reused = True
+        self.state = "converged"
+
+    def attach(self, container_id: str, *, converge_log: str, converge_cache: str = "") -> None:
+        """Become the converged container another process of this session made (pytest-xdist)."""
+        self.container_id = container_id
+        self.converge_log = converge_log
+        self.converge_cache = converge_cache
+        self.state = "converged"
+
+    def begin_converge(self) -> None:
+        """A converge of the node starts: the first, or the idempotence check's second."""
+        self.converge_round += 1
+
+    def converged(self, log_path: str = "") -> None:
+        """The converge (or the converge cache) made the booted node the machine under test."""
+        if self.state != "booted":
+            raise NodeError(f"only a booted node can be converged, not a {self.state} one", where=self.where)
+        if log_path:
+            self.converge_log = log_path
+        self.state = "converged"
+
+    def failed(self, log_path: str = "") -> None:
+        """Its converge, idempotence check or side effect failed: the container log's tail is
+        saved now, before the node may be removed."""
+        if log_path:
+            self.converge_log = log_path
+        self.state = "failed"
+        self.log_tail = self.logs(30)
+
+    def stop_converge(self) -> None:
+        """The converge ran past its timeout: kill the container, which ends any provisioner."""
+        self.timed_out = True
+        if self.container_id:
+            self.engine.kill_container(self.container_id)
+
+    def keep(self, suffix: str) -> str | None:
+        """Leave the container running for a look, renamed ``<name><suffix>`` so that automatic
+        sweeps spare it. Returns the problem as a line for the report if the rename failed."""
+        self.close()  # its exec channel: the container stays, the attached socket must not
+        problem = None
+        if self.container_id and not self.name.endswith(suffix):
+            try:
+                self.engine.rename_container(self.container_id, self.name + suffix)
+                self.name += suffix
+            except InfranodeError as exc:
+                problem = f"{self.name}: could not mark as kept: {exc.what}"
+        self.outcome = "kept"
+        return problem
+
     def remove(self) -> None:
         """Remove the container; safe to call twice."""
         self.close()
         if self.container_id and self.state != "removed":
             self.engine.remove_container(self.container_id)
         self.state = "removed"
+        self.outcome = "removed"

@@ -20,12 +20,11 @@ from pytest_infranode import hookspecs
 from pytest_infranode.errors import DaemonError
 from pytest_infranode.errors import InfranodeError
 from pytest_infranode.errors import SettingsError
+from pytest_infranode.options import OPTIONS
+from pytest_infranode.options import RawOptions
 from pytest_infranode.platforms import Platform
+from pytest_infranode.progress import ProgressPlugin
 from pytest_infranode.provisioners import BUILTIN_MODULES
-from pytest_infranode.provisioners.streaming import ProgressPlugin
-from pytest_infranode.settings import KEEP_CHOICES
-from pytest_infranode.settings import PULL_CHOICES
-from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import build_settings
 
 # What talks to Docker (the session, nodes, the testinfra backend) is imported only once a run
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
 
     from pytest_infranode.node import Node
     from pytest_infranode.session import InfraSession
-    from pytest_infranode.session import Target
+    from pytest_infranode.targets import Target
 
 SESSION_KEY = pytest.StashKey["InfraSession"]()
 PLATFORM_KEY = pytest.StashKey[str]()
@@ -47,129 +46,28 @@ PLUGIN_NAME = "infranode-session"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Every option and ini key of the table in ``options.py``."""
     group = parser.getgroup("infranode", "infrastructure nodes (pytest-infranode)")
-    group.addoption(
-        "--infra-platform",
-        action="append",
-        dest="infra_platform",
-        metavar="NAMES",
-        default=None,
-        help="Platforms to run node tests on, comma-separated (e.g. debian-12,debian-13); "
-        "repeatable; default: none, node tests are not run",
-    )
-    group.addoption(
-        "--infra-keep",
-        dest="infra_keep",
-        choices=KEEP_CHOICES,
-        default=None,
-        help="Keep nodes after the session: never, failure (nodes with a failed test) or always; "
-        "default: never",
-    )
-    group.addoption(
-        "--infra-config",
-        dest="infra_config",
-        metavar="PATH",
-        default=None,
-        help="Configuration file; default: infranode.yaml in the rootdir, else [tool.infranode] "
-        "in pyproject.toml",
-    )
-    group.addoption(
-        "--infra-docker-host",
-        dest="infra_docker_host",
-        metavar="URL",
-        default=None,
-        help="Docker daemon to use (unix://, tcp://, ssh://); default: DOCKER_HOST, then the local socket",
-    )
-    group.addoption(
-        "--infra-boot-timeout",
-        dest="infra_boot_timeout",
-        type=float,
-        metavar="SECONDS",
-        default=None,
-        help="How long a node's init may take to boot; default: 120",
-    )
-    group.addoption(
-        "--infra-converge-timeout",
-        dest="infra_converge_timeout",
-        type=float,
-        metavar="SECONDS",
-        default=None,
-        help="Stop a converge that runs longer than this and fail its node; default: 3600",
-    )
-    parser.addini(
-        "infra_platforms", "Platforms to run node tests on (like --infra-platform)", type="linelist"
-    )
-    parser.addini("infra_keep", "Keep nodes after the session: never, failure or always", default="")
-    parser.addini("infra_config", "Configuration file (like --infra-config)", default="")
-    parser.addini("infra_docker_host", "Docker daemon to use (like --infra-docker-host)", default="")
-    parser.addini("infra_boot_timeout", "Seconds a node's init may take to boot", default="")
-    parser.addini(
-        "infra_converge_timeout", "Seconds a converge may take (like --infra-converge-timeout)", default=""
-    )
-    group.addoption(
-        "--infra-idempotence",
-        dest="infra_idempotence",
-        action="store_const",
-        const=True,
-        default=None,
-        help="Converge each node a second time and fail its tests if anything changed; default: off",
-    )
-    parser.addini(
-        "infra_idempotence",
-        "Check that a second converge changes nothing (like --infra-idempotence)",
-        default="",
-    )
-    group.addoption(
-        "--infra-reuse",
-        dest="infra_reuse",
-        action="store_const",
-        const=True,
-        default=None,
-        help="Take over a kept node (--infra-keep) whose platform and converge inputs are unchanged "
-        "instead of making and converging a new one; default: off",
-    )
-    parser.addini("infra_reuse", "Take over unchanged kept nodes (like --infra-reuse)", default="")
-    group.addoption(
-        "--infra-command-timeout",
-        dest="infra_command_timeout",
-        type=float,
-        metavar="SECONDS",
-        default=None,
-        help="Kill a testinfra command that runs longer than this in a node and fail its test; "
-        "default: no limit",
-    )
-    parser.addini(
-        "infra_command_timeout",
-        "Seconds a testinfra command may run (like --infra-command-timeout)",
-        default="",
-    )
-    group.addoption(
-        "--infra-cache",
-        dest="infra_cache",
-        metavar="WHAT",
-        default=None,
-        help="converge: keep each converged node as an image and start from it while every input "
-        "of the converge is unchanged; default: off",
-    )
-    parser.addini("infra_cache", "What to cache: off or converge (like --infra-cache)", default="")
-    group.addoption(
-        "--infra-parallel",
-        dest="infra_parallel",
-        type=int,
-        metavar="N",
-        default=None,
-        help="Make and converge (and at the end remove) up to N nodes at once; default: the number of CPUs",
-    )
-    parser.addini("infra_parallel", "Nodes made and removed at once (like --infra-parallel)", default="")
-    group.addoption(
-        "--infra-pull",
-        dest="infra_pull",
-        choices=PULL_CHOICES,
-        default=None,
-        help="Pull base images: missing (only those not on the daemon), always (fresh from the "
-        "registry), never (use the daemon's, else build or bootstrap); default: missing",
-    )
-    parser.addini("infra_pull", "Pull base images: missing, always or never (like --infra-pull)", default="")
+    for option in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": option.dest, "default": None, "help": option.help}
+        if option.kind == "flag":
+            kwargs.update(action="store_const", const=True)
+        else:
+            kwargs["metavar"] = option.metavar or ("SECONDS" if option.kind == "seconds" else None)
+        if option.kind == "names":
+            kwargs["action"] = "append"
+        if option.kind == "seconds":
+            kwargs["type"] = float
+        if option.kind == "count":
+            kwargs["type"] = int
+        if option.choices:
+            kwargs["choices"] = option.choices
+            del kwargs["metavar"]
+        group.addoption(option.flag, **{k: v for k, v in kwargs.items() if v is not None or k == "default"})
+        if option.kind == "names":
+            parser.addini(option.ini_key, option.ini_help, type="linelist")
+        else:
+            parser.addini(option.ini_key, option.ini_help, default="")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -177,33 +75,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def _raw_options(config: pytest.Config) -> RawOptions:
-    ini_platforms = config.getini("infra_platforms")
-    return RawOptions(
-        cli_platforms=config.getoption("infra_platform"),
-        ini_platforms=list(ini_platforms) if ini_platforms else None,
-        cli_keep=config.getoption("infra_keep"),
-        ini_keep=str(config.getini("infra_keep")) or None,
-        cli_config=config.getoption("infra_config"),
-        ini_config=str(config.getini("infra_config")) or None,
-        cli_docker_host=config.getoption("infra_docker_host"),
-        ini_docker_host=str(config.getini("infra_docker_host")) or None,
-        cli_boot_timeout=config.getoption("infra_boot_timeout"),
-        ini_boot_timeout=str(config.getini("infra_boot_timeout")) or None,
-        cli_converge_timeout=config.getoption("infra_converge_timeout"),
-        ini_converge_timeout=str(config.getini("infra_converge_timeout")) or None,
-        cli_idempotence=config.getoption("infra_idempotence"),
-        ini_idempotence=str(config.getini("infra_idempotence")) or None,
-        cli_reuse=config.getoption("infra_reuse"),
-        cli_command_timeout=config.getoption("infra_command_timeout"),
-        ini_command_timeout=str(config.getini("infra_command_timeout")) or None,
-        ini_reuse=str(config.getini("infra_reuse")) or None,
-        cli_cache=config.getoption("infra_cache"),
-        ini_cache=str(config.getini("infra_cache")) or None,
-        cli_parallel=config.getoption("infra_parallel"),
-        ini_parallel=str(config.getini("infra_parallel")) or None,
-        cli_pull=config.getoption("infra_pull"),
-        ini_pull=str(config.getini("infra_pull")) or None,
-    )
+    return RawOptions.read(config.getoption, config.getini)
 
 
 class _HostOverride:
@@ -359,7 +231,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("infra_platforms")
     if marker is not None:
         _check_marker(marker, infra)
-    from pytest_infranode.session import Target
+    from pytest_infranode.targets import Target
 
     shorts = _chosen_nodes(metafunc, infra)
     params = []
@@ -553,7 +425,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     infra = session.config.stash.get(SESSION_KEY, None)
     if infra is None:
         return
-    from pytest_infranode.session import Target
+    from pytest_infranode.targets import Target
 
     targets: list[Target] = []
     for position, item in enumerate(session.items):
@@ -567,7 +439,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if item.get_closest_marker("skip"):
             continue
         if "infra_nodes" in fixtures:
-            targets += [Target(target.platform, short) for short in infra.node_configs]
+            targets += [Target(target.platform, short) for short in infra.layout.configs]
         elif "infra_node" in fixtures:
             targets.append(target)
     infra.plan(targets)

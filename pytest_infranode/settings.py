@@ -8,24 +8,27 @@ configuration file; every error names the file and line it comes from.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 import sys
-from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
-from typing import Literal
-from typing import TypeVar
-from typing import cast
 from typing import final
-from typing import get_args
 
 import yaml
 
 from pytest_infranode.errors import SettingsError
+from pytest_infranode.options import BY_NOUN
+from pytest_infranode.options import DEFAULT_BOOT_TIMEOUT as DEFAULT_BOOT_TIMEOUT
+from pytest_infranode.options import DEFAULT_CONVERGE_TIMEOUT
+from pytest_infranode.options import OPTIONS
+from pytest_infranode.options import YAML_KEYS as YAML_KEYS
+from pytest_infranode.options import CacheMode
+from pytest_infranode.options import KeepPolicy
+from pytest_infranode.options import PullPolicy
+from pytest_infranode.options import RawOptions as RawOptions
 from pytest_infranode.platforms import PlatformDefinition
 from pytest_infranode.platforms import check_definition
 from pytest_infranode.platforms import split_names
@@ -35,35 +38,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-KeepPolicy = Literal["never", "failure", "always"]
-KEEP_CHOICES: tuple[str, ...] = get_args(KeepPolicy)
-
-_T = TypeVar("_T")
-
 CONFIG_NAMES = ("infranode.yaml", "infranode.yml")
-YAML_KEYS = (
-    "platforms",
-    "provisioner",
-    "keep",
-    "docker_host",
-    "boot_timeout",
-    "converge_timeout",
-    "nodes",
-    "idempotence",
-    "platform_definitions",
-    "registry_mirror",
-    "pull",
-    "cache",
-    "reuse",
-    "command_timeout",
-)
-CacheMode = Literal["off", "converge"]
-CACHE_CHOICES: tuple[str, ...] = get_args(CacheMode)
-PullPolicy = Literal["missing", "always", "never"]
-PULL_CHOICES: tuple[str, ...] = get_args(PullPolicy)
 NODE_KEYS = ("provisioner", "groups", "ports", "env", "capabilities", "depends_on", "side_effect")
-DEFAULT_BOOT_TIMEOUT = 120.0
-DEFAULT_CONVERGE_TIMEOUT = 3600.0
 
 
 @final
@@ -163,36 +139,6 @@ class Settings:
     def enabled(self) -> bool:
         """True when the user asked for nodes (a platform was given somewhere)."""
         return bool(self.platforms)
-
-
-@dataclass(slots=True)
-class RawOptions:
-    """The values pytest handed us, before any merging. ``None`` means "not given"."""
-
-    cli_platforms: list[str] | None = None
-    ini_platforms: list[str] | None = None
-    cli_keep: str | None = None
-    ini_keep: str | None = None
-    cli_config: str | None = None
-    ini_config: str | None = None
-    cli_docker_host: str | None = None
-    ini_docker_host: str | None = None
-    cli_boot_timeout: float | None = None
-    ini_boot_timeout: str | None = None
-    cli_converge_timeout: float | None = None
-    ini_converge_timeout: str | None = None
-    cli_idempotence: bool | None = None
-    ini_idempotence: str | None = None
-    cli_reuse: bool | None = None
-    ini_reuse: str | None = None
-    cli_command_timeout: float | None = None
-    ini_command_timeout: str | None = None
-    cli_cache: str | None = None
-    ini_cache: str | None = None
-    cli_parallel: int | None = None
-    ini_parallel: str | None = None
-    cli_pull: str | None = None
-    ini_pull: str | None = None
 
 
 def find_config_file(rootdir: Path, explicit: str | None) -> Path | None:
@@ -304,45 +250,12 @@ def _provisioner_from(value: Any, source: Source, base_dir: Path) -> Provisioner
     )
 
 
-def _timeout(value: Any, where: str, what: str = "boot timeout") -> float:
-    try:
-        number = -1.0 if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if not math.isfinite(number) or number <= 0:
-        raise SettingsError(f"{what} must be a positive number of seconds, not {value!r}", where=where)
-    return number
-
-
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
-
-
-def _flag(value: Any, where: str, example: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE or text in _FALSE:
-        return text in _TRUE
-    raise SettingsError(f"expected true or false, not {value!r}", where=where, fix=f"write `{example}`")
-
-
-def _keep(value: Any, where: str) -> KeepPolicy:
-    if value not in KEEP_CHOICES:
-        raise SettingsError(
-            f"keep must be one of {', '.join(KEEP_CHOICES)}, not {value!r}",
-            where=where,
-            fix="use --infra-keep=failure to keep the nodes of failed tests",
-        )
-    return cast(KeepPolicy, value)
-
-
 def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
     """Merge command line, ini and configuration file into :class:`Settings`.
 
     :raises SettingsError: naming the option or file:line at fault.
     """
-    config_path = find_config_file(rootdir, raw.cli_config or raw.ini_config)
+    config_path = find_config_file(rootdir, raw.cli.get("config") or raw.ini.get("config"))
     data: dict[str, Any] = {}
     source = Source()
     if config_path is not None:
@@ -350,18 +263,55 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
         if data:
             _check_keys(data, YAML_KEYS, source)
     base_dir = config_path.parent if config_path else rootdir
+    platforms, platforms_source = _platforms_from(raw, data, source)
+    provisioner = (
+        _provisioner_from(data["provisioner"], source, base_dir)
+        if "provisioner" in data
+        else ProvisionerConfig(base_dir=base_dir, source=source)
+    )
 
-    if raw.cli_platforms is not None and not split_names(raw.cli_platforms):
+    def layered(noun: str) -> Any:
+        """The command line, else the ini key, else the YAML key, else the default; each value
+        is checked with the place it came from, for the error message."""
+        option = BY_NOUN[noun]
+        assert option.parse is not None
+        cli = raw.cli.get(noun)
+        if cli is not None and not (option.empty_is_unset and not cli):
+            return option.parse(cli, option.flag)
+        if raw.ini.get(noun):
+            return option.parse(raw.ini[noun], f"{option.ini_key} (ini)")
+        if option.yaml and noun in data:
+            return option.parse(data[noun], source.where(noun))
+        return option.default
+
+    values = {o.noun: layered(o.noun) for o in OPTIONS if o.parse is not None}
+    return Settings(
+        **values,
+        platforms=tuple(platforms),
+        provisioner=provisioner,
+        config_file=config_path,
+        platforms_source=platforms_source,
+        nodes=_nodes_from(data["nodes"], source, base_dir) if "nodes" in data else (),
+        platform_definitions=_platform_definitions_from(data.get("platform_definitions"), source, base_dir),
+        registry_mirror=_registry_mirror(data.get("registry_mirror"), source),
+    )
+
+
+def _platforms_from(raw: RawOptions, data: Mapping[str, Any], source: Source) -> tuple[list[str], str]:
+    """The platform names and where they were given: ``--infra-platform`` (a list, comma-separated
+    and repeatable) > ``infra_platforms`` (ini) > ``platforms:`` > none."""
+    cli, ini = raw.cli.get("platforms"), raw.ini.get("platforms")
+    if cli is not None and not split_names(cli):
         raise SettingsError(
             "--infra-platform was given without a platform",
             where="--infra-platform",
             fix="name at least one, e.g. --infra-platform=debian-12 (`infranode platforms` lists them)",
         )
-    if raw.cli_platforms:
-        platforms, platforms_source = split_names(raw.cli_platforms), "--infra-platform"
-    elif raw.ini_platforms:
-        platforms, platforms_source = split_names(raw.ini_platforms), "infra_platforms (ini)"
-    elif "platforms" in data:
+    if cli:
+        return split_names(cli), "--infra-platform"
+    if ini:
+        return split_names(ini), "infra_platforms (ini)"
+    if "platforms" in data:
         value = data["platforms"]
         if not isinstance(value, (str, list)) or not all(isinstance(v, str) for v in value):
             raise SettingsError(
@@ -369,81 +319,8 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
                 where=source.where("platforms"),
                 fix="write `platforms: [debian-12, debian-13]`",
             )
-        platforms, platforms_source = split_names(value), source.where("platforms")
-    else:
-        platforms, platforms_source = [], "default"
-
-    provisioner = (
-        _provisioner_from(data["provisioner"], source, base_dir)
-        if "provisioner" in data
-        else ProvisionerConfig(base_dir=base_dir, source=source)
-    )
-
-    def layered(cli: Any, ini: Any, key: str, parse: Callable[[Any, str], _T], default: _T) -> _T:
-        """The command line, else the ini key, else the YAML key, else the default; each value
-        is checked with the place it came from, for the error message."""
-        option = "--infra-" + key.replace("_", "-")
-        if cli is not None:
-            return parse(cli, option)
-        if ini:
-            return parse(ini, f"infra_{key} (ini)")
-        if key in data:
-            return parse(data[key], source.where(key))
-        return default
-
-    def flag(key: str) -> Callable[[Any, str], bool]:
-        return lambda value, where: _flag(
-            value, where, f"infra_{key} = true" if where.endswith("(ini)") else f"{key}: true"
-        )
-
-    keep: KeepPolicy = layered(raw.cli_keep, raw.ini_keep, "keep", _keep, "never")
-    docker_host = raw.cli_docker_host or raw.ini_docker_host or data.get("docker_host") or None
-    if docker_host is not None and not isinstance(docker_host, str):
-        raise SettingsError("`docker_host` must be a string", where=source.where("docker_host"))
-
-    boot_timeout = layered(
-        raw.cli_boot_timeout, raw.ini_boot_timeout, "boot_timeout", _timeout, DEFAULT_BOOT_TIMEOUT
-    )
-    converge_timeout = layered(
-        raw.cli_converge_timeout,
-        raw.ini_converge_timeout,
-        "converge_timeout",
-        lambda value, where: _timeout(value, where, "converge timeout"),
-        DEFAULT_CONVERGE_TIMEOUT,
-    )
-    idempotence = layered(raw.cli_idempotence, raw.ini_idempotence, "idempotence", flag("idempotence"), False)
-    reuse = layered(raw.cli_reuse, raw.ini_reuse, "reuse", flag("reuse"), False)
-    command_timeout: float | None = layered(
-        raw.cli_command_timeout,
-        raw.ini_command_timeout,
-        "command_timeout",
-        lambda value, where: _timeout(value, where, "command timeout"),
-        None,
-    )
-    cache: CacheMode = layered(raw.cli_cache, raw.ini_cache, "cache", _cache, "off")
-    # There is no YAML key `parallel` (it is refused as unknown above): how many nodes to make at
-    # once depends on the machine, not on the project.
-    parallel = layered(raw.cli_parallel, raw.ini_parallel, "parallel", _parallel, 0)
-
-    return Settings(
-        cache=cache,
-        parallel=parallel,
-        idempotence=idempotence,
-        reuse=reuse,
-        command_timeout=command_timeout,
-        platforms=tuple(platforms),
-        provisioner=provisioner,
-        keep=keep,
-        docker_host=docker_host,
-        boot_timeout=boot_timeout,
-        converge_timeout=converge_timeout,
-        config_file=config_path,
-        platforms_source=platforms_source,
-        nodes=_nodes_from(data["nodes"], source, base_dir) if "nodes" in data else (),
-        platform_definitions=_platform_definitions_from(data.get("platform_definitions"), source, base_dir),
-        registry_mirror=_registry_mirror(data.get("registry_mirror"), source),
-        pull=_pull_from(raw, data, source),
-    )
+        return split_names(value), source.where("platforms")
+    return [], "default"
 
 
 _NODE_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
@@ -594,51 +471,3 @@ def _registry_mirror(value: Any, source: Source) -> str:
             fix="write `registry_mirror: mirror.gcr.io` or `registry_mirror: registry.corp:5000/dockerhub`",
         )
     return value.strip("/")
-
-
-def _pull(value: Any, source: Source, where: str = "") -> PullPolicy:
-    if value not in PULL_CHOICES:
-        raise SettingsError(
-            f"pull must be one of {', '.join(PULL_CHOICES)}, not {value!r}",
-            where=where or source.where("pull"),
-            fix="write `pull: missing` (the default), `always` or `never`"
-            if not where
-            else f"give {where.split()[0]} one of missing (the default), always, never",
-        )
-    return cast(PullPolicy, value)
-
-
-def _pull_from(raw: RawOptions, data: Mapping[str, Any], source: Source) -> PullPolicy:
-    """The pull policy: ``--infra-pull`` > ``infra_pull`` (ini) > ``pull:`` > ``missing``."""
-    if raw.cli_pull is not None:
-        return _pull(raw.cli_pull, source, "--infra-pull")
-    if raw.ini_pull:
-        return _pull(raw.ini_pull.strip(), source, "infra_pull (ini)")
-    return _pull(data.get("pull", "missing"), source)
-
-
-def _cache(value: Any, where: str) -> CacheMode:
-    text = "off" if value is False or value is None else str(value).strip().lower()
-    if text in ("none", "no", "false", ""):
-        text = "off"
-    if text not in CACHE_CHOICES:
-        raise SettingsError(
-            f"cache must be one of {', '.join(CACHE_CHOICES)}, not {value!r}",
-            where=where,
-            fix="use --infra-cache=converge to reuse converged nodes while their inputs are unchanged",
-        )
-    return cast(CacheMode, text)
-
-
-def _parallel(value: Any, where: str) -> int:
-    try:
-        number = -1 if isinstance(value, bool) else int(str(value).strip())
-    except ValueError:
-        number = -1
-    if number < 1:
-        raise SettingsError(
-            f"parallel must be a whole number of nodes of at least 1, not {value!r}",
-            where=where,
-            fix="write --infra-parallel=4 (1 makes the nodes one after another)",
-        )
-    return number

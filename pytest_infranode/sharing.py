@@ -16,10 +16,17 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 from typing import final
+
+from pytest_infranode.errors import InfranodeError
+from pytest_infranode.node import Node
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -86,3 +93,121 @@ class SharedDir:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """What the worker that made a node tells the other processes of the session about it."""
+
+    platform: str
+    node: str
+    """The short name in ``nodes:``; "" for the single node of a platform."""
+    worker: int
+    container_id: str = ""
+    image: str = ""
+    cached: bool | None = None
+    converge_cache: str = ""
+    timings: Mapping[str, float] = field(default_factory=dict)
+    converge_log: str = ""
+    idempotence: str | None = None
+    error: tuple[str, str, str, str] | None = None
+    """``(what, where, fix, detail)`` of the error that node failed with."""
+
+    def to_json(self) -> dict[str, Any]:
+        base: dict[str, Any] = {"platform": self.platform, "node": self.node, "worker": self.worker}
+        if self.error is not None:
+            return {"error": list(self.error), "idempotence": self.idempotence, **base}
+        return {
+            **base,
+            "container_id": self.container_id,
+            "image": self.image,
+            "cached": self.cached,
+            "converge_cache": self.converge_cache,
+            "timings": dict(self.timings),
+            "converge_log": self.converge_log,
+            "idempotence": self.idempotence,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NodeRecord:
+        error = data.get("error")
+        cached = data.get("cached")
+        return cls(
+            platform=str(data.get("platform") or ""),
+            node=str(data.get("node") or ""),
+            worker=int(data.get("worker") or 0),
+            container_id=str(data.get("container_id") or ""),
+            image=str(data.get("image") or ""),
+            cached=cached if isinstance(cached, bool) else None,
+            converge_cache=str(data.get("converge_cache") or ""),
+            timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
+            converge_log=str(data.get("converge_log") or ""),
+            idempotence=str(data["idempotence"]) if data.get("idempotence") else None,
+            error=(str(error[0]), str(error[1]), str(error[2]), str(error[3]))
+            if isinstance(error, list) and len(error) == 4
+            else None,
+        )
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            what, where, fix, detail = self.error
+            raise InfranodeError(what, where=where, fix=fix, detail=detail)
+
+
+@final
+class SharedNodes:
+    """One node per platform and name for all the workers of an xdist session.
+
+    For each node the first worker that needs it makes it under the node's file lock and writes
+    its :class:`NodeRecord`; the others wait on the lock, then attach to the same container (or
+    fail with the same error).
+    """
+
+    def __init__(self, shared: SharedDir) -> None:
+        self.shared = shared
+
+    def node(
+        self,
+        key: str,
+        make: Callable[[], Node],
+        attach: Callable[[NodeRecord], Node],
+        failed: Callable[[InfranodeError], NodeRecord],
+        made: Callable[[Node], NodeRecord],
+        start_afresh: Callable[[], None],
+    ) -> Node:
+        """The node of ``key``: made by this worker, or attached to the one another one made."""
+        with self.shared.locked(f"node-{key}"):
+            data = self.shared.read(f"node-{key}")
+            if data is None:
+                start_afresh()  # a worker that died making this node left its container
+                try:
+                    node = make()
+                except InfranodeError as err:
+                    self.shared.write(f"node-{key}", failed(err).to_json())
+                    raise
+                self.shared.write(f"node-{key}", made(node).to_json())
+                return node
+        record = NodeRecord.from_json(data)
+        record.raise_error()
+        return attach(record)
+
+    def network(self, platform_name: str, create: Callable[[], str]) -> str:
+        """The id of the network the nodes of ``platform_name`` share, made by the first worker."""
+        with self.shared.locked(f"network-{platform_name}"):
+            record = self.shared.read(f"network-{platform_name}")
+            if record is None:
+                record = {"id": create()}
+                self.shared.write(f"network-{platform_name}", record)
+        return str(record["id"])
+
+    def mark_failed(self, platform_name: str) -> None:
+        """A test of the platform failed in this worker: the controller's keep policy decides."""
+        self.shared.mark(f"failed-{platform_name}")
+
+    def failed_platforms(self) -> set[str]:
+        return self.shared.flags("failed-")
+
+    def records(self) -> list[NodeRecord]:
+        """Every node the workers made (or failed to make), oldest first."""
+        return [NodeRecord.from_json(r) for r in self.shared.records("node-")]

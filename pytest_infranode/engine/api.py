@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
 from typing import Protocol
 from typing import final
 
@@ -124,4 +125,10 @@ class EngineProtocol(Protocol):
 
     def logs(self, container_id: str, tail: int = 50) -> str: ...
 
+    def kill_container(self, container_id: str) -> None: ...
+
+    def rename_container(self, container_id: str, name: str) -> None: ...
+
     def remove_container(self, container_id: str) -> None: ...
+
+    def list_containers(self, label_filters: Sequence[str]) -> list[dict[str, Any]]: ...

@@ -45,6 +45,7 @@ from pytest_infranode.provisioners._common import run_streaming
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
+from pytest_infranode.provisioners.base import option_paths
 
 if TYPE_CHECKING:
     from pytest_infranode.node import Node
@@ -67,6 +68,22 @@ OPTIONS = (
 )
 TOOL = "ansible-playbook"
 INSTALL = "pip install 'pytest-infranode[ansible]' (or: pip install ansible-core)"
+PLAYBOOK_SIBLINGS = (
+    "roles",
+    "group_vars",
+    "host_vars",
+    "library",
+    "filter_plugins",
+    "module_utils",
+    "templates",
+    "files",
+    "vars",
+    "tasks",
+    "handlers",
+    "ansible.cfg",
+    "requirements.yml",
+)
+"""What a playbook reads from its own directory: inputs of the converge cache's key."""
 PLUGINS = Path(__file__).parent / "ansible_plugins"
 CHANGES_ENV = "INFRANODE_ANSIBLE_CHANGES"
 
@@ -225,20 +242,25 @@ class AnsibleProvisioner:
     """Runs ansible-playbook on the runner against the node."""
 
     name = NAME
-
-    def __init__(self) -> None:
-        self._converged: set[str] = set()
+    tools = ("ansible-core", "ansible")
+    """Their versions are part of the converge cache's key."""
 
     def check(self, config: ProvisionerConfig) -> None:
         validate(config)
         require_tool(NAME, TOOL, INSTALL)
 
+    def inputs(self, config: ProvisionerConfig) -> list[Path]:
+        """The files the options name, and the roles, vars and plugins next to each playbook."""
+        found = option_paths(config)
+        for playbook in [p for p in found if p.is_file()]:
+            found += [playbook.parent / s for s in PLAYBOOK_SIBLINGS if (playbook.parent / s).exists()]
+        return found
+
     def converge(self, node: Node, config: ProvisionerConfig, output: OutputSink) -> ConvergeResult:
         validate(config)
         opts = _options(config)
         tool = require_tool(NAME, TOOL, INSTALL)
-        again = node.container_id in self._converged
-        self._converged.add(node.container_id)
+        again = node.converge_round > 1
         with tempfile.TemporaryDirectory(prefix="infranode-ansible-") as tmp:
             work = Path(tmp)
             (work / "tmp").mkdir()

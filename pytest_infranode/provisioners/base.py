@@ -1,11 +1,16 @@
-"""The Provisioner Protocol and the result of a converge."""
+"""The Provisioner contract (Protocol, optional members, secrets, inputs) and the result of a converge."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import Any
 from typing import Protocol
 from typing import final
 from typing import runtime_checkable
@@ -45,11 +50,21 @@ class ConvergeResult:
 MASK = b"********"
 
 
-def secret_values(names: object, environ: Mapping[str, str]) -> list[str]:
-    """The values of the environment variables named in a provisioner's ``secret_env``."""
-    if not isinstance(names, list):
-        return []
-    return [environ[n] for n in names if isinstance(n, str) and environ.get(n)]
+def has_secrets(config: ProvisionerConfig) -> bool:
+    """Whether the converge is given secrets (``secret_env``): then it is never cached."""
+    return bool(config.options.get("secret_env"))
+
+
+def secret_names(config: ProvisionerConfig) -> list[str]:
+    """The environment variables named in ``secret_env``: the one reading of that option
+    (a provisioner that accepts it checks its form in ``check``)."""
+    names = config.options.get("secret_env")
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def secrets_of(config: ProvisionerConfig, environ: Mapping[str, str]) -> list[str]:
+    """The secret values to mask in every log and message of this converge."""
+    return [environ[n] for n in secret_names(config) if environ.get(n)]
 
 
 def mask(text: str, secrets: list[str]) -> str:
@@ -95,11 +110,26 @@ class MaskingSink:
 
 @runtime_checkable
 class Provisioner(Protocol):
-    """Turns a bare node into the machine under test.
+    """Turns a bare node into the machine under test: the contract between a provisioner and the
+    rest of the plugin, which never names a provisioner.
 
     ``check`` runs at configure time, before any node exists: it validates the options and the
     files they name and raises :class:`~pytest_infranode.errors.SettingsError`. ``converge``
     runs once per node and streams the tool's output to ``output``.
+
+    What the rest needs to know, and where it is said:
+
+    - *changed*: :attr:`ConvergeResult.changed` (None: the tool cannot tell) and
+      :attr:`ConvergeResult.changes`, in the tool's own words; ``--infra-idempotence`` fails a
+      node whose second converge changed something.
+    - *the idempotence run*: ``node.converge_round`` is 1 for the first converge and 2 for the
+      idempotence check's (a tool may then ask for a diff).
+    - *secrets*: the ``secret_env`` option, read by :func:`secret_names` only; its values are
+      masked in logs, and such a converge is never cached.
+    - *converge-cache inputs* (optional members, see :class:`DeclaresInputs` and
+      :class:`DeclaresTools`): the files it reads, else every option naming an existing file
+      (:func:`option_paths`); a ``version``, else its distribution's; the distributions of the
+      tool it runs.
     """
 
     name: str
@@ -107,3 +137,67 @@ class Provisioner(Protocol):
     def check(self, config: ProvisionerConfig) -> None: ...
 
     def converge(self, node: Node, config: ProvisionerConfig, output: OutputSink) -> ConvergeResult: ...
+
+
+@runtime_checkable
+class DeclaresInputs(Protocol):
+    """A provisioner that says which files its converge reads (relative to the config file)."""
+
+    def inputs(self, config: ProvisionerConfig) -> Iterable[str | Path]: ...
+
+
+@runtime_checkable
+class DeclaresTools(Protocol):
+    """A provisioner whose tool's version changes the converge: distributions by name."""
+
+    tools: tuple[str, ...]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def resolve(value: str | Path, base_dir: Path) -> Path:
+    path = Path(os.path.expanduser(str(value)))
+    return path if path.is_absolute() else base_dir / path
+
+
+def option_paths(config: ProvisionerConfig) -> list[Path]:
+    """Every option value that names an existing file or directory on the runner: the inputs
+    of a provisioner that does not declare its own."""
+    found: list[Path] = []
+    base = config.base_dir.resolve()
+    for text in _strings(dict(config.options)):
+        if not text or "\n" in text or len(text) > 1024:
+            continue
+        try:
+            path = resolve(text, config.base_dir).resolve()
+            exists = path.exists()
+        except (OSError, ValueError):
+            continue
+        if not exists or path == base or path in base.parents:
+            continue
+        if os.path.isabs(text) and path.is_dir() and base not in path.parents:
+            continue  # ``dest: /etc`` names a directory in the node, not an input here
+        found.append(path)
+    return found
+
+
+def input_paths(provisioner: Provisioner, config: ProvisionerConfig) -> list[Path]:
+    """Files and directories the converge reads, each once, in a stable order."""
+    if isinstance(provisioner, DeclaresInputs):
+        found = [resolve(p, config.base_dir) for p in provisioner.inputs(config)]
+    else:
+        found = option_paths(config)
+    return sorted({p.resolve() for p in found})
+
+
+def tool_distributions(provisioner: Provisioner) -> tuple[str, ...]:
+    return tuple(provisioner.tools) if isinstance(provisioner, DeclaresTools) else ()

@@ -104,17 +104,13 @@ class PuppetProvisioner:
 
     name = NAME
 
-    def __init__(self) -> None:
-        self._converged: set[str] = set()
-
     def check(self, config: ProvisionerConfig) -> None:
         validate(config)
 
     def converge(self, node: Node, config: ProvisionerConfig, output: OutputSink) -> ConvergeResult:
         validate(config)
         opts = _options(config)
-        again = node.container_id in self._converged
-        self._converged.add(node.container_id)
+        again = node.converge_round > 1
         try:
             puppet = ensure_in_node(
                 node,

@@ -121,9 +121,8 @@ class PyinfraProvisioner:
     """Runs pyinfra on the runner against the node."""
 
     name = NAME
-
-    def __init__(self) -> None:
-        self._converged: set[str] = set()
+    tools = ("pyinfra",)
+    """Its version is part of the converge cache's key."""
 
     def check(self, config: ProvisionerConfig) -> None:
         validate(config)
@@ -131,8 +130,7 @@ class PyinfraProvisioner:
 
     def converge(self, node: Node, config: ProvisionerConfig, output: OutputSink) -> ConvergeResult:
         tool = require_tool(NAME, TOOL, INSTALL)
-        again = node.container_id in self._converged
-        self._converged.add(node.container_id)
+        again = node.converge_round > 1
         argv = pyinfra_argv(tool, node.container_id, config, diff=again)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYINFRA_PROGRESS": "off", **_options(config).env()}
         docker_host = docker_host_for_tools(node)

@@ -29,6 +29,7 @@ from pytest_infranode.hookspecs import hookimpl
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
+from pytest_infranode.provisioners.base import secret_names
 
 if TYPE_CHECKING:
     from pytest_infranode.node import Node
@@ -66,7 +67,7 @@ def _secret_env(config: ProvisionerConfig) -> dict[str, str]:
             where=config.source.where("provisioner.secret_env"),
             fix=f"export {missing[0]}=... before running pytest (in CI: a secret variable)",
         )
-    return {n: os.environ[n] for n in names}
+    return {n: os.environ[n] for n in secret_names(config)}
 
 
 def _env(config: ProvisionerConfig) -> dict[str, str]:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_infranode.provisioners.streaming import LOG_INTERVAL
-from pytest_infranode.provisioners.streaming import TTY_INTERVAL
-from pytest_infranode.provisioners.streaming import ConvergeProgress
-from pytest_infranode.provisioners.streaming import Throttle
-from pytest_infranode.provisioners.streaming import progress_line
-from pytest_infranode.provisioners.streaming import step_of
+from pytest_infranode.progress import LOG_INTERVAL
+from pytest_infranode.progress import TTY_INTERVAL
+from pytest_infranode.progress import ConvergeProgress
+from pytest_infranode.progress import Throttle
+from pytest_infranode.progress import progress_line
+from pytest_infranode.progress import step_of
 
 
 @pytest.mark.parametrize(

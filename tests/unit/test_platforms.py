@@ -17,7 +17,7 @@ from pytest_infranode.platforms import PlatformDefinition
 from pytest_infranode.platforms import check_definition
 from pytest_infranode.platforms import install_command
 from pytest_infranode.platforms import split_names
-from pytest_infranode.session import build_catalog
+from pytest_infranode.registry import build_catalog
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import build_settings
 

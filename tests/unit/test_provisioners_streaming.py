@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pytest_infranode.errors import SettingsError
+from pytest_infranode.progress import LineEcho
 from pytest_infranode.provisioners.base import ConvergeResult
-from pytest_infranode.provisioners.streaming import LineEcho
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import build_settings
 

@@ -81,3 +81,22 @@ def test_markers_are_registered_and_documented(request: pytest.FixtureRequest) -
     for marker in ("infra_platforms", "infra_node"):
         assert f"{marker}(" in registered
         assert f"@pytest.mark.{marker}(" in docs
+
+
+def test_each_readme_row_is_one_option_of_the_table() -> None:
+    """The option table (``options.py``) is the source: each row of the README names the same
+    option, ini key and YAML key as one entry of it."""
+    from pytest_infranode.options import OPTIONS
+
+    rows = _table(_section("Configuration"), "| option |")
+    in_readme = {(_code(r[0]), _code(r[1]), _code(r[2])) for r in rows if _code(r[0])}
+    in_table = {(o.flag, o.ini_key, o.yaml_key) for o in OPTIONS}
+    assert in_readme == in_table, FIX
+
+
+def test_the_plugin_registers_exactly_the_table(registered: tuple[set[str], set[str]]) -> None:
+    from pytest_infranode.options import OPTIONS
+
+    options, ini_keys = registered
+    assert options == {o.flag for o in OPTIONS}
+    assert ini_keys == {o.ini_key for o in OPTIONS}

@@ -1,0 +1,138 @@
+"""What the tests run against: a platform and one node of it, and the nodes a session needs. Pure."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from typing import final
+
+from pytest_infranode.errors import SettingsError
+from pytest_infranode.node import container_name
+from pytest_infranode.platforms import Platform
+from pytest_infranode.settings import NodeConfig
+from pytest_infranode.settings import ProvisionerConfig
+from pytest_infranode.settings import Settings
+from pytest_infranode.settings import converge_order
+
+DEFAULT_NODE = "default"
+"""The key of the single node of a platform in ``infra_nodes`` when ``nodes:`` is not used."""
+
+Role = Literal["single", "controller", "worker"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What one parametrized test runs against: a platform and one node of it."""
+
+    platform: Platform
+    node: str = ""
+    """The short name in ``nodes:``; "" for the single node of a platform."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform.name}/{self.node}"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who this process is in its session: the id and owner on every label, and its role under
+    pytest-xdist (``controller`` and ``worker``; ``single`` without it)."""
+
+    session_id: str
+    owner: str
+    role: Role = "single"
+    shared: Path | None = None
+    """The directory the processes of an xdist session share (see ``sharing.py``)."""
+
+    def node_name(self, target: Target) -> str:
+        """The container name the node of ``target`` has (or will have)."""
+        return container_name(self.session_id, target.platform.name, target.node)
+
+
+@final
+class NodeLayout:
+    """The nodes made on every platform: one unnamed node, or those of ``nodes:``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.configs: dict[str, NodeConfig] = {n.name: n for n in settings.nodes} or {"": NodeConfig(name="")}
+        """Short name → settings of each node made per platform, in file order."""
+        self.default = next(n.name for n in settings.nodes) if settings.nodes else ""
+        self.order = converge_order(self.configs) if settings.nodes else [""]
+        """Short names, each after the nodes it depends on."""
+
+    def provisioner_of(self, short_name: str) -> ProvisionerConfig:
+        """The provisioner settings of a node: its own, else the top-level ones."""
+        own = self.configs.get(short_name)
+        return own.provisioner if own is not None and own.provisioner else self.settings.provisioner
+
+    def provisioner_configs(self) -> list[ProvisionerConfig]:
+        return [self.settings.provisioner] + [
+            n.provisioner for n in self.settings.nodes if n.provisioner is not None
+        ]
+
+    def dependents(self, name: str) -> set[str]:
+        """``name`` and every node that (transitively) depends on it."""
+        found = {name}
+        changed = True
+        while changed:
+            changed = False
+            for other, config in self.configs.items():
+                if other not in found and found & set(config.depends_on):
+                    found.add(other)
+                    changed = True
+        return found
+
+    def plan(self, targets: Iterable[Target]) -> list[Target]:
+        """Every node the tests of ``targets`` need, platform by platform, dependencies first."""
+        targets = list(targets)
+        wanted = {t.key for t in targets}
+        platforms = {t.platform.name: t.platform for t in targets}
+        return [
+            Target(platform, name)
+            for platform in platforms.values()
+            for name in self.order
+            if any(f"{platform.name}/{n}" in wanted for n in self.dependents(name))
+        ]
+
+    def with_dependencies(self, target: Target) -> list[Target]:
+        """``target`` after every node it (transitively) depends on."""
+        return [Target(target.platform, n) for n in self.order if target.node in self.dependents(n)]
+
+    def select(self, names: tuple[str, ...] = (), group: str | None = None) -> list[str]:
+        """Short names chosen by an ``infra_node`` marker; without one, the default node.
+
+        :raises SettingsError: a name or group that ``nodes:`` does not declare.
+        """
+        declared = [n for n in self.configs if n]
+        where = "@pytest.mark.infra_node"
+        if (names or group) and not declared:
+            raise SettingsError(
+                "this test asks for a named node, but the configuration declares no `nodes:`",
+                where=where,
+                fix="declare them in infranode.yaml: `nodes: {web: {}, db: {}}`",
+            )
+        chosen = list(names)
+        for name in chosen:
+            if name not in self.configs:
+                close = difflib.get_close_matches(name, declared, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise SettingsError(
+                    f"unknown node {name!r}", where=where, fix=f"{hint}Nodes: {', '.join(declared)}"
+                )
+        if group is not None:
+            members = [n for n, c in self.configs.items() if group in c.groups]
+            if not members:
+                groups = sorted({g for c in self.configs.values() for g in c.groups})
+                raise SettingsError(
+                    f"no node is in group {group!r}",
+                    where=where,
+                    fix=f"groups: {', '.join(groups) or 'none declared'} (set `groups:` on a node)",
+                )
+            chosen += [m for m in members if m not in chosen]
+        return chosen or [self.default]
