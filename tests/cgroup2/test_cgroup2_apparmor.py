@@ -1,0 +1,113 @@
+"""systemd nodes on a real cgroup v2 + AppArmor Docker daemon (the QEMU lab), with the plugin's
+defaults and no --privileged: both platforms reach `running`, units are really sandboxed, and the
+example, multi-node, idempotence, converge-cache and teardown paths all hold there."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+
+import pytest
+
+from pytest_infranode.engine import Engine
+from pytest_infranode.engine import doctor
+from tests.cgroup2.conftest import VmRun
+from tests.integration.conftest import copy_example
+
+pytestmark = pytest.mark.slow
+
+Run = Callable[..., VmRun]
+
+SANDBOXED = textwrap.dedent(
+    """
+    provisioner:
+      name: shell
+      inline:
+        - |
+          cat > /etc/systemd/system/sandboxed.service <<'UNIT'
+          [Service]
+          User=nobody
+          ExecStart=/bin/sleep infinity
+          PrivateTmp=yes
+          ProtectSystem=strict
+          ProtectHome=yes
+          NoNewPrivileges=yes
+          MemoryMax=64M
+          UNIT
+          systemctl daemon-reload && systemctl start sandboxed
+    """
+)
+
+
+def test_the_lab_daemon_is_cgroup_v2_with_apparmor(vm: Engine, vm_url: str) -> None:
+    assert vm.info.cgroup_version == "2"
+    assert vm.info.apparmor, vm.info.security
+    report = doctor.run_doctor(vm_url, {"PATH": "/usr/bin:/bin"}, wait=30)
+    by_check = {f.check: f for f in report.findings if f.status != "info"}
+    assert by_check["systemd"].status == "ok", doctor.render_text(report)
+    assert "apparmor" in by_check["cgroup"].summary
+
+
+def test_nodes_boot_running_with_units_really_sandboxed(pytester: pytest.Pytester, vm_run: Run) -> None:
+    """debian-12 and debian-13 reach `running` (not degraded); a `User=nobody` unit with
+    PrivateTmp=, ProtectSystem=strict and MemoryMax= runs in a mount namespace of its own, in its
+    own cgroup with its memory limit; the node sees only its own cgroup subtree."""
+    pytester.makefile(".yaml", infranode=SANDBOXED)
+    pytester.makepyfile(
+        """
+        def test_sandboxed(host, infra_node):
+            assert infra_node.sandbox == "ok"
+            assert host.check_output("systemctl is-system-running") == "running"
+            assert host.service("sandboxed").is_running
+            pid = host.check_output("systemctl show -p MainPID --value sandboxed")
+            assert host.process.get(pid=int(pid)).user == "nobody"
+            own_ns = host.check_output(f"readlink /proc/{pid}/ns/mnt")
+            assert own_ns != host.check_output("readlink /proc/1/ns/mnt")
+            assert "systemd-private-" in host.check_output(f"cat /proc/{pid}/mountinfo")
+            cgroup = host.check_output(f"cut -d: -f3 /proc/{pid}/cgroup")
+            assert cgroup == "/system.slice/sandboxed.service"
+            assert host.check_output(f"cat /sys/fs/cgroup{cgroup}/memory.max") == str(64 * 2**20)
+            assert host.check_output("cut -d: -f3 /proc/1/cgroup") == "/init.scope"
+        """
+    )
+    run = vm_run("--infra-platform=debian-12,debian-13", "-v")
+    run.result.assert_outcomes(passed=2)
+
+
+def test_example_suite(pytester: pytest.Pytester, vm_run: Run) -> None:
+    copy_example(pytester, "nginx")
+    run = vm_run("-v")
+    run.result.assert_outcomes(passed=11)
+    run.result.stdout.fnmatch_lines(["*daemon Docker * cgroup v2*"])
+
+
+def test_multinode_suite(pytester: pytest.Pytester, vm_run: Run) -> None:
+    """Both nodes on one session network, converged in order, reachable by name. The published
+    port is not reached from here: the VM's user-mode network forwards no ephemeral ports."""
+    copy_example(pytester, "multinode")
+    run = vm_run("-v", "-k", "not runner_reaches_the_published_port")
+    run.result.assert_outcomes(passed=5, deselected=1)
+
+
+def test_idempotence_with_ansible(pytester: pytest.Pytester, vm_run: Run) -> None:
+    copy_example(pytester, "ansible")
+    run = vm_run("-v", "--infra-idempotence")
+    run.result.assert_outcomes(passed=10)
+    run.result.stdout.fnmatch_lines(["  debian-12 | debian-12 * changed=0 *"])
+
+
+def test_converge_cache_hit(pytester: pytest.Pytester, vm_run: Run, vm: Engine) -> None:
+    """The second session takes the first one's converged image: no converge, same checks pass."""
+    pytester.makefile(
+        ".yaml",
+        infranode="provisioner:\n  name: shell\n  inline: ['echo cg2-cache > /etc/cg2-marker']\n",
+    )
+    pytester.makepyfile(
+        "def test_marker(host):\n    assert host.file('/etc/cg2-marker').content_string == 'cg2-cache\\n'\n"
+    )
+    first = vm_run("--infra-platform=debian-12", "--infra-cache=converge")
+    first.result.assert_outcomes(passed=1)
+    first.result.stdout.fnmatch_lines(["*converge cache miss*"])
+    second = vm_run("--infra-platform=debian-12", "--infra-cache=converge")
+    second.result.assert_outcomes(passed=1)
+    second.result.stdout.fnmatch_lines(["*converge cache hit*converge skipped*"])
