@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.integration.lab.podman import RUNTIMES
 
 ROOT = Path(__file__).parents[2]
-GROUPS = {"engine", "test"}
+GROUPS = {"engine", "test", "cgroup2"}
 
 
 def declared() -> dict[str, tuple[set[str], set[str]]]:
