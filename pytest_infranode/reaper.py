@@ -28,6 +28,8 @@ from typing import Any
 from typing import Protocol
 
 from pytest_infranode import labels
+from pytest_infranode.engine.api import ContainerInfo
+from pytest_infranode.engine.api import NetworkInfo
 
 KEPT_SUFFIX = "-kept"
 """Kept nodes are renamed with this suffix; the automatic sweep leaves them for the user."""
@@ -36,13 +38,13 @@ DEFAULT_TTL = 24 * 3600.0
 
 
 class _Lister(Protocol):
-    def list_containers(self, label_filters: list[str]) -> list[dict[str, Any]]: ...
+    def list_containers(self, label_filters: list[str]) -> list[ContainerInfo]: ...
 
     def remove_container(self, container_id: str) -> None: ...
 
 
 class _NetworkLister(Protocol):
-    def list_networks(self, label_filters: list[str]) -> list[dict[str, Any]]: ...
+    def list_networks(self, label_filters: list[str]) -> list[NetworkInfo]: ...
 
     def remove_network(self, network_id: str) -> bool: ...
 
@@ -57,16 +59,11 @@ def sweep_networks(engine: object, label_filters: list[str], sessions: set[str] 
     lister: _NetworkLister = engine
     removed = []
     for net in lister.list_networks(label_filters):
-        if sessions is not None and (net.get("Labels") or {}).get(labels.SESSION) not in sessions:
+        if sessions is not None and net.labels.get(labels.SESSION) not in sessions:
             continue
-        if lister.remove_network(str(net["Id"])):
-            removed.append(str(net.get("Name", net["Id"])))
+        if lister.remove_network(net.id):
+            removed.append(net.name)
     return removed
-
-
-def container_name(container: dict[str, Any]) -> str:
-    names = container.get("Names")
-    return str(names[0]).lstrip("/") if isinstance(names, list) and names else str(container["Id"])[:12]
 
 
 def sweep(engine: _Lister, *, session_id: str | None = None, keep: frozenset[str] = frozenset()) -> list[str]:
@@ -78,11 +75,10 @@ def sweep(engine: _Lister, *, session_id: str | None = None, keep: frozenset[str
     wanted = [f"{labels.SESSION}={session_id}"] if session_id else [labels.SESSION]
     removed = []
     for container in engine.list_containers(wanted):
-        cid = str(container["Id"])
-        if cid in keep:
+        if container.id in keep:
             continue
-        engine.remove_container(cid)
-        removed.append(container_name(container))
+        engine.remove_container(container.id)
+        removed.append(container.name)
     sweep_networks(engine, wanted)
     return removed
 
@@ -97,11 +93,11 @@ class SessionSeen:
     names: tuple[str, ...]
 
 
-def sessions(containers: Sequence[dict[str, Any]]) -> list[SessionSeen]:
-    """Group labelled containers by session. Pure."""
+def sessions(found: Sequence[ContainerInfo | NetworkInfo]) -> list[SessionSeen]:
+    """Group labelled containers (and networks) by session. Pure."""
     grouped: dict[str, SessionSeen] = {}
-    for c in containers:
-        lab = c.get("Labels") or {}
+    for c in found:
+        lab = c.labels
         sid = lab.get(labels.SESSION)
         if not sid:
             continue
@@ -110,7 +106,7 @@ def sessions(containers: Sequence[dict[str, Any]]) -> list[SessionSeen]:
         except ValueError:
             created = 0.0
         prev = grouped.get(sid)
-        names = (*prev.names, container_name(c)) if prev else (container_name(c),)
+        names = (*prev.names, c.name) if prev else (c.name,)
         grouped[sid] = SessionSeen(
             sid, str(lab.get(labels.PID, "")), max(created, prev.created if prev else 0), names
         )
@@ -153,11 +149,9 @@ def sweep_expired(
     }
     removed = []
     for c in containers:
-        lab = c.get("Labels") or {}
-        name = container_name(c)
-        if lab.get(labels.SESSION) in dead and (include_kept or not name.endswith(KEPT_SUFFIX)):
-            engine.remove_container(str(c["Id"]))
-            removed.append(name)
+        if c.labels.get(labels.SESSION) in dead and (include_kept or not c.name.endswith(KEPT_SUFFIX)):
+            engine.remove_container(c.id)
+            removed.append(c.name)
     # Networks of sessions whose containers are all gone (a kept node keeps its network).
     live = {s.session_id for s in sessions(engine.list_containers([labels.SESSION]))} if dead else set()
     sweep_networks(engine, [labels.SESSION], dead - live)

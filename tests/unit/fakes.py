@@ -13,11 +13,13 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
-from typing import Any
 
+from pytest_infranode.engine.api import ContainerInfo
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import DaemonInfo
 from pytest_infranode.engine.api import ExecResult
+from pytest_infranode.engine.api import ImageInfo
+from pytest_infranode.engine.api import NetworkInfo
 from pytest_infranode.engine.api import OutputSink
 from pytest_infranode.engine.api import ShellStream
 from pytest_infranode.node import BOOT_WAIT
@@ -32,6 +34,15 @@ INFO = DaemonInfo(
     cgroup_driver="systemd",
     os="fake",
 )
+
+
+def _matches(found: Mapping[str, str], label_filters: Sequence[str]) -> bool:
+    """Whether labels pass the daemon's ``label`` filters (``key`` or ``key=value``, all of them)."""
+    for f in label_filters:
+        key, _, value = f.partition("=")
+        if key not in found or (value and found[key] != value):
+            return False
+    return True
 
 
 @dataclass
@@ -81,7 +92,7 @@ class FakeEngine:
     def recipe_key(self, platform: Platform) -> str | None:
         return f"recipe-{platform.name}"
 
-    def list_images(self, label: str) -> list[dict[str, Any]]:
+    def list_images(self, label: str) -> list[ImageInfo]:
         return []
 
     def commit_container(
@@ -161,18 +172,11 @@ class FakeEngine:
         self._record("remove", self._name(container_id))
         self.containers.pop(container_id, None)
 
-    def list_containers(self, label_filters: Sequence[str]) -> list[dict[str, Any]]:
-        def matches(c: FakeContainer) -> bool:
-            for f in label_filters:
-                key, _, value = f.partition("=")
-                if key not in c.labels or (value and c.labels[key] != value):
-                    return False
-            return True
-
+    def list_containers(self, label_filters: Sequence[str]) -> list[ContainerInfo]:
         return [
-            {"Id": c.id, "Names": [f"/{c.name}"], "Labels": dict(c.labels), "State": c.state}
+            ContainerInfo(c.id, c.name, dict(c.labels), c.state)
             for c in self.containers.values()
-            if matches(c)
+            if _matches(c.labels, label_filters)
         ]
 
     # networks
@@ -185,7 +189,7 @@ class FakeEngine:
         self._record("remove_network", network_id)
         return self.networks.pop(network_id.removeprefix("net-"), None) is not None
 
-    def list_networks(self, label_filters: Sequence[str]) -> list[dict[str, Any]]:
+    def list_networks(self, label_filters: Sequence[str]) -> list[NetworkInfo]:
         return []
 
     def close(self) -> None:
