@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO
 from typing import Any
-from typing import Protocol
 
 from pytest_infranode import labels
+from pytest_infranode.engine.api import CleanupEngine
 from pytest_infranode.engine.api import ContainerInfo
 from pytest_infranode.engine.api import NetworkInfo
 
@@ -37,36 +37,25 @@ DEFAULT_TTL = 24 * 3600.0
 """Sessions of other machines older than this are considered dead (seconds)."""
 
 
-class _Lister(Protocol):
-    def list_containers(self, label_filters: list[str]) -> list[ContainerInfo]: ...
-
-    def remove_container(self, container_id: str) -> None: ...
-
-
-class _NetworkLister(Protocol):
-    def list_networks(self, label_filters: list[str]) -> list[NetworkInfo]: ...
-
-    def remove_network(self, network_id: str) -> bool: ...
-
-
-def sweep_networks(engine: object, label_filters: list[str], sessions: set[str] | None = None) -> list[str]:
+def sweep_networks(
+    engine: CleanupEngine, label_filters: Sequence[str], sessions: set[str] | None = None
+) -> list[str]:
     """Remove the labelled networks (of ``sessions`` only, when given) that no container uses.
 
-    Engines without networks (test fakes) are skipped. Call it after the containers are gone.
+    Call it after the containers are gone.
     """
-    if not (hasattr(engine, "list_networks") and hasattr(engine, "remove_network")):
-        return []
-    lister: _NetworkLister = engine
     removed = []
-    for net in lister.list_networks(label_filters):
+    for net in engine.list_networks(label_filters):
         if sessions is not None and net.labels.get(labels.SESSION) not in sessions:
             continue
-        if lister.remove_network(net.id):
+        if engine.remove_network(net.id):
             removed.append(net.name)
     return removed
 
 
-def sweep(engine: _Lister, *, session_id: str | None = None, keep: frozenset[str] = frozenset()) -> list[str]:
+def sweep(
+    engine: CleanupEngine, *, session_id: str | None = None, keep: frozenset[str] = frozenset()
+) -> list[str]:
     """Remove the containers of one session (or, without ``session_id``, of every session).
 
     :param keep: container ids to leave alone (nodes kept for a look).
@@ -132,14 +121,14 @@ def is_expired(seen: SessionSeen, *, now: float, ttl: float, hostname: str, aliv
 
 
 def sweep_expired(
-    engine: _Lister, *, ttl: float = DEFAULT_TTL, include_kept: bool = False, exclude: str = ""
+    engine: CleanupEngine, *, ttl: float = DEFAULT_TTL, include_kept: bool = False, exclude: str = ""
 ) -> list[str]:
     """Remove the containers of expired sessions (never ``exclude``, never live ones).
 
     Kept nodes (renamed with ``-kept``) stay unless ``include_kept``.
     """
     containers = engine.list_containers([labels.SESSION])
-    networks = engine.list_networks([labels.SESSION]) if hasattr(engine, "list_networks") else []
+    networks = engine.list_networks([labels.SESSION])
     hostname = os.uname().nodename
     now = time.time()
     dead = {

@@ -190,7 +190,11 @@ class FakeEngine:
         return self.networks.pop(network_id.removeprefix("net-"), None) is not None
 
     def list_networks(self, label_filters: Sequence[str]) -> list[NetworkInfo]:
-        return []
+        return [
+            NetworkInfo(f"net-{name}", name, dict(net_labels))
+            for name, net_labels in self.networks.items()
+            if _matches(net_labels, label_filters)
+        ]
 
     def close(self) -> None:
         self._record("close", "")
