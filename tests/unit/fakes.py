@@ -1,8 +1,10 @@
 """The one fake engine of the unit tests: containers in a dict, every call recorded. No daemon.
 
 It answers what nodes, provisioners, the session and the reaper ask: containers are made,
-started, renamed and removed; an exec of the boot wait answers ``running``; other execs answer
-what :attr:`FakeEngine.exec_answers` says (by program name), else exit 0.
+started, renamed and removed; an exec of the boot wait answers what
+:attr:`FakeEngine.boot_answers` says (``running`` unless told); other execs answer what
+:attr:`FakeEngine.exec_answers` says (by program name), else exit 0 (or, with
+:attr:`FakeEngine.answered_only`, fail the test).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TypeVar
 
 from pytest_infranode.engine.api import ContainerInfo
 from pytest_infranode.engine.api import ContainerSpec
@@ -25,6 +28,8 @@ from pytest_infranode.engine.api import ShellStream
 from pytest_infranode.node import BOOT_WAIT
 from pytest_infranode.platforms import Platform
 
+T = TypeVar("T")
+
 INFO = DaemonInfo(
     endpoint="unix:///fake.sock",
     source="a test",
@@ -34,6 +39,11 @@ INFO = DaemonInfo(
     cgroup_driver="systemd",
     os="fake",
 )
+
+
+def _next(answers: list[T]) -> T:
+    """The first answer, taken off the list unless it is the last."""
+    return answers.pop(0) if len(answers) > 1 else answers[0]
 
 
 def _matches(found: Mapping[str, str], label_filters: Sequence[str]) -> bool:
@@ -65,6 +75,15 @@ class FakeEngine:
         self.calls: list[tuple[str, str]] = []
         """``(operation, container name or subject)``."""
         self.exec_answers: dict[str, ExecResult] = {}
+        self.answered_only = False
+        """Fail the test on an exec that ``exec_answers`` does not answer."""
+        self.boot_answers: list[ExecResult] = [ExecResult(0, b"running\n", b"")]
+        """What the boot wait answers, in turn; the last one again and again."""
+        self.boot_rounds: list[int] = []
+        """How many times each boot wait was allowed to ask systemd."""
+        self.state_answers: list[str] = []
+        """When set, what ``container_state`` answers, in turn (the last one again and again),
+        instead of the container's own state: a node whose init dies, say."""
         self.fail_create: set[str] = set()
         """Container names whose creation fails (a daemon refusing them)."""
         self.logs_text = "the init's log"
@@ -117,6 +136,8 @@ class FakeEngine:
         self.containers[container_id].state = "running"
 
     def container_state(self, container_id: str) -> str:
+        if self.state_answers:
+            return _next(self.state_answers)
         found = self.containers.get(container_id)
         return found.state if found else "missing"
 
@@ -134,9 +155,12 @@ class FakeEngine:
         on_output: OutputSink | None = None,
     ) -> ExecResult:
         if list(argv[:3]) == ["/bin/sh", "-c", BOOT_WAIT]:
-            return ExecResult(0, b"running\n", b"")
+            self.boot_rounds.append(int(argv[4]))
+            return _next(self.boot_answers)
         self._record("exec", " ".join(argv))
         answer = next((a for program, a in self.exec_answers.items() if program in argv), None)
+        if answer is None and self.answered_only:
+            raise AssertionError(f"unexpected exec: {list(argv)}")
         result = answer or ExecResult(0, b"", b"")
         if on_output is not None and result.stdout:
             on_output(result.stdout)
