@@ -464,7 +464,7 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
     script_bytes = (project / "converge.sh").read_bytes()
     script_hash = hashlib.sha256(script_bytes).hexdigest()
     config = (project / "infranode.yaml").read_text()
-    before = {i["Id"] for i in engine.list_images(labels.PLATFORM)}
+    before = {i.id for i in engine.list_images(labels.PLATFORM)}
     default_prepare = Catalog().get("debian-12").prepare
     cold_platforms: list[str] = []
 
@@ -558,16 +558,15 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
         made = [
             i
             for i in engine.list_images(labels.CONVERGE)
-            if script_hash[:16]
-            in json.loads((i.get("Labels") or {}).get(labels.CONVERGE_PARTS) or "{}").values()
+            if script_hash[:16] in json.loads(i.labels.get(labels.CONVERGE_PARTS) or "{}").values()
         ]
         for name in [*cold_platforms, "debian-12b"]:
-            made += [i for i in engine.list_images(f"{labels.PLATFORM}={name}") if i["Id"] not in before]
+            made += [i for i in engine.list_images(f"{labels.PLATFORM}={name}") if i.id not in before]
         for image in made:
             try:
-                engine.remove_image(image["Id"])
+                engine.remove_image(image.id)
             except Exception as exc:
-                print(f"could not remove image {image['Id'][:19]}: {exc}", file=sys.stderr)
+                print(f"could not remove image {image.id[:19]}: {exc}", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
     if not rounds:
         return notes
@@ -844,7 +843,7 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = Engine.connect(args.docker_host)
     lines = machine(engine)
-    running = [c for c in engine.list_containers([]) if c.get("State") == "running"]
+    running = [c for c in engine.list_containers([]) if c.state == "running"]
     lines.append(
         f"others:  {len(running)} containers running on the daemon at the start (shared: timings are noisy)"
     )

@@ -13,6 +13,7 @@ from pytest_infranode import labels
 from pytest_infranode import reaper
 from pytest_infranode.convergecache import stale_converged
 from pytest_infranode.engine import Engine
+from pytest_infranode.engine.api import ImageInfo
 from pytest_infranode.engine.bootstrap import BOOTSTRAP_LABEL
 from pytest_infranode.engine.images import stale_images
 from pytest_infranode.errors import DaemonError
@@ -66,20 +67,20 @@ def cmd_images(args: argparse.Namespace) -> int:
     catalog = _catalog(args)
     current = {p.name: engine.recipe_key(p) for p in catalog}
     converged = engine.list_images(labels.CONVERGE)
-    converged_ids = {i["Id"] for i in converged}
-    prepared = [i for i in engine.list_images(labels.RECIPE) if i["Id"] not in converged_ids]
-    stale_ids = {i["Id"] for i in stale_images(prepared, current)}
-    stale_ids |= {i["Id"] for i in stale_converged(converged, current)}
+    converged_ids = {i.id for i in converged}
+    prepared = [i for i in engine.list_images(labels.RECIPE) if i.id not in converged_ids]
+    stale_ids = {i.id for i in stale_images(prepared, current)}
+    stale_ids |= {i.id for i in stale_converged(converged, current)}
     if getattr(args, "converged", False):
         stale_ids |= converged_ids
     if args.action == "prune":
         removed = 0
         for image in [*converged, *prepared]:
-            if image["Id"] not in stale_ids:
+            if image.id not in stale_ids:
                 continue
-            tag = ", ".join(image.get("RepoTags") or []) or image["Id"][7:19]
+            tag = ", ".join(image.repo_tags) or image.id[7:19]
             try:
-                engine.remove_image(image["Id"])
+                engine.remove_image(image.id)
             except InfranodeError as err:
                 print(f"kept {tag}: {err.what}", file=sys.stderr)
                 continue
@@ -89,18 +90,17 @@ def cmd_images(args: argparse.Namespace) -> int:
         return 0
     rows = [("IMAGE", "PLATFORM", "KIND", "RECIPE", "STATE", "SIZE")]
     for image in prepared:
-        lab = image.get("Labels") or {}
-        state = "stale" if image["Id"] in stale_ids else "current"
+        lab = image.labels
+        state = "stale" if image.id in stale_ids else "current"
         if current.get(lab.get(labels.PLATFORM, "")) is None and state == "current":
             state = "current?"  # the base image is not on the daemon: cannot tell
         rows.append(_image_row(image, "prepared", lab.get(labels.RECIPE, "?"), state))
     for image in converged:
-        lab = image.get("Labels") or {}
-        state = "stale" if image["Id"] in stale_ids else "current"
+        lab = image.labels
+        state = "stale" if image.id in stale_ids else "current"
         rows.append(_image_row(image, "converged", lab.get(convergecache.RECIPE_OF, "?"), state))
     for image in engine.list_images(BOOTSTRAP_LABEL):
-        lab = image.get("Labels") or {}
-        rows.append(_image_row(image, "bootstrapped", lab.get(BOOTSTRAP_LABEL, "?"), "base"))
+        rows.append(_image_row(image, "bootstrapped", image.labels.get(BOOTSTRAP_LABEL, "?"), "base"))
     if len(rows) == 1:
         print("no infranode images on this daemon")
         return 0
@@ -112,16 +112,10 @@ def cmd_images(args: argparse.Namespace) -> int:
     return 0
 
 
-def _image_row(
-    image: dict[str, object], kind: str, recipe: str, state: str
-) -> tuple[str, str, str, str, str, str]:
-    tags = image.get("RepoTags") or []
-    lab = image.get("Labels") or {}
-    name = str(tags[0]) if isinstance(tags, list) and tags else str(image.get("Id", ""))[7:19]
-    platform = str(lab.get(labels.PLATFORM, "?")) if isinstance(lab, dict) else "?"
-    size = image.get("Size")
-    mib = f"{int(size) / 2**20:.0f} MiB" if isinstance(size, int) else "?"
-    return (name, platform, kind, recipe, state, mib)
+def _image_row(image: ImageInfo, kind: str, recipe: str, state: str) -> tuple[str, str, str, str, str, str]:
+    name = image.repo_tags[0] if image.repo_tags else image.id[7:19]
+    mib = f"{image.size / 2**20:.0f} MiB" if image.size is not None else "?"
+    return (name, image.labels.get(labels.PLATFORM, "?"), kind, recipe, state, mib)
 
 
 def cmd_images_bootstrap(args: argparse.Namespace) -> int:
@@ -145,11 +139,9 @@ def cmd_nodes(args: argparse.Namespace) -> int:
         print("no infranode nodes on this daemon")
         return 0
     for c in found:
-        lab = c.get("Labels") or {}
-        name = str((c.get("Names") or ["?"])[0]).lstrip("/")
         print(
-            f"{name}  platform={lab.get(labels.PLATFORM, '?')}  session={lab.get(labels.SESSION, '?')}  "
-            f"state={c.get('State', '?')}"
+            f"{c.name}  platform={c.labels.get(labels.PLATFORM, '?')}  "
+            f"session={c.labels.get(labels.SESSION, '?')}  state={c.state or '?'}"
         )
     return 0
 
@@ -157,7 +149,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 def cmd_login(args: argparse.Namespace) -> int:
     """Open an interactive shell in a node (hands the terminal to ``docker exec -it``)."""
     engine = _engine(args)
-    names = {str((c.get("Names") or ["?"])[0]).lstrip("/") for c in engine.list_containers([labels.SESSION])}
+    names = {c.name for c in engine.list_containers([labels.SESSION])}
     if args.node not in names:
         print(f"no infranode node called {args.node!r}; `infranode nodes` lists them", file=sys.stderr)
         return 1

@@ -26,14 +26,15 @@ import json
 import os
 import time
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
-from typing import Any
 from typing import final
 
 from pytest_infranode import labels
 from pytest_infranode.engine import Engine
+from pytest_infranode.engine.api import ImageInfo
 from pytest_infranode.platforms import Platform
 from pytest_infranode.provisioners import base
 from pytest_infranode.provisioners.base import Provisioner
@@ -192,15 +193,15 @@ def lookup(engine: Engine, key: ConvergeKey) -> tuple[str | None, str]:
     """``(image id, why)`` of the converged image with ``key``; ``(None, why not)`` on a miss."""
     found = engine.list_images(f"{labels.CONVERGE}={key.key}")
     if found:
-        return str(found[0]["Id"]), f"image with key {key.key}"
+        return found[0].id, f"image with key {key.key}"
     same_scope = sorted(
         engine.list_images(f"{labels.CONVERGE_SCOPE}={key.scope}"),
-        key=lambda i: int(i.get("Created") or 0),
+        key=lambda i: i.created,
     )
     previous: dict[str, str] | None = None
     if same_scope:
         try:
-            previous = json.loads((same_scope[-1].get("Labels") or {}).get(labels.CONVERGE_PARTS, "{}"))
+            previous = json.loads(same_scope[-1].labels.get(labels.CONVERGE_PARTS, "{}"))
         except ValueError:
             previous = None
     return None, explain_miss(key, previous)
@@ -212,7 +213,7 @@ def save(engine: Engine, container_id: str, key: ConvergeKey, platform_name: str
     return engine.commit_container(container_id, repository, key.key, image_labels(key, platform_name))
 
 
-def stale_converged(images: list[dict[str, Any]], current: Mapping[str, str | None]) -> list[dict[str, Any]]:
+def stale_converged(images: Sequence[ImageInfo], current: Mapping[str, str | None]) -> list[ImageInfo]:
     """Converged images made from a prepared image that is no longer current, or replaced by a
     newer converged image of the same scope. Pure.
 
@@ -220,13 +221,13 @@ def stale_converged(images: list[dict[str, Any]], current: Mapping[str, str | No
     """
     newest: dict[str, int] = {}
     for image in images:
-        scope = (image.get("Labels") or {}).get(labels.CONVERGE_SCOPE, "")
-        newest[scope] = max(newest.get(scope, 0), int(image.get("Created") or 0))
+        scope = image.labels.get(labels.CONVERGE_SCOPE, "")
+        newest[scope] = max(newest.get(scope, 0), image.created)
     stale = []
     for image in images:
-        lab = image.get("Labels") or {}
+        lab = image.labels
         platform, recipe = lab.get(labels.PLATFORM, ""), lab.get(RECIPE_OF, "")
-        replaced = int(image.get("Created") or 0) < newest[lab.get(labels.CONVERGE_SCOPE, "")]
+        replaced = image.created < newest[lab.get(labels.CONVERGE_SCOPE, "")]
         if replaced or (current.get(platform) is not None and current.get(platform) != recipe):
             stale.append(image)
     return stale

@@ -189,13 +189,9 @@ class NodeFactory:
         with self._lock:
             taken = self.taken()
             for found in engine.list_containers([f"{labels.CONVERGE}={key.key}"]):
-                name = reaper.container_name(found)
-                if (
-                    name.endswith(reaper.KEPT_SUFFIX)
-                    and found.get("State") == "running"
-                    and found["Id"] not in taken
-                ):
-                    node.take_over(str(found["Id"]), name)
+                name = found.name
+                if name.endswith(reaper.KEPT_SUFFIX) and found.state == "running" and found.id not in taken:
+                    node.take_over(found.id, name)
                     self.say(f"{node.platform.name}: reusing kept node {name} (converge inputs unchanged)")
                     return True
         self.say(f"{node.platform.name}: no kept node with unchanged converge inputs to reuse")

@@ -87,14 +87,14 @@ def keep_workers_nodes(
     kept: list[Kept] = []
     ids: set[str] = set()
     for c in containers:
-        platform = str((c.get("Labels") or {}).get(labels.PLATFORM, ""))
+        platform = c.labels.get(labels.PLATFORM, "")
         if policy.platform_kept(platform, failed):
-            name = reaper.container_name(c)
+            name = c.name
             try:
-                engine.rename_container(str(c["Id"]), name + reaper.KEPT_SUFFIX)
+                engine.rename_container(c.id, name + reaper.KEPT_SUFFIX)
             except InfranodeError as exc:
                 report(f"{name}: could not mark as kept: {exc.what}")
                 continue
             kept.append(Kept(name + reaper.KEPT_SUFFIX, platform))
-            ids.add(str(c["Id"]))
+            ids.add(c.id)
     return kept, ids

@@ -25,9 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO
 from typing import Any
-from typing import Protocol
 
 from pytest_infranode import labels
+from pytest_infranode.engine.api import CleanupEngine
+from pytest_infranode.engine.api import ContainerInfo
+from pytest_infranode.engine.api import NetworkInfo
 
 KEPT_SUFFIX = "-kept"
 """Kept nodes are renamed with this suffix; the automatic sweep leaves them for the user."""
@@ -35,41 +37,25 @@ DEFAULT_TTL = 24 * 3600.0
 """Sessions of other machines older than this are considered dead (seconds)."""
 
 
-class _Lister(Protocol):
-    def list_containers(self, label_filters: list[str]) -> list[dict[str, Any]]: ...
-
-    def remove_container(self, container_id: str) -> None: ...
-
-
-class _NetworkLister(Protocol):
-    def list_networks(self, label_filters: list[str]) -> list[dict[str, Any]]: ...
-
-    def remove_network(self, network_id: str) -> bool: ...
-
-
-def sweep_networks(engine: object, label_filters: list[str], sessions: set[str] | None = None) -> list[str]:
+def sweep_networks(
+    engine: CleanupEngine, label_filters: Sequence[str], sessions: set[str] | None = None
+) -> list[str]:
     """Remove the labelled networks (of ``sessions`` only, when given) that no container uses.
 
-    Engines without networks (test fakes) are skipped. Call it after the containers are gone.
+    Call it after the containers are gone.
     """
-    if not (hasattr(engine, "list_networks") and hasattr(engine, "remove_network")):
-        return []
-    lister: _NetworkLister = engine
     removed = []
-    for net in lister.list_networks(label_filters):
-        if sessions is not None and (net.get("Labels") or {}).get(labels.SESSION) not in sessions:
+    for net in engine.list_networks(label_filters):
+        if sessions is not None and net.labels.get(labels.SESSION) not in sessions:
             continue
-        if lister.remove_network(str(net["Id"])):
-            removed.append(str(net.get("Name", net["Id"])))
+        if engine.remove_network(net.id):
+            removed.append(net.name)
     return removed
 
 
-def container_name(container: dict[str, Any]) -> str:
-    names = container.get("Names")
-    return str(names[0]).lstrip("/") if isinstance(names, list) and names else str(container["Id"])[:12]
-
-
-def sweep(engine: _Lister, *, session_id: str | None = None, keep: frozenset[str] = frozenset()) -> list[str]:
+def sweep(
+    engine: CleanupEngine, *, session_id: str | None = None, keep: frozenset[str] = frozenset()
+) -> list[str]:
     """Remove the containers of one session (or, without ``session_id``, of every session).
 
     :param keep: container ids to leave alone (nodes kept for a look).
@@ -78,11 +64,10 @@ def sweep(engine: _Lister, *, session_id: str | None = None, keep: frozenset[str
     wanted = [f"{labels.SESSION}={session_id}"] if session_id else [labels.SESSION]
     removed = []
     for container in engine.list_containers(wanted):
-        cid = str(container["Id"])
-        if cid in keep:
+        if container.id in keep:
             continue
-        engine.remove_container(cid)
-        removed.append(container_name(container))
+        engine.remove_container(container.id)
+        removed.append(container.name)
     sweep_networks(engine, wanted)
     return removed
 
@@ -97,11 +82,11 @@ class SessionSeen:
     names: tuple[str, ...]
 
 
-def sessions(containers: Sequence[dict[str, Any]]) -> list[SessionSeen]:
-    """Group labelled containers by session. Pure."""
+def sessions(found: Sequence[ContainerInfo | NetworkInfo]) -> list[SessionSeen]:
+    """Group labelled containers (and networks) by session. Pure."""
     grouped: dict[str, SessionSeen] = {}
-    for c in containers:
-        lab = c.get("Labels") or {}
+    for c in found:
+        lab = c.labels
         sid = lab.get(labels.SESSION)
         if not sid:
             continue
@@ -110,7 +95,7 @@ def sessions(containers: Sequence[dict[str, Any]]) -> list[SessionSeen]:
         except ValueError:
             created = 0.0
         prev = grouped.get(sid)
-        names = (*prev.names, container_name(c)) if prev else (container_name(c),)
+        names = (*prev.names, c.name) if prev else (c.name,)
         grouped[sid] = SessionSeen(
             sid, str(lab.get(labels.PID, "")), max(created, prev.created if prev else 0), names
         )
@@ -136,14 +121,14 @@ def is_expired(seen: SessionSeen, *, now: float, ttl: float, hostname: str, aliv
 
 
 def sweep_expired(
-    engine: _Lister, *, ttl: float = DEFAULT_TTL, include_kept: bool = False, exclude: str = ""
+    engine: CleanupEngine, *, ttl: float = DEFAULT_TTL, include_kept: bool = False, exclude: str = ""
 ) -> list[str]:
     """Remove the containers of expired sessions (never ``exclude``, never live ones).
 
     Kept nodes (renamed with ``-kept``) stay unless ``include_kept``.
     """
     containers = engine.list_containers([labels.SESSION])
-    networks = engine.list_networks([labels.SESSION]) if hasattr(engine, "list_networks") else []
+    networks = engine.list_networks([labels.SESSION])
     hostname = os.uname().nodename
     now = time.time()
     dead = {
@@ -153,11 +138,9 @@ def sweep_expired(
     }
     removed = []
     for c in containers:
-        lab = c.get("Labels") or {}
-        name = container_name(c)
-        if lab.get(labels.SESSION) in dead and (include_kept or not name.endswith(KEPT_SUFFIX)):
-            engine.remove_container(str(c["Id"]))
-            removed.append(name)
+        if c.labels.get(labels.SESSION) in dead and (include_kept or not c.name.endswith(KEPT_SUFFIX)):
+            engine.remove_container(c.id)
+            removed.append(c.name)
     # Networks of sessions whose containers are all gone (a kept node keeps its network).
     live = {s.session_id for s in sessions(engine.list_containers([labels.SESSION]))} if dead else set()
     sweep_networks(engine, [labels.SESSION], dead - live)

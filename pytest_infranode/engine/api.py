@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
-from typing import Any
 from typing import Protocol
 from typing import final
 
@@ -74,6 +73,43 @@ class DaemonInfo:
         return "apparmor" in self.security
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    """One container as ``list_containers`` finds it."""
+
+    id: str
+    name: str
+    """Its first name without Docker's leading ``/`` (its short id when it has none)."""
+    labels: Mapping[str, str]
+    state: str
+    """``running``, ``exited`` … ("" when the daemon does not say)."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """One image as ``list_images`` finds it."""
+
+    id: str
+    repo_tags: tuple[str, ...]
+    """As the daemon lists them, ``<none>:<none>`` included."""
+    labels: Mapping[str, str]
+    size: int | None
+    created: int
+    """Seconds since the epoch (0 when the daemon does not say)."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class NetworkInfo:
+    """One network as ``list_networks`` finds it."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+
+
 OutputSink = Callable[[bytes], None]
 
 
@@ -93,8 +129,20 @@ class ShellStream(Protocol):
     def close(self) -> None: ...
 
 
-class EngineProtocol(Protocol):
-    """The operations nodes and provisioners need from a container engine."""
+class CleanupEngine(Protocol):
+    """What the reaper needs: the labelled containers and networks, and their removal."""
+
+    def list_containers(self, label_filters: Sequence[str]) -> list[ContainerInfo]: ...
+
+    def remove_container(self, container_id: str) -> None: ...
+
+    def list_networks(self, label_filters: Sequence[str]) -> list[NetworkInfo]: ...
+
+    def remove_network(self, network_id: str) -> bool: ...
+
+
+class EngineProtocol(CleanupEngine, Protocol):
+    """The operations nodes, provisioners and the session need from a container engine."""
 
     def create_container(self, spec: ContainerSpec, options: Mapping[str, object] | None = None) -> str: ...
 
@@ -129,6 +177,4 @@ class EngineProtocol(Protocol):
 
     def rename_container(self, container_id: str, name: str) -> None: ...
 
-    def remove_container(self, container_id: str) -> None: ...
-
-    def list_containers(self, label_filters: Sequence[str]) -> list[dict[str, Any]]: ...
+    def list_images(self, label: str) -> list[ImageInfo]: ...

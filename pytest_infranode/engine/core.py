@@ -19,9 +19,12 @@ from pytest_infranode.engine import daemon as _daemon
 from pytest_infranode.engine import images as _images
 from pytest_infranode.engine._translate import retrying
 from pytest_infranode.engine._translate import translate
+from pytest_infranode.engine.api import ContainerInfo
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import DaemonInfo
 from pytest_infranode.engine.api import ExecResult
+from pytest_infranode.engine.api import ImageInfo
+from pytest_infranode.engine.api import NetworkInfo
 from pytest_infranode.engine.api import OutputSink
 from pytest_infranode.engine.attach import AttachedExec
 from pytest_infranode.engine.containers import create_kwargs
@@ -57,6 +60,35 @@ def _close_stream(stream: Any) -> None:
         response = getattr(stream, "_response", None)
         if response is not None:
             response.close()
+
+
+def _labels(raw: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (raw.get("Labels") or {}).items()}
+
+
+def container_info(raw: Mapping[str, Any]) -> ContainerInfo:
+    """A container of the containers API (``GET /containers/json``) as our value. Pure."""
+    names = raw.get("Names")
+    first = str(names[0]).lstrip("/") if isinstance(names, list) and names else ""
+    container_id = str(raw["Id"])
+    return ContainerInfo(container_id, first or container_id[:12], _labels(raw), str(raw.get("State") or ""))
+
+
+def image_info(raw: Mapping[str, Any]) -> ImageInfo:
+    """An image of the images API (``GET /images/json``) as our value. Pure."""
+    size = raw.get("Size")
+    return ImageInfo(
+        id=str(raw["Id"]),
+        repo_tags=tuple(str(t) for t in raw.get("RepoTags") or ()),
+        labels=_labels(raw),
+        size=size if isinstance(size, int) else None,
+        created=int(raw.get("Created") or 0),
+    )
+
+
+def network_info(raw: Mapping[str, Any]) -> NetworkInfo:
+    """A network of the networks API (``GET /networks``) as our value. Pure."""
+    return NetworkInfo(str(raw["Id"]), str(raw.get("Name", raw["Id"])), _labels(raw))
 
 
 @final
@@ -117,10 +149,11 @@ class Engine:
         with self._translate("reading the base image", f"platform {platform.name}"):
             return _images.current_key(self._client, platform)
 
-    def list_images(self, label: str) -> list[dict[str, Any]]:
+    def list_images(self, label: str) -> list[ImageInfo]:
         """Images carrying ``label`` (``key`` or ``key=value``)."""
         with self._translate("listing images", "images"):
-            return list(self._client.api.images(filters={"label": label}))
+            found = self._client.api.images(filters={"label": label})
+        return [image_info(raw) for raw in found]
 
     def remove_image(self, image_id: str) -> None:
         with self._translate("removing an image", f"image {image_id[:19]}"):
@@ -287,11 +320,11 @@ class Engine:
             raise
         return True
 
-    def list_networks(self, label_filters: Sequence[str]) -> list[dict[str, Any]]:
+    def list_networks(self, label_filters: Sequence[str]) -> list[NetworkInfo]:
         """Networks carrying all the given ``key=value`` labels."""
         with self._translate("listing networks", "cleanup"):
             found = self._client.api.networks(filters={"label": list(label_filters)})
-        return list(found)
+        return [network_info(raw) for raw in found]
 
     def logs(self, container_id: str, tail: int = 50) -> str:
         try:
@@ -318,8 +351,8 @@ class Engine:
         except docker.errors.NotFound:
             return
 
-    def list_containers(self, label_filters: Sequence[str]) -> list[dict[str, Any]]:
+    def list_containers(self, label_filters: Sequence[str]) -> list[ContainerInfo]:
         """Containers (running or not) carrying all the given ``key=value`` labels."""
         with self._translate("listing containers", "cleanup"):
             found = self._client.api.containers(all=True, filters={"label": list(label_filters)})
-        return list(found)
+        return [container_info(raw) for raw in found]

@@ -15,6 +15,8 @@ import shlex
 import tarfile
 import time
 from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from typing import Literal
@@ -26,6 +28,7 @@ import tenacity
 
 from pytest_infranode import labels
 from pytest_infranode.engine import bootstrap as _bootstrap
+from pytest_infranode.engine.api import ImageInfo
 from pytest_infranode.errors import ImageError
 from pytest_infranode.platforms import Platform
 from pytest_infranode.platforms import install_command
@@ -407,22 +410,23 @@ def current_key(client: docker.DockerClient, platform: Platform) -> str | None:
     return recipe_hash(render_dockerfile(platform), base_id)
 
 
-def stale_images(images: list[dict[str, Any]], current: dict[str, str | None]) -> list[dict[str, Any]]:
+def stale_images(images: Sequence[ImageInfo], current: Mapping[str, str | None]) -> list[ImageInfo]:
     """Prepared images whose recipe is no longer the current one of their platform (or that lost
     their tag to a newer build of the same recipe). Pure.
 
-    :param images: from the images API, each with ``Labels``.
+    :param images: from ``Engine.list_images``.
     :param current: platform name → its current recipe key (None: unknown, base not present).
     """
     stale = []
     for image in images:
-        found = image.get("Labels") or {}
+        found = image.labels
         platform, key = found.get(labels.PLATFORM), found.get(labels.RECIPE)
         if key is None:
             continue
-        untagged = not [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+        untagged = not [t for t in image.repo_tags if t != "<none>:<none>"]
         if (
             untagged
+            or platform is None
             or platform not in current
             or (current[platform] is not None and current[platform] != key)
         ):

@@ -36,8 +36,8 @@ def _no_leftovers(engine: Engine) -> Iterator[None]:
     yield
     left = engine.list_containers([f"{labels.PID}={OWNER}"])
     for c in left:
-        engine.remove_container(c["Id"])
-    assert not left, f"containers left behind: {[c['Names'] for c in left]}"
+        engine.remove_container(c.id)
+    assert not left, f"containers left behind: {[c.name for c in left]}"
 
 
 @dataclass
@@ -59,7 +59,7 @@ def infra_run(pytester: pytest.Pytester, engine: Engine) -> Callable[..., InfraR
         session_id = match.group(1) if match else ""
         if session_id and not allow_kept:
             left = engine.list_containers([f"{labels.SESSION}={session_id}"])
-            assert not left, f"session {session_id} left containers: {[c['Names'] for c in left]}"
+            assert not left, f"session {session_id} left containers: {[c.name for c in left]}"
         return InfraRun(result, session_id)
 
     return run

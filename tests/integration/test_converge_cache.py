@@ -34,15 +34,15 @@ CONVERGE = "#!/bin/sh\nset -eu\n# {token}\ncat /proc/sys/kernel/random/uuid >> "
 @pytest.fixture
 def token(engine: Engine) -> Iterator[str]:
     """A token unique to the test; the converged and prepared images it made are removed after."""
-    before = {i["Id"] for i in engine.list_images(labels.CONVERGE)}
+    before = {i.id for i in engine.list_images(labels.CONVERGE)}
     value = uuid.uuid4().hex[:10]
     yield value
     platform = f"cachetest-{value}"
-    made = [i for i in engine.list_images(labels.CONVERGE) if i["Id"] not in before]
+    made = [i for i in engine.list_images(labels.CONVERGE) if i.id not in before]
     made += engine.list_images(f"{labels.PLATFORM}={platform}")
     for image in made:
         with contextlib.suppress(Exception):  # already removed as a converged one
-            engine.remove_image(image["Id"])
+            engine.remove_image(image.id)
 
 
 def _project(pytester: pytest.Pytester, token: str, *, env: str = "a", prepare: str = "one") -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from pytest_infranode import labels
 from pytest_infranode.engine import Engine
+from pytest_infranode.engine.api import ContainerInfo
 from pytest_infranode.engine.api import ContainerSpec
 from tests.integration.conftest import InfraRun
 
@@ -43,7 +44,7 @@ RESET_SIGNALS_AND_EXEC = (
 )
 
 
-def _session_containers(engine: Engine, session_id: str) -> list[dict[str, object]]:
+def _session_containers(engine: Engine, session_id: str) -> list[ContainerInfo]:
     return engine.list_containers([f"{labels.SESSION}={session_id}"])
 
 
@@ -74,7 +75,7 @@ def _start_sleeping_session(pytester: pytest.Pytester) -> tuple[subprocess.Popen
     return proc, ready.read_text()
 
 
-def _wait_gone(engine: Engine, session_id: str, seconds: float) -> list[dict[str, object]]:
+def _wait_gone(engine: Engine, session_id: str, seconds: float) -> list[ContainerInfo]:
     deadline = time.monotonic() + seconds
     left = _session_containers(engine, session_id)
     while left and time.monotonic() < deadline:
@@ -187,8 +188,8 @@ def test_kept_node_survives_the_next_session_until_cleanup(
     kept_run = pytester.runpytest_subprocess("--infra-platform=debian-12", "--infra-keep=failure")
     kept_run.assert_outcomes(failed=1)
     kept_run.stdout.fnmatch_lines(["*kept infranode-*-debian-12-kept*infranode login*"])
-    kept = [c for c in engine.list_containers([labels.SESSION]) if c["Names"][0].endswith("-kept")]
-    kept_ids = {c["Id"] for c in kept}
+    kept = [c for c in engine.list_containers([labels.SESSION]) if c.name.endswith("-kept")]
+    kept_ids = {c.id for c in kept}
     assert kept_ids
     try:
         pytester.makepyfile("def test_fails(host):\n    pass\n")

@@ -11,13 +11,14 @@ import pytest
 
 from pytest_infranode import labels
 from pytest_infranode.engine import Engine
+from pytest_infranode.engine.api import NetworkInfo
 from tests.integration.conftest import InfraRun
 from tests.integration.conftest import copy_example
 
 Run = Callable[..., InfraRun]
 
 
-def _networks(engine: Engine, session_id: str) -> list[dict[str, object]]:
+def _networks(engine: Engine, session_id: str) -> list[NetworkInfo]:
     return engine.list_networks([f"{labels.SESSION}={session_id}"])
 
 

@@ -257,5 +257,5 @@ def test_a_kept_node_is_not_removed_after_its_last_test(
     run.result.stdout.fnmatch_lines(["*kept infranode-*-debian-12*"])
     left = engine.list_containers([f"{labels.SESSION}={run.session_id}"])
     for c in left:
-        engine.remove_container(c["Id"])
-    assert len(left) == 1, [c["Names"] for c in left]
+        engine.remove_container(c.id)
+    assert len(left) == 1, [c.name for c in left]

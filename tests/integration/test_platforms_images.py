@@ -187,7 +187,7 @@ def test_bootstrap_makes_a_base_image_a_session_uses(
         assert f"==> {tag}: made by debootstrap" in out
         assert engine.has_image(tag)
         found = engine.list_images(f"{BOOTSTRAP_LABEL}=trixie@http://deb.debian.org/debian")
-        assert any(tag in (i.get("RepoTags") or []) for i in found)
+        assert any(tag in i.repo_tags for i in found)
         assert cli.main(["images", "bootstrap", "debian-13", "--tag", tag]) == 0
         assert "already on the daemon" in capsys.readouterr().out
 
@@ -216,7 +216,7 @@ def test_bootstrap_makes_a_base_image_a_session_uses(
         run.result.assert_outcomes(passed=1)
     finally:
         for image in engine.list_images(f"{labels.PLATFORM}=boot-13"):
-            engine.remove_image(image["Id"])
+            engine.remove_image(image.id)
         if engine.has_image(tag):
             engine.remove_image(tag)
 

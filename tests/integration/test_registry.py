@@ -157,7 +157,7 @@ class Made:
     def cleanup(self) -> None:
         for platform in self.platforms:
             for image in self.engine.list_images(f"{labels.PLATFORM}={platform}"):
-                self.client.api.remove_image(image["Id"], force=True)
+                self.client.api.remove_image(image.id, force=True)
         for tag in self.tags:
             with contextlib.suppress(docker.errors.ImageNotFound):
                 self.client.api.remove_image(tag)  # untags; debian:12 keeps the layers
@@ -189,7 +189,7 @@ def _run(pytester: pytest.Pytester, engine: Engine, *args: str) -> tuple[pytest.
     match = SESSION_RE.search(out)
     if match:
         left = engine.list_containers([f"{labels.SESSION}={match.group(1)}"])
-        assert not left, f"session {match.group(1)} left containers: {[c['Names'] for c in left]}"
+        assert not left, f"session {match.group(1)} left containers: {[c.name for c in left]}"
     return result, out
 
 

@@ -7,7 +7,6 @@ import pytest
 from pytest_infranode import labels
 from pytest_infranode.engine import Engine
 from pytest_infranode.reaper import KEPT_SUFFIX
-from pytest_infranode.reaper import container_name
 
 CONVERGE = "echo converged >> /etc/converge-count\n"
 SPEC = """
@@ -18,7 +17,7 @@ def test_count(host):
 
 def _kept(engine: Engine) -> dict[str, str]:
     found = engine.list_containers([labels.CONVERGE])
-    return {c["Id"]: container_name(c) for c in found if container_name(c).endswith(KEPT_SUFFIX)}
+    return {c.id: c.name for c in found if c.name.endswith(KEPT_SUFFIX)}
 
 
 def test_kept_node_is_reused_only_while_its_inputs_are_unchanged(

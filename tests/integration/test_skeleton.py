@@ -101,12 +101,12 @@ def test_unknown_platform_fails_before_any_container(
 ) -> None:
     pytester.makefile(".yaml", infranode=SHELL_INLINE)
     pytester.makepyfile("def test_x(host): pass")
-    before = {c["Id"] for c in engine.list_containers([labels.SESSION])}
+    before = {c.id for c in engine.list_containers([labels.SESSION])}
     run = infra_run("--infra-platform=debain-12")
     assert run.result.ret == pytest.ExitCode.USAGE_ERROR
     run.result.stderr.fnmatch_lines(["*unknown platform 'debain-12'*", "*did you mean 'debian-12'*"])
     assert "Traceback" not in run.result.stderr.str()
-    after = {c["Id"] for c in engine.list_containers([labels.SESSION])}
+    after = {c.id for c in engine.list_containers([labels.SESSION])}
     assert after <= before
 
 
@@ -204,7 +204,7 @@ def test_keep_failure_keeps_the_node_and_says_how_to_enter(
     kept = engine.list_containers([f"{labels.SESSION}={run.session_id}"])
     assert len(kept) == 1
     for c in kept:
-        engine.remove_container(c["Id"])
+        engine.remove_container(c.id)
 
 
 def test_converge_hook_in_conftest_takes_over(pytester: pytest.Pytester, infra_run: Run) -> None:

@@ -97,12 +97,12 @@ def test_keep_failure_under_xdist_keeps_the_failed_platform(
     run.result.assert_outcomes(passed=7, failed=1)
     left = engine.list_containers([f"{labels.SESSION}={run.session_id}"])
     try:
-        assert [c["Labels"][labels.PLATFORM] for c in left] == ["debian-13"]
-        assert left[0]["Names"][0].endswith("-kept")
+        assert [c.labels[labels.PLATFORM] for c in left] == ["debian-13"]
+        assert left[0].name.endswith("-kept")
         run.result.stdout.fnmatch_lines(["*kept infranode-*-debian-13-kept*infranode login*"])
     finally:
         for c in left:
-            engine.remove_container(c["Id"])
+            engine.remove_container(c.id)
 
 
 def test_sigkill_of_the_whole_xdist_run_is_cleaned_up_by_the_controllers_watchdog(

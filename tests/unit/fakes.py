@@ -1,8 +1,10 @@
 """The one fake engine of the unit tests: containers in a dict, every call recorded. No daemon.
 
 It answers what nodes, provisioners, the session and the reaper ask: containers are made,
-started, renamed and removed; an exec of the boot wait answers ``running``; other execs answer
-what :attr:`FakeEngine.exec_answers` says (by program name), else exit 0.
+started, renamed and removed; an exec of the boot wait answers what
+:attr:`FakeEngine.boot_answers` says (``running`` unless told); other execs answer what
+:attr:`FakeEngine.exec_answers` says (by program name), else exit 0 (or, with
+:attr:`FakeEngine.answered_only`, fail the test).
 """
 
 from __future__ import annotations
@@ -13,15 +15,20 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
-from typing import Any
+from typing import TypeVar
 
+from pytest_infranode.engine.api import ContainerInfo
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import DaemonInfo
 from pytest_infranode.engine.api import ExecResult
+from pytest_infranode.engine.api import ImageInfo
+from pytest_infranode.engine.api import NetworkInfo
 from pytest_infranode.engine.api import OutputSink
 from pytest_infranode.engine.api import ShellStream
 from pytest_infranode.node import BOOT_WAIT
 from pytest_infranode.platforms import Platform
+
+T = TypeVar("T")
 
 INFO = DaemonInfo(
     endpoint="unix:///fake.sock",
@@ -32,6 +39,20 @@ INFO = DaemonInfo(
     cgroup_driver="systemd",
     os="fake",
 )
+
+
+def _next(answers: list[T]) -> T:
+    """The first answer, taken off the list unless it is the last."""
+    return answers.pop(0) if len(answers) > 1 else answers[0]
+
+
+def _matches(found: Mapping[str, str], label_filters: Sequence[str]) -> bool:
+    """Whether labels pass the daemon's ``label`` filters (``key`` or ``key=value``, all of them)."""
+    for f in label_filters:
+        key, _, value = f.partition("=")
+        if key not in found or (value and found[key] != value):
+            return False
+    return True
 
 
 @dataclass
@@ -54,6 +75,15 @@ class FakeEngine:
         self.calls: list[tuple[str, str]] = []
         """``(operation, container name or subject)``."""
         self.exec_answers: dict[str, ExecResult] = {}
+        self.answered_only = False
+        """Fail the test on an exec that ``exec_answers`` does not answer."""
+        self.boot_answers: list[ExecResult] = [ExecResult(0, b"running\n", b"")]
+        """What the boot wait answers, in turn; the last one again and again."""
+        self.boot_rounds: list[int] = []
+        """How many times each boot wait was allowed to ask systemd."""
+        self.state_answers: list[str] = []
+        """When set, what ``container_state`` answers, in turn (the last one again and again),
+        instead of the container's own state: a node whose init dies, say."""
         self.fail_create: set[str] = set()
         """Container names whose creation fails (a daemon refusing them)."""
         self.logs_text = "the init's log"
@@ -81,7 +111,7 @@ class FakeEngine:
     def recipe_key(self, platform: Platform) -> str | None:
         return f"recipe-{platform.name}"
 
-    def list_images(self, label: str) -> list[dict[str, Any]]:
+    def list_images(self, label: str) -> list[ImageInfo]:
         return []
 
     def commit_container(
@@ -106,6 +136,8 @@ class FakeEngine:
         self.containers[container_id].state = "running"
 
     def container_state(self, container_id: str) -> str:
+        if self.state_answers:
+            return _next(self.state_answers)
         found = self.containers.get(container_id)
         return found.state if found else "missing"
 
@@ -123,9 +155,12 @@ class FakeEngine:
         on_output: OutputSink | None = None,
     ) -> ExecResult:
         if list(argv[:3]) == ["/bin/sh", "-c", BOOT_WAIT]:
-            return ExecResult(0, b"running\n", b"")
+            self.boot_rounds.append(int(argv[4]))
+            return _next(self.boot_answers)
         self._record("exec", " ".join(argv))
         answer = next((a for program, a in self.exec_answers.items() if program in argv), None)
+        if answer is None and self.answered_only:
+            raise AssertionError(f"unexpected exec: {list(argv)}")
         result = answer or ExecResult(0, b"", b"")
         if on_output is not None and result.stdout:
             on_output(result.stdout)
@@ -161,18 +196,11 @@ class FakeEngine:
         self._record("remove", self._name(container_id))
         self.containers.pop(container_id, None)
 
-    def list_containers(self, label_filters: Sequence[str]) -> list[dict[str, Any]]:
-        def matches(c: FakeContainer) -> bool:
-            for f in label_filters:
-                key, _, value = f.partition("=")
-                if key not in c.labels or (value and c.labels[key] != value):
-                    return False
-            return True
-
+    def list_containers(self, label_filters: Sequence[str]) -> list[ContainerInfo]:
         return [
-            {"Id": c.id, "Names": [f"/{c.name}"], "Labels": dict(c.labels), "State": c.state}
+            ContainerInfo(c.id, c.name, dict(c.labels), c.state)
             for c in self.containers.values()
-            if matches(c)
+            if _matches(c.labels, label_filters)
         ]
 
     # networks
@@ -185,8 +213,12 @@ class FakeEngine:
         self._record("remove_network", network_id)
         return self.networks.pop(network_id.removeprefix("net-"), None) is not None
 
-    def list_networks(self, label_filters: Sequence[str]) -> list[dict[str, Any]]:
-        return []
+    def list_networks(self, label_filters: Sequence[str]) -> list[NetworkInfo]:
+        return [
+            NetworkInfo(f"net-{name}", name, dict(net_labels))
+            for name, net_labels in self.networks.items()
+            if _matches(net_labels, label_filters)
+        ]
 
     def close(self) -> None:
         self._record("close", "")

@@ -4,7 +4,6 @@ import dataclasses
 import io
 import tarfile
 import warnings
-from collections.abc import Sequence
 from typing import Any
 from typing import cast
 
@@ -20,11 +19,11 @@ from pytest_infranode.engine.containers import systemd_cgroup_mode
 from pytest_infranode.engine.containers import tar_files
 from pytest_infranode.errors import InfranodeWarning
 from pytest_infranode.errors import NodeError
-from pytest_infranode.node import BOOT_WAIT
 from pytest_infranode.node import BOOT_WAIT_ROUND
 from pytest_infranode.node import Node
 from pytest_infranode.platforms import SYSTEMD_TMPFS
 from pytest_infranode.platforms import Catalog
+from tests.unit.fakes import FakeEngine
 
 CGROUP_VOLUME = {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}}
 LABELS = {"infranode.session": "s1", "infranode.platform": "debian-12", "infranode.node": "n1"}
@@ -217,43 +216,26 @@ def test_tar_files_empty() -> None:
         assert tar.getmembers() == []
 
 
-class BootEngine:
-    """A fake engine answering ``systemctl`` the way a booting node would."""
-
-    def __init__(self, states: list[str], status: list[str], failed: str = "", log: str = "") -> None:
-        self.states = states
-        self.status = status
-        self.failed = failed
-        self.log = log
-        self.questions: list[int] = []  # how many times each boot wait may ask systemd
-
-    def start_container(self, container_id: str) -> None:
-        pass
-
-    def container_state(self, container_id: str) -> str:
-        return self.states.pop(0) if len(self.states) > 1 else self.states[0]
-
-    def exec(self, container_id: str, argv: Sequence[str], **_: object) -> ExecResult:
-        if list(argv[:3]) == ["/bin/sh", "-c", BOOT_WAIT]:
-            self.questions.append(int(argv[4]))
-            out = self.status.pop(0) if len(self.status) > 1 else self.status[0]
-            return ExecResult(0, out.encode() + b"\n", b"")
-        if argv[:2] == ["systemctl", "--failed"]:
-            return ExecResult(0, self.failed.encode(), b"")
-        raise AssertionError(argv)
-
-    def logs(self, container_id: str, tail: int = 50) -> str:
-        return self.log
+def _boot(states: list[str], status: list[str], failed: str = "", log: str = "") -> FakeEngine:
+    """The shared fake answering ``systemctl`` the way a booting node would: its container
+    states in turn, the boot wait's status in turn, ``systemctl --failed``; nothing else."""
+    engine = FakeEngine()
+    engine.state_answers = states
+    engine.boot_answers = [ExecResult(0, s.encode() + b"\n", b"") for s in status]
+    engine.exec_answers = {"systemctl": ExecResult(0, failed.encode(), b"")}
+    engine.answered_only = True
+    engine.logs_text = log
+    return engine
 
 
-def _node(engine: BootEngine) -> Node:
-    node = Node(cast(Any, engine), Catalog().get("debian-12"), session_id="0123456789abcdef", image="x")
-    node.container_id = "c" * 64
+def _node(engine: FakeEngine) -> Node:
+    node = Node(engine, Catalog().get("debian-12"), session_id="0123456789abcdef", image="x")
+    node.create()
     return node
 
 
 def test_boot_waits_for_running() -> None:
-    node = _node(BootEngine(["running"], ["starting", "starting", "running"]))
+    node = _node(_boot(["running"], ["starting", "starting", "running"]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         node.start(boot_timeout=30)
@@ -262,17 +244,17 @@ def test_boot_waits_for_running() -> None:
 
 
 def test_boot_wait_asks_in_rounds_bounded_by_the_deadline() -> None:
-    engine = BootEngine(["running"], ["starting", "starting", "running"])
+    engine = _boot(["running"], ["starting", "starting", "running"])
     _node(engine).start(boot_timeout=600)
-    assert engine.questions == [BOOT_WAIT_ROUND] * 3
-    short = BootEngine(["running"], ["running"])
+    assert engine.boot_rounds == [BOOT_WAIT_ROUND] * 3
+    short = _boot(["running"], ["running"])
     _node(short).start(boot_timeout=0.5)
-    assert len(short.questions) == 1
-    assert 5 <= short.questions[0] <= 10  # 0.5 s of questions 50 ms apart, not a whole round
+    assert len(short.boot_rounds) == 1
+    assert 5 <= short.boot_rounds[0] <= 10  # 0.5 s of questions 50 ms apart, not a whole round
 
 
 def test_boot_that_never_finishes_fails_with_the_last_state() -> None:
-    node = _node(BootEngine(["running"], ["starting"], log="Starting hang.service..."))
+    node = _node(_boot(["running"], ["starting"], log="Starting hang.service..."))
     with pytest.raises(NodeError) as excinfo:
         node.start(boot_timeout=0.2)
     text = str(excinfo.value)
@@ -282,34 +264,30 @@ def test_boot_that_never_finishes_fails_with_the_last_state() -> None:
 
 
 def test_systemd_platform_without_systemctl_says_so() -> None:
-    node = _node(BootEngine(["running"], ["no-systemctl"]))
+    node = _node(_boot(["running"], ["no-systemctl"]))
     with pytest.raises(NodeError, match="the platform boots systemd but the image has no systemctl"):
         node.start(boot_timeout=30)
 
 
 def test_boot_wait_that_cannot_run_sh_says_so() -> None:
-    class NoShell(BootEngine):
-        def exec(self, container_id: str, argv: Sequence[str], **_: object) -> ExecResult:
-            return ExecResult(127, b"", b"exec: /bin/sh: no such file or directory")
-
+    no_shell = _boot(["running"], [])
+    no_shell.boot_answers = [ExecResult(127, b"", b"exec: /bin/sh: no such file or directory")]
     with pytest.raises(NodeError) as excinfo:
-        _node(NoShell(["running"], [])).start(boot_timeout=30)
+        _node(no_shell).start(boot_timeout=30)
     assert "cannot wait for systemd in the node: /bin/sh exited with 127" in str(excinfo.value)
     assert "no such file" in str(excinfo.value)
 
 
 def test_init_that_exits_during_the_boot_wait_fails_with_its_log() -> None:
-    class Dies(BootEngine):
-        def exec(self, container_id: str, argv: Sequence[str], **_: object) -> ExecResult:
-            return ExecResult(137, b"", b"")
-
+    dies = _boot(["running", "exited"], [], log="Freezing execution.")
+    dies.boot_answers = [ExecResult(137, b"", b"")]
     with pytest.raises(NodeError, match=r"the node stopped while booting \(container state: exited\)"):
-        _node(Dies(["running", "exited"], [], log="Freezing execution.")).start(boot_timeout=30)
+        _node(dies).start(boot_timeout=30)
 
 
 def test_degraded_boot_warns_with_the_failed_units() -> None:
     node = _node(
-        BootEngine(["running"], ["degraded"], failed="tmp.mount loaded failed failed Temporary Directory")
+        _boot(["running"], ["degraded"], failed="tmp.mount loaded failed failed Temporary Directory")
     )
     with pytest.warns(InfranodeWarning, match=r"booted degraded; failed units:\ntmp\.mount"):
         node.start(boot_timeout=30)
@@ -319,7 +297,7 @@ def test_degraded_boot_warns_with_the_failed_units() -> None:
 
 def test_init_that_exits_fails_with_its_log() -> None:
     log = "Failed to allocate manager object: No such file or directory\nExiting PID 1..."
-    node = _node(BootEngine(["exited"], ["offline"], log=log))
+    node = _node(_boot(["exited"], ["offline"], log=log))
     with pytest.raises(NodeError) as excinfo:
         node.start(boot_timeout=30)
     text = str(excinfo.value)
@@ -328,11 +306,9 @@ def test_init_that_exits_fails_with_its_log() -> None:
 
 
 def test_hostname_is_the_node_name() -> None:
-    node = _node(BootEngine(["running"], ["running"]))
+    node = _node(_boot(["running"], ["running"]))
     assert node.spec.hostname == node.name == "infranode-0123456789abcdef-debian-12"
-    named = Node(
-        cast(Any, node.engine), node.platform, session_id="0123456789abcdef", image="x", short_name="web"
-    )
+    named = Node(node.engine, node.platform, session_id="0123456789abcdef", image="x", short_name="web")
     assert named.spec.hostname == "web"
 
 

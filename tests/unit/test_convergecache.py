@@ -9,6 +9,7 @@ import pytest
 
 from pytest_infranode import convergecache
 from pytest_infranode import labels
+from pytest_infranode.engine.api import ImageInfo
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.node import Node
 from pytest_infranode.platforms import Platform
@@ -100,16 +101,18 @@ def test_first_miss_names_the_key(tmp_path: Path) -> None:
     assert convergecache.explain_miss(key, None) == f"no image with key {key.key}"
 
 
-def _image(id_: str, scope: str, created: int, recipe: str) -> dict[str, object]:
-    return {
-        "Id": id_,
-        "Created": created,
-        "Labels": {
+def _image(id_: str, scope: str, created: int, recipe: str) -> ImageInfo:
+    return ImageInfo(
+        id=id_,
+        repo_tags=(),
+        labels={
             labels.CONVERGE_SCOPE: scope,
             labels.PLATFORM: scope.split("/")[0],
             convergecache.RECIPE_OF: recipe,
         },
-    }
+        size=None,
+        created=created,
+    )
 
 
 def test_stale_converged_images() -> None:
@@ -120,7 +123,7 @@ def test_stale_converged_images() -> None:
         _image("unknown-platform", "gone//shell", 1, "r9"),
     ]
     stale = convergecache.stale_converged(images, {"debian-12": "r1", "debian-13": "r1"})
-    assert [i["Id"] for i in stale] == ["old", "other-recipe"]
+    assert [i.id for i in stale] == ["old", "other-recipe"]
 
 
 def test_settings(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import docker.errors
 import pytest
 
 from pytest_infranode.engine import bootstrap as _bootstrap
+from pytest_infranode.engine.api import ImageInfo
 from pytest_infranode.engine.bootstrap import debootstrap_argv
 from pytest_infranode.engine.images import PullFailed
 from pytest_infranode.engine.images import base_image_id
@@ -314,12 +315,14 @@ def test_bootstrap_unavailable_reasons() -> None:
     assert _bootstrap.unavailable(which=lambda _: "/usr/sbin/debootstrap", euid=lambda: 0) is None
 
 
-def _img(platform: str, key: str, tags: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "Id": f"sha256:{platform}-{key}",
-        "RepoTags": tags if tags is not None else [f"infranode/{platform}:{key}"],
-        "Labels": {"infranode.platform": platform, "infranode.recipe": key},
-    }
+def _img(platform: str, key: str, tags: tuple[str, ...] | None = None) -> ImageInfo:
+    return ImageInfo(
+        id=f"sha256:{platform}-{key}",
+        repo_tags=tags if tags is not None else (f"infranode/{platform}:{key}",),
+        labels={"infranode.platform": platform, "infranode.recipe": key},
+        size=None,
+        created=0,
+    )
 
 
 def test_stale_images() -> None:
@@ -327,17 +330,17 @@ def test_stale_images() -> None:
         _img("debian-12", "aaaa"),
         _img("debian-12", "bbbb"),
         _img("debian-13", "cccc"),
-        _img("debian-13", "cccc", ["<none>:<none>"]),
+        _img("debian-13", "cccc", ("<none>:<none>",)),
         _img("gone-1", "dddd"),
-        {"Id": "sha256:other", "Labels": {"infranode.platform": "x"}},
+        ImageInfo("sha256:other", (), {"infranode.platform": "x"}, None, 0),
     ]
     stale = stale_images(images, {"debian-12": "bbbb", "debian-13": None})
-    assert [i["Id"] for i in stale] == [
+    assert [i.id for i in stale] == [
         "sha256:debian-12-aaaa",
         "sha256:debian-13-cccc",
         "sha256:gone-1-dddd",
     ]
-    assert stale[1]["RepoTags"] == ["<none>:<none>"]
+    assert stale[1].repo_tags == ("<none>:<none>",)
 
 
 def test_recipe_key_changes_with_packages_only_through_the_dockerfile() -> None:
