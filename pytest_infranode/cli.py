@@ -196,14 +196,16 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check that the daemon can run nodes; for each problem say the cause, evidence and fix."""
-    from pytest_infranode.engine import doctor
+    from pytest_infranode.engine.diagnosis.findings import render_json
+    from pytest_infranode.engine.diagnosis.findings import render_text
+    from pytest_infranode.engine.doctor import run_doctor
 
     catalog = Catalog()
     names = [n.strip() for n in (args.platform or "").split(",") if n.strip()]
     chosen = [catalog.get(n, where="infranode doctor --platform") for n in names] if names else list(catalog)
     images = [] if args.no_images else sorted({p.image for p in chosen})
-    report = doctor.run_doctor(args.docker_host, wait=args.wait, images=images)
-    print(doctor.render_json(report) if args.json else doctor.render_text(report))
+    report = run_doctor(args.docker_host, wait=args.wait, images=images)
+    print(render_json(report) if args.json else render_text(report))
     return 0 if report.ok else 1
 
 

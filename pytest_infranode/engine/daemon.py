@@ -26,8 +26,19 @@ import docker.errors
 import docker.tls
 import requests.exceptions
 
-from pytest_infranode.engine import doctor
 from pytest_infranode.engine.api import DaemonInfo
+from pytest_infranode.engine.diagnosis.address import host_syntax_problem
+from pytest_infranode.engine.diagnosis.ci import detect_ci
+from pytest_infranode.engine.diagnosis.findings import error_chain
+from pytest_infranode.engine.diagnosis.probes import probe_port
+from pytest_infranode.engine.diagnosis.probes import probe_socket
+from pytest_infranode.engine.diagnosis.probes import probe_ssh
+from pytest_infranode.engine.diagnosis.probes import read_tls_files
+from pytest_infranode.engine.diagnosis.ssh import verdict_ssh
+from pytest_infranode.engine.diagnosis.tcp import sibling_port
+from pytest_infranode.engine.diagnosis.tcp import verdict_tcp
+from pytest_infranode.engine.diagnosis.tcp import verdict_tls_files
+from pytest_infranode.engine.diagnosis.unix import verdict_socket
 from pytest_infranode.errors import DaemonError
 from pytest_infranode.errors import DaemonUnreachable
 
@@ -99,7 +110,7 @@ def _check_syntax(value: str, source: str) -> str:
     value = value.strip()
     if value in ("unix://", ""):
         return f"unix://{DEFAULT_SOCKET}"
-    problem = doctor.host_syntax_problem(value)
+    problem = host_syntax_problem(value)
     if problem is not None:
         what, fix = problem
         raise DaemonUnreachable(f"{source}={value!r} cannot be used: {what}", where=source, fix=fix)
@@ -278,8 +289,8 @@ def _wait_seconds(endpoint: Endpoint, wait: float | None, environ: Mapping[str, 
 
 
 def _unix_failure(endpoint: Endpoint, ci: str, started: float) -> DaemonError | None:
-    facts = doctor.probe_socket(endpoint.socket_path)
-    finding = doctor.verdict_socket(facts, endpoint.source, ci)
+    facts = probe_socket(endpoint.socket_path)
+    finding = verdict_socket(facts, endpoint.source, ci)
     if finding.status == "ok":
         return None
     return finding.to_error(f"{endpoint.describe()}, waited {time.monotonic() - started:.1f} s")
@@ -314,8 +325,8 @@ def _wait_for_tcp(endpoint: Endpoint, deadline: float) -> float:
         except ConnectionRefusedError:
             if not sibling_checked:
                 sibling_checked = True
-                other = doctor.sibling_port(endpoint.port)
-                if other is not None and doctor.probe_port(endpoint.host, other, timeout=1.0).answers:
+                other = sibling_port(endpoint.port)
+                if other is not None and probe_port(endpoint.host, other, timeout=1.0).answers:
                     return time.monotonic()
         except OSError:
             pass
@@ -325,17 +336,17 @@ def _wait_for_tcp(endpoint: Endpoint, deadline: float) -> float:
 
 
 def _tcp_failure(endpoint: Endpoint, exc: BaseException | None, ci: str, started: float) -> DaemonError:
-    facts = doctor.probe_port(endpoint.host, endpoint.port)
+    facts = probe_port(endpoint.host, endpoint.port)
     sibling = None
-    other = doctor.sibling_port(endpoint.port)
+    other = sibling_port(endpoint.port)
     if not facts.answers and not facts.resolve_error and other is not None:
-        sibling = doctor.probe_port(endpoint.host, other, timeout=1.0)
-    tls = doctor.read_tls_files(endpoint.tls) if endpoint.tls is not None else None
-    finding = doctor.verdict_tcp(
+        sibling = probe_port(endpoint.host, other, timeout=1.0)
+    tls = read_tls_files(endpoint.tls) if endpoint.tls is not None else None
+    finding = verdict_tcp(
         endpoint.url,
         facts,
         tls,
-        doctor.error_chain(exc) if exc is not None else "",
+        error_chain(exc) if exc is not None else "",
         ci,
         sibling=sibling,
         now=time.time(),
@@ -357,12 +368,12 @@ def connect(
     :raises DaemonError: whose text is the doctor's diagnosis: cause, evidence, fix.
     """
     env = os.environ if environ is None else environ
-    ci = doctor.detect_ci(env)
+    ci = detect_ci(env)
     endpoint = resolve_endpoint(explicit, env)
     started = time.monotonic()
     deadline = started + _wait_seconds(endpoint, wait, env)
     if endpoint.tls is not None:
-        problem = doctor.verdict_tls_files(doctor.read_tls_files(endpoint.tls), ci, time.time())
+        problem = verdict_tls_files(read_tls_files(endpoint.tls), ci, time.time())
         if problem is not None:
             raise problem.to_error(endpoint.describe())
     if endpoint.scheme == "ssh":
@@ -383,17 +394,15 @@ def connect(
 def _ssh_failure(
     endpoint: Endpoint, env: Mapping[str, str], ci: str, started: float, said: str
 ) -> DaemonError:
-    facts = doctor.probe_ssh(endpoint.url, env, transport_error=said)
-    return doctor.verdict_ssh(facts, ci).to_error(
-        f"{endpoint.describe()}, {time.monotonic() - started:.1f} s"
-    )
+    facts = probe_ssh(endpoint.url, env, transport_error=said)
+    return verdict_ssh(facts, ci).to_error(f"{endpoint.describe()}, {time.monotonic() - started:.1f} s")
 
 
 def _connect_ssh(
     endpoint: Endpoint, env: Mapping[str, str], ci: str, started: float
 ) -> tuple[docker.DockerClient, DaemonInfo]:
     """ssh:// through docker-py's paramiko transport. Its failures are paramiko exceptions (no
-    host key, refused key, no sshd): each is explained by :func:`doctor.verdict_ssh`, which
+    host key, refused key, no sshd): each is explained by :func:`verdict_ssh`, which
     runs the ssh client once for its real stderr. Nothing is retried: sshd is not "starting"."""
     try:
         client = _client(endpoint)
@@ -431,7 +440,7 @@ def _ping(client: docker.DockerClient, endpoint: Endpoint, deadline: float, star
 
 def _hopeless(exc: BaseException) -> bool:
     """Failures that waiting does not cure: an unknown host name."""
-    text = doctor.error_chain(exc)
+    text = error_chain(exc)
     return "NameResolutionError" in text or "gaierror" in text
 
 
@@ -443,7 +452,7 @@ def _failure(endpoint: Endpoint, exc: BaseException, ci: str, started: float) ->
     if endpoint.scheme == "tcp":
         return _tcp_failure(endpoint, exc, ci, started)
     return DaemonUnreachable(
-        f"the Docker daemon at {endpoint.url} does not answer: {doctor.error_chain(exc)}",
+        f"the Docker daemon at {endpoint.url} does not answer: {error_chain(exc)}",
         where=f"{endpoint.describe()}, waited {time.monotonic() - started:.1f} s",
         fix="start the daemon or correct DOCKER_HOST; `infranode doctor` explains more",
     )
