@@ -63,8 +63,6 @@ need_packages() {
 
 # --- cleanup of what a build mounts and starts, also when it fails half-way ----------------------
 cleanup_pids=()     # daemons we started, stopped last-in first-out
-cleanup_links=()    # network links we made (the preload daemon's bridge)
-preload_bridge=inft-cg2pre
 cleanup_mounts=()   # mount points, unmounted recursively
 cleanup_paths=()    # temporary files and dirs
 
@@ -114,8 +112,7 @@ cleanup() {
     stop_daemons
     for ((i = ${#cleanup_mounts[@]} - 1; i >= 0; i--)); do umount_tree "${cleanup_mounts[i]}"; done
     for ((i = ${#cleanup_paths[@]} - 1; i >= 0; i--)); do rm -rf -- "${cleanup_paths[i]}"; done
-    for i in "${cleanup_links[@]}"; do ip link del "$i" 2>/dev/null || true; done
-    cleanup_pids=() cleanup_mounts=() cleanup_paths=() cleanup_links=()
+    cleanup_pids=() cleanup_mounts=() cleanup_paths=()
 }
 trap cleanup EXIT
 # Without these a signal would end the script without the EXIT trap (and leave mounts and
@@ -218,8 +215,9 @@ EOF
 # A throwaway dockerd (and its own containerd) on this machine, whose data root is the guest's
 # /var/lib/docker: `docker load` here writes the image store the guest's dockerd finds at boot.
 # Both daemons keep all their state, sockets and pid files under $2; nothing listens on TCP, no
-# iptables. It gets a bridge of its own: a dockerd started with `--bridge none` deletes the host's
-# docker0 at start-up (and every node of the host's daemon loses its network). Sets preload_sock.
+# iptables. The dockerd runs in a network namespace of its own (unshare --net), where it sees no
+# link of this machine: a dockerd started with `--bridge none` deletes a docker0 it finds at
+# start-up, and on this machine's network that is the host daemon's. Sets preload_sock.
 start_preload_daemons() {
     local data_root=$1 rt=$2 i
     mkdir -p "$rt/exec" "$rt/containerd"
@@ -246,18 +244,14 @@ EOF
     # An empty config file of our own, so /etc/docker/daemon.json of this machine does not apply;
     # the trust key goes to $rt too, not /etc/docker/key.json.
     printf '{"deprecated-key-path": "%s"}\n' "$rt/key.json" >"$rt/daemon.json"
-    ip link del "$preload_bridge" 2>/dev/null || true
-    ip link add name "$preload_bridge" type bridge
-    ip addr add 172.31.253.1/24 dev "$preload_bridge"
-    cleanup_links+=("$preload_bridge")
-    dockerd --config-file "$rt/daemon.json" \
+    unshare --net dockerd --config-file "$rt/daemon.json" \
         --data-root "$data_root" --exec-root "$rt/exec" --pidfile "$rt/dockerd.pid" \
         -H "unix://$rt/docker.sock" \
         --containerd "$rt/containerd.sock" \
         --containerd-namespace infranode-cg2-preload \
         --containerd-plugins-namespace infranode-cg2-preload-plugins \
         --storage-driver overlay2 \
-        --bridge "$preload_bridge" --iptables=false --ip-masq=false --ip-forward=false --userland-proxy=false \
+        --bridge none --iptables=false --ip-masq=false --ip-forward=false --userland-proxy=false \
         >"$rt/dockerd.log" 2>&1 &
     cleanup_pids+=($!)
     preload_sock=unix://$rt/docker.sock
@@ -350,6 +344,7 @@ cmd_build() {
         echo "$ref $id" >>"$list"
     done
 
+    sort -o "$list" "$list"   # the same images in any order are the same disk
     rkey=$(recipe_key)
     dkey=$( { echo "$rkey"; cat "$list"; } | sha256sum | cut -c1-16)
     base=$cache/base-$rkey
