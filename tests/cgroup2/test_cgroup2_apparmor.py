@@ -4,7 +4,7 @@ example, multi-node, idempotence, converge-cache and teardown paths all hold the
 
 from __future__ import annotations
 
-import textwrap
+import re
 from collections.abc import Callable
 
 import pytest
@@ -13,30 +13,15 @@ from pytest_infranode.engine import Engine
 from pytest_infranode.engine import doctor
 from tests.cgroup2.conftest import VmRun
 from tests.integration.conftest import copy_example
+from tests.integration.test_platforms_images import SANDBOXED_UNIT
 
 pytestmark = pytest.mark.slow
 
 Run = Callable[..., VmRun]
 
-SANDBOXED = textwrap.dedent(
-    """
-    provisioner:
-      name: shell
-      inline:
-        - |
-          cat > /etc/systemd/system/sandboxed.service <<'UNIT'
-          [Service]
-          User=nobody
-          ExecStart=/bin/sleep infinity
-          PrivateTmp=yes
-          ProtectSystem=strict
-          ProtectHome=yes
-          NoNewPrivileges=yes
-          MemoryMax=64M
-          UNIT
-          systemctl daemon-reload && systemctl start sandboxed
-    """
-)
+# the v1 suite's sandboxed unit, with a memory limit: on v2 the unit gets a cgroup of its own
+SANDBOXED = re.sub(r"( *)NoNewPrivileges=yes\n", r"\g<0>\g<1>MemoryMax=64M\n", SANDBOXED_UNIT)
+assert "MemoryMax=64M" in SANDBOXED
 
 
 def test_the_lab_daemon_is_cgroup_v2_with_apparmor(vm: Engine, vm_url: str) -> None:
