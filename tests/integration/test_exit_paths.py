@@ -16,6 +16,7 @@ from pytest_infranode import labels
 from pytest_infranode.engine import Engine
 from pytest_infranode.engine.api import ContainerInfo
 from pytest_infranode.engine.api import ContainerSpec
+from tests.integration.conftest import SESSION_RE
 from tests.integration.conftest import InfraRun
 
 Run = Callable[..., InfraRun]
@@ -188,7 +189,12 @@ def test_kept_node_survives_the_next_session_until_cleanup(
     kept_run = pytester.runpytest_subprocess("--infra-platform=debian-12", "--infra-keep=failure")
     kept_run.assert_outcomes(failed=1)
     kept_run.stdout.fnmatch_lines(["*kept infranode-*-debian-12-kept*infranode login*"])
-    kept = [c for c in engine.list_containers([labels.SESSION]) if c.name.endswith("-kept")]
+    match = SESSION_RE.search(kept_run.stdout.str())
+    assert match, kept_run.stdout.str()
+    # this session's kept node only: a node another run kept earlier is not this test's business
+    kept = [
+        c for c in engine.list_containers([f"{labels.SESSION}={match.group(1)}"]) if c.name.endswith("-kept")
+    ]
     kept_ids = {c.id for c in kept}
     assert kept_ids
     try:
