@@ -27,6 +27,7 @@ line "crun" "$(first_line crun --version)"
 line "podman" "$(first_line podman --version) (default runtime: $(podman info --format '{{.Host.OCIRuntime.Name}}' 2>/dev/null || echo '?'))"
 line "slirp4netns" "$(first_line slirp4netns --version)"
 line "debootstrap" "$(deb debootstrap)"
+line "qemu" "$(first_line qemu-system-x86_64 --version)"
 line "python" "$(first_line "$venv/bin/python" --version) ($venv)"
 if [ -x "$venv/bin/python" ]; then
     "$venv/bin/python" - <<'PY'
