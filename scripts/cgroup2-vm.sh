@@ -448,16 +448,7 @@ cmd_down() {
     local pid
     if pid=$(qemu_pid); then
         log "stopping QEMU (pid $pid)"
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 40); do
-            alive "$pid" || break
-            sleep 0.5
-        done
-        if alive "$pid"; then
-            log "QEMU did not stop in 20 s; killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 1
-        fi
+        stop_pid "$pid" QEMU
     fi
     if [ -f "$dir/.infranode-cg2" ]; then
         rm -rf -- "$dir"
