@@ -19,7 +19,7 @@ from pytest_infranode.engine.images import stale_images
 from pytest_infranode.errors import DaemonError
 from pytest_infranode.errors import InfranodeError
 from pytest_infranode.platforms import Catalog
-from pytest_infranode.registry import build_catalog
+from pytest_infranode.platforms import build_catalog
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import build_settings
 

@@ -1,25 +1,10 @@
-"""What plugins contribute: platforms to the catalog, provisioners by name (duplicates refused)."""
+"""What plugins contribute: provisioners by name (duplicates refused). Their platforms join the
+catalog in ``platforms/catalog.py``."""
 
 from __future__ import annotations
 
 from pytest_infranode.errors import PluginError
-from pytest_infranode.platforms import Catalog
-from pytest_infranode.platforms import Platform
-from pytest_infranode.platforms import PlatformDefinition
 from pytest_infranode.provisioners.base import Provisioner
-
-
-def build_catalog(
-    contributions: list[list[Platform] | None], definitions: tuple[PlatformDefinition, ...] = ()
-) -> Catalog:
-    """Built-ins, then what plugins add, then ``platform_definitions:`` (which may override)."""
-    catalog = Catalog()
-    for platforms in contributions:
-        for platform in platforms or []:
-            catalog.add(platform, source="a pytest_infranode_add_platforms hook")
-    for definition in definitions:
-        catalog.define(definition)
-    return catalog
 
 
 def build_provisioners(contributions: list[list[Provisioner] | None]) -> dict[str, Provisioner]:

@@ -30,10 +30,10 @@ from pytest_infranode.keep import Kept
 from pytest_infranode.keep import keep_workers_nodes
 from pytest_infranode.node import Node
 from pytest_infranode.platforms import Platform
+from pytest_infranode.platforms import build_catalog
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
-from pytest_infranode.registry import build_catalog
 from pytest_infranode.registry import build_provisioners
 from pytest_infranode.removal import Remover
 from pytest_infranode.removal import sweep_session

@@ -14,10 +14,10 @@ from pytest_infranode.platforms import Bootstrap
 from pytest_infranode.platforms import Catalog
 from pytest_infranode.platforms import Platform
 from pytest_infranode.platforms import PlatformDefinition
+from pytest_infranode.platforms import build_catalog
 from pytest_infranode.platforms import check_definition
 from pytest_infranode.platforms import install_command
 from pytest_infranode.platforms import split_names
-from pytest_infranode.registry import build_catalog
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import build_settings
 

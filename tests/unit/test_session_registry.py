@@ -4,8 +4,8 @@ import pytest
 
 from pytest_infranode.errors import PluginError
 from pytest_infranode.platforms import BUILTIN_PLATFORMS
+from pytest_infranode.platforms import build_catalog
 from pytest_infranode.provisioners.shell import ShellProvisioner
-from pytest_infranode.registry import build_catalog
 from pytest_infranode.registry import build_provisioners
 
 

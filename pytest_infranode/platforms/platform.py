@@ -1,0 +1,90 @@
+"""The ``Platform`` value: a named OS target, and how its base image is bootstrapped. Pure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Literal
+from typing import final
+
+Init = Literal["systemd", "openrc", "none"]
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+"""Platform names become part of container names, hostnames and test ids."""
+
+# Docker's own --tmpfs default is noexec; a whole machine needs exec on /run and /tmp
+# (systemd generators, package scripts).
+SYSTEMD_TMPFS: Mapping[str, str] = {
+    "/run": "rw,nosuid,nodev,exec,mode=755",
+    "/run/lock": "rw,nosuid,nodev,noexec,mode=1777",
+    # Debian 13 (systemd 257) enables tmp.mount; with a tmpfs already there it has nothing to do.
+    "/tmp": "rw,nosuid,nodev,exec,mode=1777",
+}
+
+# systemd mounts (tmp.mount, private /tmp of sandboxed units) and keeps CAP_SYS_ADMIN for units
+# that drop privileges (Debian 13: "Failed to keep CAP_SYS_ADMIN" without it).
+SYSTEMD_CAPS = ("SYS_ADMIN",)
+
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Bootstrap:
+    """How to make a platform's base image without a registry: debootstrap on the runner.
+
+    :param suite: the release (``bookworm``).
+    :param mirror: the apt mirror to fetch it from.
+    :param variant: debootstrap's ``--variant`` (``minbase``: the smallest usable system).
+    :param include: extra packages debootstrap adds.
+    """
+
+    suite: str
+    mirror: str = DEBIAN_MIRROR
+    variant: str = "minbase"
+    include: tuple[str, ...] = ()
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """A named OS target.
+
+    :param name: what users type (``debian-12``).
+    :param image: the base image reference.
+    :param family: ``debian``, ``rhel``, ``fedora``, ``suse``, ``arch``, ``alpine``, ``amazon``.
+    :param package_manager: ``apt``, ``dnf``, ``yum``, ``zypper``, ``pacman``, ``apk``.
+    :param init: what runs as PID 1 in the node.
+    :param prepare: shell commands that make the bare image a whole machine; they are part of
+        the recipe hash of the prepared image.
+    :param tmpfs: tmpfs mounts of the node (path → mount options).
+    :param cap_add: capabilities the node needs beyond Docker's default set.
+    :param command: the container command (PID 1).
+    :param aliases: other names that select this platform.
+    :param packages: extra packages installed in the prepared image (part of the recipe).
+    :param env: environment variables of the node's container.
+    :param privileged: run the node privileged; only ever set by the user.
+    :param dockerfile: a Dockerfile that makes the base image when it cannot be had otherwise
+        (its directory is the build context).
+    :param bootstrap: how to make the base image with debootstrap when it cannot be pulled.
+    :param source: where the platform was defined (``built-in``, ``infranode.yaml:12``).
+    """
+
+    name: str
+    image: str
+    family: str
+    package_manager: str
+    init: Init = "systemd"
+    prepare: tuple[str, ...] = ()
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    cap_add: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    privileged: bool = False
+    dockerfile: str = ""
+    bootstrap: Bootstrap | None = None
+    source: str = "built-in"
