@@ -1,7 +1,8 @@
 """Package managers: how each one's platforms are prepared, and its install command. Pure.
 
-The install command of each manager is declared once, in :data:`PACKAGE_MANAGERS`; the
-prepared image's command (:func:`install_command`) is made from it.
+The install command of each manager is declared once, in :data:`PACKAGE_MANAGERS`; both the
+prepared image's command (:func:`install_command`) and the one the in-node provisioners install
+their tool with (:meth:`PackageManager.node_install`) are made from it.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class PackageManager:
     :param install: the command that installs the packages named after it, without asking.
     :param refresh: what fetches the package index before an install ("": the install does).
     :param env: an environment assignment the install needs (``DEBIAN_FRONTEND=…``).
+    :param quiet: what makes the refresh and the install in a node print less.
     :param lean: what keeps a prepared image small (no recommended packages, no index cache).
     :param clean: what removes the downloaded packages after an install in an image.
     """
@@ -80,6 +82,7 @@ class PackageManager:
     install: str
     refresh: str = ""
     env: str = ""
+    quiet: str = ""
     lean: str = ""
     clean: str = ""
 
@@ -87,6 +90,14 @@ class PackageManager:
         """The command a prepared image's ``packages:`` are installed with."""
         install = " ".join(w for w in (self.env, self.install, self.lean, _quoted(packages)) if w)
         return " && ".join(step for step in (self.refresh, install, self.clean) if step)
+
+    def node_install(self, packages: Iterable[str]) -> str:
+        """The command a provisioner installs its tool with in a running node: quieter than an
+        image's, and it leaves the node's recommended packages, index and cache alone."""
+        refresh = " ".join(w for w in (self.refresh, self.quiet) if w) if self.refresh else ""
+        install = " ".join(w for w in (self.install, self.quiet, _quoted(packages)) if w)
+        command = " && ".join(step for step in (refresh, install) if step)
+        return f"export {self.env}; {command}" if self.env else command
 
 
 def _quoted(packages: Iterable[str]) -> str:
@@ -100,6 +111,7 @@ PACKAGE_MANAGERS: Mapping[str, PackageManager] = {
         "apt-get install -y",
         refresh="apt-get update",
         env="DEBIAN_FRONTEND=noninteractive",
+        quiet="-q",
         lean="--no-install-recommends",
         clean="apt-get clean",
     ),

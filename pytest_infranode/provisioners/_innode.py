@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_infranode.errors import ConvergeError
+from pytest_infranode.platforms.package_managers import PACKAGE_MANAGERS
 from pytest_infranode.provisioners._common import in_node
 
 if TYPE_CHECKING:
     from pytest_infranode.node import Node
     from pytest_infranode.provisioners.base import OutputSink
 
-INSTALL_COMMANDS = {
-    "apt": "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q {packages}",
-    "dnf": "dnf install -y {packages}",
-    "zypper": "zypper --non-interactive install {packages}",
-    "pacman": "pacman -Sy --noconfirm {packages}",
-    "apk": "apk add {packages}",
-}
+
+def install_command(manager: str, packages: Iterable[str]) -> str | None:
+    """The command that installs ``packages`` in a node whose platform uses ``manager``, made
+    from that manager's one install command (``platforms/package_managers.py``); None for a
+    manager infranode does not know. Pure."""
+    known = PACKAGE_MANAGERS.get(manager)
+    return known.node_install(packages) if known is not None else None
 
 
 def find_in_node(node: Node, candidates: Sequence[str]) -> str | None:
@@ -53,9 +55,9 @@ def ensure_in_node(
         return found
     manager = node.platform.package_manager
     tried: list[str] = []
-    if install and manager in INSTALL_COMMANDS:
+    if install and manager in PACKAGE_MANAGERS:
         for names in packages:
-            command = INSTALL_COMMANDS[manager].format(packages=" ".join(shlex.quote(n) for n in names))
+            command = install_command(manager, names) or ""
             tried.append(command)
             if in_node(node, ["/bin/sh", "-c", command], output) == 0:
                 found = find_in_node(node, tools)
@@ -104,8 +106,7 @@ def pip_env(node: Node, environ: dict[str, str]) -> dict[str, str]:
 def venv_script(venv: str, manager: str, steps: Sequence[str]) -> str:
     """A shell script that makes the virtual environment ``venv`` with the platform's Python
     (installing what ``python3 -m venv`` needs if missing), then runs ``steps``. Pure."""
-    packages = " ".join(shlex.quote(p) for p in VENV_PACKAGES.get(manager, ("python3",)))
-    install = INSTALL_COMMANDS.get(manager, "false").format(packages=packages)
+    install = install_command(manager, VENV_PACKAGES.get(manager, ("python3",))) or "false"
     quoted = shlex.quote(venv)
     return "\n".join(
         [

@@ -38,9 +38,9 @@ from pytest_infranode.hookspecs import hookimpl
 from pytest_infranode.provisioners._common import Options
 from pytest_infranode.provisioners._common import in_node
 from pytest_infranode.provisioners._common import tree_files
-from pytest_infranode.provisioners._innode import INSTALL_COMMANDS
 from pytest_infranode.provisioners._innode import ensure_in_node
 from pytest_infranode.provisioners._innode import find_in_node
+from pytest_infranode.provisioners._innode import install_command
 from pytest_infranode.provisioners._innode import pip_env
 from pytest_infranode.provisioners._innode import venv_script
 from pytest_infranode.provisioners.base import ConvergeResult
@@ -113,9 +113,8 @@ def pip_steps(version: str, manager: str = "apt") -> list[str]:
     pip = f"{VENV}/bin/pip"
     sdist = "/tmp/infranode-salt-sdist"
     tree = f"{sdist}/salt-{shlex.quote(version)}"
-    build = " ".join(shlex.quote(p) for p in BUILD_PACKAGES.get(manager, ("gcc",)))
     return [
-        INSTALL_COMMANDS.get(manager, "true").format(packages=build),
+        install_command(manager, BUILD_PACKAGES.get(manager, ("gcc",))) or "true",
         f"rm -rf {sdist}",
         f"{pip} download -q --no-deps --no-binary :all: salt=={shlex.quote(version)} -d {sdist}",
         f"tar -xzf {tree}.tar.gz -C {sdist}",

@@ -9,6 +9,7 @@ from pytest_infranode.errors import PluginError
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.errors import UnknownPlatform
 from pytest_infranode.platforms import BUILTIN_PLATFORMS
+from pytest_infranode.platforms import PACKAGE_MANAGERS
 from pytest_infranode.platforms import SYSTEMD_TMPFS
 from pytest_infranode.platforms import Bootstrap
 from pytest_infranode.platforms import Catalog
@@ -18,6 +19,7 @@ from pytest_infranode.platforms import build_catalog
 from pytest_infranode.platforms import check_definition
 from pytest_infranode.platforms import install_command
 from pytest_infranode.platforms import split_names
+from pytest_infranode.provisioners import _innode as innode
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import build_settings
 
@@ -275,6 +277,30 @@ def test_install_command_quotes(pm: str, expected: str) -> None:
 def test_install_command_unknown_manager() -> None:
     with pytest.raises(ValueError, match="no install recipe"):
         install_command("portage", ["x"])
+
+
+@pytest.mark.parametrize("pm", list(PACKAGE_MANAGERS))
+def test_the_image_and_the_node_install_with_the_one_command_of_each_manager(pm: str) -> None:
+    """Each manager's install command is declared once; the prepared image's and the in-node
+    provisioners' commands are both made from it."""
+    declared = PACKAGE_MANAGERS[pm].install
+    assert f"{declared} " in install_command(pm, ["curl"])
+    assert f"{declared} " in str(innode.install_command(pm, ["curl"]))
+    assert str(innode.install_command(pm, ["curl", "a b"])).endswith(" curl 'a b'")
+
+
+def test_the_node_install_keeps_what_a_converge_may_want() -> None:
+    """Unlike the image's, the node's install is quiet and keeps recommended packages and caches."""
+    assert innode.install_command("apt", ["puppet-agent"]) == (
+        "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q puppet-agent"
+    )
+    assert install_command("apt", ["curl"]) == (
+        "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl"
+        " && apt-get clean"
+    )
+    assert innode.install_command("apk", ["x"]) == "apk add x"
+    assert innode.install_command("dnf", ["x"]) == "dnf install -y x"
+    assert innode.install_command("portage", ["x"]) is None
 
 
 def _defn(name: str, body: dict[str, object], base_dir: str = ".") -> PlatformDefinition:
