@@ -19,9 +19,8 @@ from pytest_infranode.engine.images import stale_images
 from pytest_infranode.errors import DaemonError
 from pytest_infranode.errors import InfranodeError
 from pytest_infranode.platforms import Catalog
-from pytest_infranode.platforms import build_catalog
 from pytest_infranode.settings import RawOptions
-from pytest_infranode.settings import build_settings
+from pytest_infranode.settings import configured_catalog
 
 
 def _engine(args: argparse.Namespace) -> Engine:
@@ -30,8 +29,7 @@ def _engine(args: argparse.Namespace) -> Engine:
 
 def _catalog(args: argparse.Namespace) -> Catalog:
     """The built-in catalog plus ``platform_definitions:`` of the configuration found here."""
-    settings = build_settings(RawOptions(cli_config=getattr(args, "config", None)), Path.cwd())
-    return build_catalog([], settings.platform_definitions)
+    return configured_catalog(RawOptions(cli_config=getattr(args, "config", None)), Path.cwd())
 
 
 def cmd_platforms(args: argparse.Namespace) -> int:

@@ -19,7 +19,6 @@ import pytest
 from pytest_infranode import hookspecs
 from pytest_infranode.errors import DaemonError
 from pytest_infranode.errors import InfranodeError
-from pytest_infranode.errors import SettingsError
 from pytest_infranode.options import OPTIONS
 from pytest_infranode.options import RawOptions
 from pytest_infranode.platforms import Platform
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
     from pytest_infranode.targets import Target
 
 SESSION_KEY = pytest.StashKey["InfraSession"]()
-PLATFORM_KEY = pytest.StashKey[str]()
 TARGET_KEY = pytest.StashKey["Target"]()
 POSITION_KEY = pytest.StashKey[int]()
 LOG_TAIL_LINES = 40
@@ -107,8 +105,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if not config.pluginmanager.has_plugin(name):
             config.pluginmanager.register(importlib.import_module(name), name)
     try:
-        settings = build_settings(_raw_options(config), config.rootpath)
-    except SettingsError as err:
+        settings = build_settings(
+            _raw_options(config), config.rootpath, config.hook.pytest_infranode_add_platforms
+        )
+    except InfranodeError as err:  # a setting, a platform name, a plugin's platform
         raise pytest.UsageError(str(err)) from None
     if not settings.enabled:
         return
@@ -292,11 +292,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         item.user_properties.append(("infra_platform", target.platform.name))
         item.user_properties.append(("infra_node", infra.node_name(target)))
     report = yield
-    platform = item.stash.get(PLATFORM_KEY, None)
-    if platform and infra is not None and report.failed:
-        infra.record_failure(platform)
-        if target is not None:
-            _add_node_sections(report, infra, target)
+    if infra is not None and target is not None and report.failed:
+        infra.record_failure(target.platform)
+        _add_node_sections(report, infra, target)
     return report
 
 
@@ -452,6 +450,4 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         infra.position = item.stash.get(POSITION_KEY, -1)
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "_infra_target" in callspec.params:
-        target: Target = callspec.params["_infra_target"]
-        item.stash[PLATFORM_KEY] = target.platform.name
-        item.stash[TARGET_KEY] = target
+        item.stash[TARGET_KEY] = callspec.params["_infra_target"]

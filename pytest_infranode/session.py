@@ -29,8 +29,8 @@ from pytest_infranode.keep import KeepPolicy
 from pytest_infranode.keep import Kept
 from pytest_infranode.keep import keep_workers_nodes
 from pytest_infranode.node import Node
+from pytest_infranode.platforms import Catalog
 from pytest_infranode.platforms import Platform
-from pytest_infranode.platforms import build_catalog
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
@@ -78,10 +78,6 @@ class InfraSession:
         self.log_dir = log_dir
         self.say = say
         self.identity = Identity(labels.new_session_id(), labels.owner())
-        self.catalog = build_catalog(hook.pytest_infranode_add_platforms(), settings.platform_definitions)
-        self.platforms: list[Platform] = self.catalog.select(
-            settings.platforms, where=settings.platforms_source
-        )
         self.layout = NodeLayout(settings)
         self.provisioners = build_provisioners(hook.pytest_infranode_add_provisioners())
         for config in self.layout.provisioner_configs():
@@ -111,6 +107,16 @@ class InfraSession:
         """Position of the test being run, in the collected order."""
         self._released: set[str] = set()
         """Platforms whose nodes were removed after their last test (see :meth:`done_with`)."""
+
+    @property
+    def platforms(self) -> tuple[Platform, ...]:
+        """The platforms the settings chose (``--infra-platform``), in order."""
+        return self.settings.platforms
+
+    @property
+    def catalog(self) -> Catalog:
+        """Every platform known: the built-ins, what plugins add, ``platform_definitions:``."""
+        return self.settings.catalog
 
     @property
     def session_id(self) -> str:
@@ -289,9 +295,9 @@ class InfraSession:
         return provisioner.converge(node, config, output)
 
     # keep policy and removal
-    def record_failure(self, platform_name: str) -> None:
-        """A test of the platform failed (``--infra-keep=failure`` keeps its nodes)."""
-        self.keep.record_failure(platform_name, by_test=True)
+    def record_failure(self, platform: Platform) -> None:
+        """A test of ``platform`` failed (``--infra-keep=failure`` keeps its nodes)."""
+        self.keep.record_failure(platform.name, by_test=True)
 
     def done_with(self, platform: Platform) -> None:
         """pytest has finished ``platform``'s session fixtures (it does so when the next test

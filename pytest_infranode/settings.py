@@ -1,15 +1,19 @@
 """Settings: command-line options, ini keys and infranode.yaml folded into one frozen value.
 
 Precedence, highest first: command line > ini (pytest.ini, tox.ini, [tool.pytest.ini_options])
-> infranode.yaml or [tool.infranode] in pyproject.toml > default. Pure apart from reading the
-configuration file; every error names the file and line it comes from.
+> infranode.yaml or [tool.infranode] in pyproject.toml > default. The platform names given are
+chosen here, once, from the catalog (built-ins, what plugins add, ``platform_definitions:``):
+the rest of the plugin gets :class:`~pytest_infranode.platforms.Platform` values. Pure apart
+from reading the configuration file; every error names the file and line it comes from.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import sys
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -29,7 +33,11 @@ from pytest_infranode.options import CacheMode
 from pytest_infranode.options import KeepPolicy
 from pytest_infranode.options import PullPolicy
 from pytest_infranode.options import RawOptions as RawOptions
+from pytest_infranode.platforms import Catalog
+from pytest_infranode.platforms import Platform
 from pytest_infranode.platforms import PlatformDefinition
+from pytest_infranode.platforms import PluginPlatforms
+from pytest_infranode.platforms import build_catalog
 from pytest_infranode.platforms import check_definition
 from pytest_infranode.platforms import split_names
 
@@ -109,7 +117,8 @@ class NodeConfig:
 class Settings:
     """Everything a session needs to know, decided once in ``pytest_configure``."""
 
-    platforms: tuple[str, ...] = ()
+    platforms: tuple[Platform, ...] = ()
+    """The platforms chosen, in the order given, each once."""
     provisioner: ProvisionerConfig = ProvisionerConfig()
     keep: KeepPolicy = "never"
     docker_host: str | None = None
@@ -134,6 +143,9 @@ class Settings:
     """``converge``: keep each converged node as an image and reuse it while its inputs are unchanged."""
     parallel: int = 0
     """How many nodes are made and converged at once; 0: the number of CPUs."""
+    catalog: Catalog = field(default_factory=Catalog, compare=False, repr=False)
+    """What :attr:`platforms` were chosen from: the built-ins, what plugins add and
+    ``platform_definitions:`` (only the built-ins when no platform is given)."""
 
     @property
     def enabled(self) -> bool:
@@ -250,11 +262,38 @@ def _provisioner_from(value: Any, source: Source, base_dir: Path) -> Provisioner
     )
 
 
-def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
-    """Merge command line, ini and configuration file into :class:`Settings`.
+def _no_plugins() -> PluginPlatforms:
+    return ()
 
-    :raises SettingsError: naming the option or file:line at fault.
+
+def build_settings(
+    raw: RawOptions, rootdir: Path, plugin_platforms: Callable[[], PluginPlatforms] = _no_plugins
+) -> Settings:
+    """Merge command line, ini and configuration file into :class:`Settings`, and choose the
+    platforms named there from the catalog.
+
+    :param plugin_platforms: what plugins add to the catalog (the ``pytest_infranode_add_platforms``
+        hook), asked only when a platform is given.
+    :raises SettingsError: naming the option or file:line at fault (an unknown platform too).
+    :raises PluginError: a plugin's platform the catalog refuses.
     """
+    settings, names = _read_settings(raw, rootdir)
+    if not names:
+        return settings
+    catalog = build_catalog(plugin_platforms(), settings.platform_definitions)
+    chosen = catalog.select(names, where=settings.platforms_source)
+    return dataclasses.replace(settings, platforms=tuple(chosen), catalog=catalog)
+
+
+def configured_catalog(raw: RawOptions, rootdir: Path) -> Catalog:
+    """The built-in catalog plus ``platform_definitions:`` of the configuration (the
+    ``infranode`` command, which loads no pytest plugin); the platforms named are not chosen."""
+    settings, _names = _read_settings(raw, rootdir)
+    return build_catalog((), settings.platform_definitions)
+
+
+def _read_settings(raw: RawOptions, rootdir: Path) -> tuple[Settings, list[str]]:
+    """The settings as written, and the platform names given (not yet chosen)."""
     config_path = find_config_file(rootdir, raw.cli.get("config") or raw.ini.get("config"))
     data: dict[str, Any] = {}
     source = Source()
@@ -263,7 +302,7 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
         if data:
             _check_keys(data, YAML_KEYS, source)
     base_dir = config_path.parent if config_path else rootdir
-    platforms, platforms_source = _platforms_from(raw, data, source)
+    names, platforms_source = _platforms_from(raw, data, source)
     provisioner = (
         _provisioner_from(data["provisioner"], source, base_dir)
         if "provisioner" in data
@@ -285,9 +324,8 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
         return option.default
 
     values = {o.noun: layered(o.noun) for o in OPTIONS if o.parse is not None}
-    return Settings(
+    settings = Settings(
         **values,
-        platforms=tuple(platforms),
         provisioner=provisioner,
         config_file=config_path,
         platforms_source=platforms_source,
@@ -295,6 +333,7 @@ def build_settings(raw: RawOptions, rootdir: Path) -> Settings:
         platform_definitions=_platform_definitions_from(data.get("platform_definitions"), source, base_dir),
         registry_mirror=_registry_mirror(data.get("registry_mirror"), source),
     )
+    return settings, names
 
 
 def _platforms_from(raw: RawOptions, data: Mapping[str, Any], source: Source) -> tuple[list[str], str]:

@@ -90,7 +90,7 @@ def test_keep_failure_keeps_the_nodes_of_a_failed_platform(tmp_path: Path, engin
     session = _session(tmp_path, CONVERGE, cli_keep="failure", cli_parallel=1)
     d12, d13 = session.platforms
     kept, removed = session.node_for(d12), session.node_for(d13)
-    session.record_failure("debian-12")
+    session.record_failure(d12)
     session.teardown()
     assert engine.names() == [kept.name]
     assert kept.name.endswith(reaper.KEPT_SUFFIX)

@@ -1,16 +1,27 @@
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from pytest_infranode.errors import PluginError
 from pytest_infranode.errors import SettingsError
+from pytest_infranode.errors import UnknownPlatform
+from pytest_infranode.platforms import BUILTIN_PLATFORMS
+from pytest_infranode.platforms import Catalog
+from pytest_infranode.platforms import Platform
 from pytest_infranode.settings import DEFAULT_BOOT_TIMEOUT
 from pytest_infranode.settings import ProvisionerConfig
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import Settings
 from pytest_infranode.settings import build_settings
+from pytest_infranode.settings import configured_catalog
+
+
+def names(settings: Settings) -> tuple[str, ...]:
+    return tuple(p.name for p in settings.platforms)
 
 
 def write(path: Path, text: str) -> Path:
@@ -28,7 +39,7 @@ docker_host: tcp://yaml:2375
 
 def test_defaults_without_any_file(tmp_path: Path) -> None:
     settings = build_settings(RawOptions(), tmp_path)
-    assert settings.platforms == ()
+    assert names(settings) == ()
     assert settings.platforms_source == "default"
     assert settings.keep == "never"
     assert settings.boot_timeout == DEFAULT_BOOT_TIMEOUT
@@ -40,14 +51,14 @@ def test_defaults_without_any_file(tmp_path: Path) -> None:
 
 def test_enabled() -> None:
     assert not Settings().enabled
-    assert Settings(platforms=("debian-12",)).enabled
+    assert Settings(platforms=(Catalog().get("debian-12"),)).enabled
 
 
 def test_yaml_values(tmp_path: Path) -> None:
     config = write(tmp_path / "infranode.yaml", FULL_YAML)
     settings = build_settings(RawOptions(), tmp_path)
     assert settings.config_file == config
-    assert settings.platforms == ("debian-11", "debian-12")
+    assert names(settings) == ("debian-11", "debian-12")
     assert settings.platforms_source == f"{config}:1 (platforms)"
     assert settings.keep == "always"
     assert settings.boot_timeout == 30.0
@@ -59,7 +70,7 @@ def test_yml_extension_is_found(tmp_path: Path) -> None:
     config = write(tmp_path / "infranode.yml", "platforms: debian-13\n")
     settings = build_settings(RawOptions(), tmp_path)
     assert settings.config_file == config
-    assert settings.platforms == ("debian-13",)
+    assert names(settings) == ("debian-13",)
 
 
 def test_ini_beats_yaml(tmp_path: Path) -> None:
@@ -71,7 +82,7 @@ def test_ini_beats_yaml(tmp_path: Path) -> None:
         ini_docker_host="tcp://ini:2375",
     )
     settings = build_settings(raw, tmp_path)
-    assert settings.platforms == ("ubuntu-22.04", "ubuntu-24.04")
+    assert names(settings) == ("ubuntu-22.04", "ubuntu-24.04")
     assert settings.platforms_source == "infra_platforms (ini)"
     assert settings.keep == "failure"
     assert settings.boot_timeout == 45.0
@@ -91,7 +102,7 @@ def test_cli_beats_ini_and_yaml(tmp_path: Path) -> None:
         ini_docker_host="tcp://ini:2375",
     )
     settings = build_settings(raw, tmp_path)
-    assert settings.platforms == ("debian-13",)
+    assert names(settings) == ("debian-13",)
     assert settings.platforms_source == "--infra-platform"
     assert settings.keep == "never"
     assert settings.boot_timeout == 5.0
@@ -164,7 +175,7 @@ def test_pyproject_table(tmp_path: Path) -> None:
     )
     settings = build_settings(RawOptions(), tmp_path)
     assert settings.config_file == pyproject
-    assert settings.platforms == ("debian-12", "ubuntu-24.04")
+    assert names(settings) == ("debian-12", "ubuntu-24.04")
     assert settings.keep == "failure"
     assert settings.provisioner.name == "shell"
     assert dict(settings.provisioner.options) == {"inline": ["true"]}
@@ -176,13 +187,13 @@ def test_infranode_yaml_beats_pyproject(tmp_path: Path) -> None:
     config = write(tmp_path / "infranode.yaml", "platforms: [debian-13]\n")
     settings = build_settings(RawOptions(), tmp_path)
     assert settings.config_file == config
-    assert settings.platforms == ("debian-13",)
+    assert names(settings) == ("debian-13",)
 
 
 def test_pyproject_without_table(tmp_path: Path) -> None:
     write(tmp_path / "pyproject.toml", '[project]\nname = "x"\n')
     settings = build_settings(RawOptions(), tmp_path)
-    assert settings.platforms == ()
+    assert names(settings) == ()
     assert settings.keep == "never"
 
 
@@ -229,7 +240,7 @@ def test_empty_yaml_is_defaults(tmp_path: Path) -> None:
     config = write(tmp_path / "infranode.yaml", "# nothing yet\n")
     settings = build_settings(RawOptions(), tmp_path)
     assert settings.config_file == config
-    assert settings.platforms == ()
+    assert names(settings) == ()
 
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
@@ -311,7 +322,7 @@ def test_cli_config_beats_ini_config(tmp_path: Path) -> None:
     write(tmp_path / "a.yaml", "platforms: [debian-11]\n")
     write(tmp_path / "b.yaml", "platforms: [debian-13]\n")
     settings = build_settings(RawOptions(cli_config="a.yaml", ini_config="b.yaml"), tmp_path)
-    assert settings.platforms == ("debian-11",)
+    assert names(settings) == ("debian-11",)
 
 
 def test_absolute_config_path(tmp_path: Path) -> None:
@@ -348,3 +359,72 @@ def test_command_timeout_layers_and_checks(tmp_path: Path) -> None:
         build_settings(RawOptions(), tmp_path)
     assert excinfo.value.what == "command timeout must be a positive number of seconds, not 'never'"
     assert excinfo.value.where.endswith("infranode.yaml:1 (command_timeout)")
+
+
+# Platform names become Platform values here, once.
+def test_names_are_chosen_from_the_catalog_once(tmp_path: Path) -> None:
+    settings = build_settings(
+        RawOptions(cli_platforms=["debian-bookworm, family:rhel", "debian-12"]), tmp_path
+    )
+    assert all(isinstance(p, Platform) for p in settings.platforms)
+    assert settings.platforms[0] == Catalog().get("debian-12")
+    assert names(settings)[1:] == tuple(p.name for p in Catalog() if p.family == "rhel")
+    assert settings.catalog.get("debian-12") is settings.platforms[0]
+
+
+def test_an_unknown_name_is_refused_where_it_was_given(tmp_path: Path) -> None:
+    write(tmp_path / "infranode.yaml", "platforms: [debain-12]\n")
+    with pytest.raises(UnknownPlatform, match="debian-12") as info:
+        build_settings(RawOptions(), tmp_path)
+    assert "infranode.yaml:1 (platforms)" in info.value.where
+
+
+def _plugin_platform(name: str = "corp-os") -> Platform:
+    return dataclasses.replace(BUILTIN_PLATFORMS[1], name=name, aliases=())
+
+
+def test_plugins_platforms_are_asked_for_only_when_a_platform_is_given(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def plugins() -> list[list[Platform] | None]:
+        asked.append("asked")
+        return [[_plugin_platform()], None]
+
+    assert not build_settings(RawOptions(), tmp_path, plugins).enabled
+    assert asked == []
+    settings = build_settings(RawOptions(cli_platforms=["corp-os"]), tmp_path, plugins)
+    assert names(settings) == ("corp-os",)
+    assert asked == ["asked"]
+
+
+def test_a_plugins_platform_that_the_catalog_refuses(tmp_path: Path) -> None:
+    with pytest.raises(PluginError, match="already taken"):
+        build_settings(RawOptions(cli_platforms=["debian-12"]), tmp_path, lambda: [[BUILTIN_PLATFORMS[1]]])
+
+
+def test_platform_definitions_join_the_catalog_the_names_are_chosen_from(tmp_path: Path) -> None:
+    write(
+        tmp_path / "infranode.yaml",
+        """
+        platforms: [corp-12]
+        platform_definitions:
+          corp-12: {base: debian-12, packages: [curl]}
+        """,
+    )
+    (platform,) = build_settings(RawOptions(), tmp_path).platforms
+    assert (platform.name, platform.packages) == ("corp-12", ("curl",))
+
+
+def test_the_infranode_command_reads_the_catalog_without_choosing(tmp_path: Path) -> None:
+    """`infranode platforms` loads no plugin: a plugin's platform in `platforms:` is not an error."""
+    write(
+        tmp_path / "infranode.yaml",
+        """
+        platforms: [from-a-plugin]
+        platform_definitions:
+          corp-12: {base: debian-12}
+        """,
+    )
+    catalog = configured_catalog(RawOptions(), tmp_path)
+    assert "corp-12" in catalog.names()
+    assert len(catalog) == len(BUILTIN_PLATFORMS) + 1
