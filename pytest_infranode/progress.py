@@ -1,4 +1,8 @@
-"""Showing streamed converge output line by line, with a prefix naming the node, and live progress."""
+"""Showing streamed converge output line by line, with a prefix naming the node, and live progress.
+
+Which lines name the step a tool is at is the provisioner's to say (``step_of`` in its contract,
+``provisioners/base.py``); this module shows them.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,14 @@ from typing import TYPE_CHECKING
 from typing import final
 
 from pytest_infranode.hookspecs import hookimpl
+from pytest_infranode.provisioners.base import StepReader
+from pytest_infranode.provisioners.base import command_step
+from pytest_infranode.provisioners.base import step_reader
 
 if TYPE_CHECKING:
     from pytest_infranode.node import Node
     from pytest_infranode.provisioners.base import ConvergeResult
+    from pytest_infranode.provisioners.base import Provisioner
 
 
 @final
@@ -47,23 +55,13 @@ class LineEcho:
 TTY_INTERVAL = 5.0
 LOG_INTERVAL = 15.0
 
-# Lines that name the step a tool is at: Ansible's task and play headers, pyinfra's operations,
-# the ``$ command`` headers the in-node provisioners print, Chef's recipes.
-_STEP = re.compile(
-    r"^(?:(?P<ansible>(?:TASK|PLAY|RUNNING HANDLER) \[.*?\])"
-    r"|--> (?P<pyinfra>(?:Starting|Preparing|Loading|Detected).*)"
-    r"|(?P<command>\$ .+)"
-    r"|\s*\* (?P<chef>\w+\[.+?\]) action .*)"
-)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def step_of(line: str) -> str | None:
-    """The step a tool announces in ``line`` (a task name, an operation, a command), or None. Pure."""
-    match = _STEP.match(_ANSI.sub("", line).rstrip())
-    if match is None:
-        return None
-    return next(group for group in match.groups() if group)
+def step_of(line: str, read: StepReader = command_step) -> str | None:
+    """The step ``line`` announces, as the provisioner's ``read`` sees it once colours and
+    trailing blanks are gone (a task name, an operation, a command), or None. Pure."""
+    return read(_ANSI.sub("", line).rstrip())
 
 
 def progress_line(label: str, elapsed: float, step: str, width: int = 100) -> str:
@@ -104,8 +102,9 @@ class ConvergeProgress:
     its log (``log``, from its size at entry; the session writes it as output arrives, secrets
     already masked) and hands a line to ``say`` when one is due: every :data:`TTY_INTERVAL`
     seconds on a terminal, every :data:`LOG_INTERVAL` seconds otherwise (a CI log), and never
-    for a converge shorter than that. The step is the last one the tool announced
-    (:func:`step_of`), else its last output line. Output can also be given to :meth:`feed`.
+    for a converge shorter than that. The step is the last one the tool announced, as
+    ``steps`` (the provisioner's :func:`~pytest_infranode.provisioners.base.step_reader`) reads
+    its lines, else its last output line. Output can also be given to :meth:`feed`.
     """
 
     def __init__(
@@ -115,9 +114,11 @@ class ConvergeProgress:
         *,
         tty: bool,
         log: Path | None = None,
+        steps: StepReader = command_step,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._say = say
+        self._steps = steps
         self._label = label
         self._log = log
         self._offset = 0
@@ -139,7 +140,7 @@ class ConvergeProgress:
             if not line:
                 continue
             self._last = line
-            step = step_of(line)
+            step = step_of(line, self._steps)
             if step is not None:
                 self._step = step
 
@@ -208,11 +209,15 @@ class ProgressPlugin:
         self._log_dir = log_dir
         self._tty = tty
 
-    @hookimpl(wrapper=True)
-    def pytest_infranode_converge(
-        self, node: Node
-    ) -> Generator[None, ConvergeResult | None, ConvergeResult | None]:
+    def progress_of(self, node: Node, provisioner: Provisioner) -> ConvergeProgress:
+        """The progress of ``node``'s converge, read from its log with ``provisioner``'s steps."""
         label = node.short_name or node.platform.name
         log = self._log_dir / f"{node.name}.converge.log"
-        with ConvergeProgress(self._say, label, tty=self._tty, log=log):
+        return ConvergeProgress(self._say, label, tty=self._tty, log=log, steps=step_reader(provisioner))
+
+    @hookimpl(wrapper=True)
+    def pytest_infranode_converge(
+        self, node: Node, provisioner: Provisioner
+    ) -> Generator[None, ConvergeResult | None, ConvergeResult | None]:
+        with self.progress_of(node, provisioner):
             return (yield)

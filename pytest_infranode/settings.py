@@ -75,7 +75,7 @@ class Source:
 class ProvisionerConfig:
     """The chosen provisioner and its own options, as written by the user.
 
-    :param name: the provisioner's name (``shell``, ``ansible`` …).
+    :param name: the provisioner's name (``shell`` or another one a plugin adds).
     :param options: its options; the provisioner validates them.
     :param base_dir: relative file names in options are relative to this directory.
     :param source: where the options were written, for error messages.

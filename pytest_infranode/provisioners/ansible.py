@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +46,7 @@ from pytest_infranode.provisioners._common import run_streaming
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
+from pytest_infranode.provisioners.base import command_step
 from pytest_infranode.provisioners.base import option_paths
 
 if TYPE_CHECKING:
@@ -237,6 +239,10 @@ def read_changes(path: Path) -> list[str]:
     return changes
 
 
+#: The task, play and handler headers of ansible-playbook's output: the step it is at.
+STEP = re.compile(r"(?:TASK|PLAY|RUNNING HANDLER) \[.*?\]")
+
+
 @final
 class AnsibleProvisioner:
     """Runs ansible-playbook on the runner against the node."""
@@ -248,6 +254,11 @@ class AnsibleProvisioner:
     def check(self, config: ProvisionerConfig) -> None:
         validate(config)
         require_tool(NAME, TOOL, INSTALL)
+
+    def step_of(self, line: str) -> str | None:
+        """``TASK [web : Install nginx]`` (the stars after it cut), or a ``$ command`` header."""
+        found = STEP.match(line)
+        return found.group(0) if found else command_step(line)
 
     def inputs(self, config: ProvisionerConfig) -> list[Path]:
         """The files the options name, and the roles, vars and plugins next to each playbook."""

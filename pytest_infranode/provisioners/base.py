@@ -1,4 +1,5 @@
-"""The Provisioner contract (Protocol, optional members, secrets, inputs) and the result of a converge."""
+"""The Provisioner contract (Protocol, optional members, secrets, inputs, the steps its output
+announces) and the result of a converge."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from pytest_infranode.settings import ProvisionerConfig
 
 OutputSink = Callable[[bytes], None]
+StepReader = Callable[[str], str | None]
+"""Reads one line of converge output (colours removed): the step it announces, or None."""
 
 
 @final
@@ -130,6 +133,9 @@ class Provisioner(Protocol):
       :class:`DeclaresTools`): the files it reads, else every option naming an existing file
       (:func:`option_paths`); a ``version``, else its distribution's; the distributions of the
       tool it runs.
+    - *the steps of its output* (optional member, see :class:`AnnouncesSteps`): which lines name
+      the step the tool is at (a task, an operation, a resource), for the live progress lines;
+      else the ``$ command`` headers (:func:`command_step`).
     """
 
     name: str
@@ -151,6 +157,27 @@ class DeclaresTools(Protocol):
     """A provisioner whose tool's version changes the converge: distributions by name."""
 
     tools: tuple[str, ...]
+
+
+@runtime_checkable
+class AnnouncesSteps(Protocol):
+    """A provisioner whose tool names, in lines of its output, the step it is at."""
+
+    def step_of(self, line: str) -> str | None:
+        """The step ``line`` announces (``TASK [web : Install nginx]``), or None. Pure."""
+        ...
+
+
+def command_step(line: str) -> str | None:
+    """A ``$ command`` header, which a provisioner prints before each command it runs (the
+    built-in ones all do): the step is the command. Pure."""
+    return line if line.startswith("$ ") and line[2:] else None
+
+
+def step_reader(provisioner: Provisioner) -> StepReader:
+    """How the live progress reads the steps in ``provisioner``'s output: its own
+    :meth:`AnnouncesSteps.step_of`, else :func:`command_step`."""
+    return provisioner.step_of if isinstance(provisioner, AnnouncesSteps) else command_step
 
 
 def _strings(value: Any) -> Iterator[str]:

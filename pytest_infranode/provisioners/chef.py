@@ -36,6 +36,7 @@ from pytest_infranode.provisioners._innode import find_in_node
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
+from pytest_infranode.provisioners.base import command_step
 
 if TYPE_CHECKING:
     from pytest_infranode.node import Node
@@ -125,6 +126,10 @@ def changed_resources(output: str) -> tuple[int, list[str]]:
     return updated, changes
 
 
+#: The resource lines of the Chef/Cinc client's output (``* apt_package[nginx] action install``).
+STEP = re.compile(r"\s*\* (\w+\[.+?\]) action .*")
+
+
 @final
 class ChefProvisioner:
     """Copies cookbooks into the node and runs the Chef/Cinc client in local mode there."""
@@ -133,6 +138,11 @@ class ChefProvisioner:
 
     def check(self, config: ProvisionerConfig) -> None:
         validate(config)
+
+    def step_of(self, line: str) -> str | None:
+        """The resource being converged (``apt_package[nginx]``), or a ``$ command`` header."""
+        found = STEP.match(line)
+        return found.group(1) if found else command_step(line)
 
     def _client(self, node: Node, config: ProvisionerConfig, output: OutputSink) -> str:
         opts = _options(config)

@@ -36,6 +36,7 @@ from pytest_infranode.provisioners._common import run_streaming
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
+from pytest_infranode.provisioners.base import command_step
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -116,6 +117,10 @@ def read_results(output: str) -> tuple[list[str], int]:
     return changed, errors
 
 
+#: The lines in which pyinfra says what it starts: the step it is at.
+STEP = re.compile(r"--> ((?:Starting|Preparing|Loading|Detected).*)")
+
+
 @final
 class PyinfraProvisioner:
     """Runs pyinfra on the runner against the node."""
@@ -127,6 +132,11 @@ class PyinfraProvisioner:
     def check(self, config: ProvisionerConfig) -> None:
         validate(config)
         require_tool(NAME, TOOL, INSTALL)
+
+    def step_of(self, line: str) -> str | None:
+        """``Starting operation: Install nginx`` (after ``--> ``), or a ``$ command`` header."""
+        found = STEP.match(line)
+        return found.group(1) if found else command_step(line)
 
     def converge(self, node: Node, config: ProvisionerConfig, output: OutputSink) -> ConvergeResult:
         tool = require_tool(NAME, TOOL, INSTALL)

@@ -4,35 +4,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from pytest_infranode.progress import LOG_INTERVAL
 from pytest_infranode.progress import TTY_INTERVAL
 from pytest_infranode.progress import ConvergeProgress
 from pytest_infranode.progress import Throttle
 from pytest_infranode.progress import progress_line
 from pytest_infranode.progress import step_of
+from pytest_infranode.provisioners.ansible import AnsibleProvisioner
+
+ANSIBLE = AnsibleProvisioner()
 
 
-@pytest.mark.parametrize(
-    ("line", "step"),
-    [
-        ("TASK [web : Install nginx and curl] *********", "TASK [web : Install nginx and curl]"),
-        ("PLAY [all] ***", "PLAY [all]"),
-        ("RUNNING HANDLER [web : reload nginx] ***", "RUNNING HANDLER [web : reload nginx]"),
-        ("--> Starting operation: Install nginx ", "Starting operation: Install nginx"),
-        (
-            "$ /opt/infranode-salt/bin/salt-call --local state.apply",
-            "$ /opt/infranode-salt/bin/salt-call --local state.apply",
-        ),
-        ("  * apt_package[nginx] action install", "apt_package[nginx]"),
-        ("\x1b[0;33mTASK [colour] ***\x1b[0m", "TASK [colour]"),
-        ("Notice: /Stage[main]/Web/Package[nginx]/ensure: created", None),
-        ("Setting up nginx (1.22.1-9) ...", None),
-    ],
-)
-def test_step_of(line: str, step: str | None) -> None:
-    assert step_of(line) == step
+def test_step_of_reads_the_line_without_colours_with_the_provisioners_reader() -> None:
+    seen: list[str] = []
+
+    def read(line: str) -> str | None:
+        seen.append(line)
+        return line.upper() if line.startswith("step") else None
+
+    assert step_of("\x1b[0;33mstep one\x1b[0m   ", read) == "STEP ONE"
+    assert step_of("other", read) is None
+    assert seen == ["step one", "other"]
+
+
+def test_without_a_reader_only_command_headers_are_steps() -> None:
+    assert step_of("$ /opt/infranode-salt/bin/salt-call --local state.apply") == (
+        "$ /opt/infranode-salt/bin/salt-call --local state.apply"
+    )
+    assert step_of("TASK [web : x] ***") is None
+    assert step_of("$ ") is None
 
 
 def test_progress_line_names_node_elapsed_and_step() -> None:
@@ -89,7 +89,7 @@ def test_a_tty_gets_a_line_every_5_s_and_a_log_every_15_s() -> None:
 
 
 def test_the_step_is_the_last_announced_one_else_the_last_line() -> None:
-    progress = ConvergeProgress(lambda _line: None, "n", tty=True, clock=Clock())
+    progress = ConvergeProgress(lambda _line: None, "n", tty=True, steps=ANSIBLE.step_of, clock=Clock())
     progress.feed(b"Reading package lists...\nBuilding depen")
     assert progress.step == "Reading package lists..."
     progress.feed(b"dency tree\n\n")
@@ -103,7 +103,7 @@ def test_the_thread_reads_what_the_converge_appends_to_its_log(tmp_path: Path) -
     log.write_bytes(b"TASK [first converge] ***\n")
     said: list[str] = []
     clock = Clock()
-    progress = ConvergeProgress(said.append, "n", tty=True, log=log, clock=clock)
+    progress = ConvergeProgress(said.append, "n", tty=True, log=log, steps=ANSIBLE.step_of, clock=clock)
     with progress:
         with open(log, "ab") as out:
             out.write(b"TASK [web : Install nginx] ***\n")
