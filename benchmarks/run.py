@@ -44,12 +44,12 @@ import testinfra
 from pytest_infranode import labels
 from pytest_infranode.backend import NodeBackend
 from pytest_infranode.backend import make_host
+from pytest_infranode.boot import BOOT_WAIT
+from pytest_infranode.boot import BOOT_WAIT_INTERVAL
 from pytest_infranode.channel import FrameDecoder
 from pytest_infranode.channel import runs_in_place
 from pytest_infranode.engine import Engine
 from pytest_infranode.engine.containers import tar_files
-from pytest_infranode.node import BOOT_WAIT
-from pytest_infranode.node import BOOT_WAIT_INTERVAL
 from pytest_infranode.node import Node
 from pytest_infranode.platforms import Catalog
 

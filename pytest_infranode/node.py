@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -16,38 +15,17 @@ from typing import final
 
 from pytest_infranode import labels
 from pytest_infranode import sandbox
+from pytest_infranode.boot import BootWait
 from pytest_infranode.channel import Channel
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import EngineProtocol
 from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.engine.api import OutputSink
 from pytest_infranode.errors import InfranodeError
-from pytest_infranode.errors import InfranodeWarning
 from pytest_infranode.errors import NodeError
 from pytest_infranode.platforms import Platform
 
 State = Literal["new", "created", "booted", "converged", "failed", "removed"]
-
-# Waits inside the node for systemd to finish booting: one exec asks every $2 seconds, where an exec
-# per question would cost tens of milliseconds each (and CPU the booting node wants). It gives
-# up after $1 questions and prints the last answer, so that the caller looks at the container
-# and its deadline between rounds. Before systemd's bus is up the answer
-# is "offline" (or nothing); "starting" until the boot jobs are done.
-BOOT_WAIT = (
-    sandbox.PROBE
-    + r"""n=$1
-command -v systemctl >/dev/null 2>&1 || { echo no-systemctl; exit 0; }
-while :; do
-  s=$(systemctl is-system-running 2>/dev/null)
-  case $s in running|degraded) echo "$s"; sandbox; exit 0 ;; esac
-  n=$((n - 1))
-  if [ "$n" -le 0 ]; then echo "${s:-unknown}"; exit 0; fi
-  sleep "$2"
-done
-"""
-)
-BOOT_WAIT_INTERVAL = 0.05  # seconds between two questions
-BOOT_WAIT_ROUND = 40  # questions per exec: about 2 s
 
 
 def container_name(session_id: str, platform: str, short_name: str = "") -> str:
@@ -161,83 +139,11 @@ class Node:
         """Start the container and wait until its init reports the machine up."""
         started = time.monotonic()
         self.engine.start_container(self.container_id)
-        self._wait_booted(boot_timeout)
+        wait = BootWait(self.engine, self.container_id, self.platform, name=self.name, where=self.where)
+        booted = wait.wait(boot_timeout)
+        self.sandbox, self.degraded_units = booted.sandbox, booted.degraded_units
         self.timings["boot"] = time.monotonic() - started
         self.state = "booted"
-
-    def _wait_booted(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        status = ""
-        while True:
-            state = self.engine.container_state(self.container_id)
-            if state != "running":
-                raise NodeError(
-                    f"the node stopped while booting (container state: {state})",
-                    where=self.where,
-                    fix="read the init's log below; a systemd node needs cgroups the daemon allows",
-                    detail="--- container log (tail) ---\n" + self.engine.logs(self.container_id, 30),
-                )
-            if self.platform.init != "systemd":
-                return
-            left = deadline - time.monotonic()
-            questions = max(1, min(BOOT_WAIT_ROUND, int(left / BOOT_WAIT_INTERVAL)))
-            wait = ["/bin/sh", "-c", BOOT_WAIT, "sh", str(questions), str(BOOT_WAIT_INTERVAL)]
-            try:
-                result = self.engine.exec(self.container_id, wait)
-            except InfranodeError:
-                # PID 1 may exit between the state check and the exec: say so with its log.
-                if self.engine.container_state(self.container_id) == "running":
-                    raise
-                continue
-            if result.exit_status != 0:
-                if self.engine.container_state(self.container_id) != "running":
-                    continue  # PID 1 exited during the wait: said above, with its log
-                raise NodeError(
-                    f"cannot wait for systemd in the node: /bin/sh exited with {result.exit_status}",
-                    where=self.where,
-                    fix="a systemd platform needs a POSIX /bin/sh in its image",
-                    detail=(result.stdout + result.stderr).decode(errors="replace")[-2000:],
-                )
-            status, _, probed = result.stdout.decode(errors="replace").strip().partition("\n")
-            if status in ("running", "degraded"):
-                self._report_sandbox(sandbox.parse(probed))
-            if status == "running":
-                return
-            if status == "no-systemctl":
-                raise NodeError(
-                    "the platform boots systemd but the image has no systemctl",
-                    where=self.where,
-                    fix="install systemd in the image (the platform's `prepare:`), or set `init:` "
-                    "to what the image runs",
-                )
-            if status == "degraded":
-                failed = self.engine.exec(
-                    self.container_id, ["systemctl", "--failed", "--no-legend", "--plain"]
-                )
-                self.degraded_units = failed.stdout.decode(errors="replace").strip()
-                warnings.warn(
-                    InfranodeWarning(
-                        f"{self.name} ({self.platform.name}) booted degraded; failed units:\n"
-                        + (self.degraded_units or "(none listed)")
-                    ),
-                    stacklevel=2,
-                )
-                return
-            if time.monotonic() > deadline:
-                raise NodeError(
-                    f"systemd did not finish booting in {timeout:g} s (state: {status or 'unknown'})",
-                    where=self.where,
-                    fix="raise --infra-boot-timeout, or look at the units still starting: "
-                    f"`docker exec {self.name} systemctl list-jobs`",
-                    detail="--- container log (tail) ---\n" + self.engine.logs(self.container_id, 30),
-                )
-
-    def _report_sandbox(self, verdict: sandbox.Verdict) -> None:
-        """Say so when this node's systemd cannot sandbox units (never silently weaker)."""
-        self.sandbox = verdict
-        said = sandbox.warning(verdict, f"{self.name} ({self.platform.name})")
-        if said is not None:
-            warnings.warn(InfranodeWarning(said), stacklevel=3)
 
     def run(
         self, command: str, *, env: Mapping[str, str] | None = None, user: str | None = None

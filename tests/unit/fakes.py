@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import TypeVar
 
+from pytest_infranode.boot import BOOT_WAIT
 from pytest_infranode.engine.api import ContainerInfo
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import DaemonInfo
@@ -25,7 +26,6 @@ from pytest_infranode.engine.api import ImageInfo
 from pytest_infranode.engine.api import NetworkInfo
 from pytest_infranode.engine.api import OutputSink
 from pytest_infranode.engine.api import ShellStream
-from pytest_infranode.node import BOOT_WAIT
 from pytest_infranode.platforms import Platform
 
 T = TypeVar("T")

@@ -4,11 +4,13 @@ import dataclasses
 import io
 import tarfile
 import warnings
+from pathlib import Path
 from typing import Any
 from typing import cast
 
 import pytest
 
+from pytest_infranode.boot import BOOT_WAIT_ROUND
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import DaemonInfo
 from pytest_infranode.engine.api import ExecResult
@@ -19,7 +21,6 @@ from pytest_infranode.engine.containers import systemd_cgroup_mode
 from pytest_infranode.engine.containers import tar_files
 from pytest_infranode.errors import InfranodeWarning
 from pytest_infranode.errors import NodeError
-from pytest_infranode.node import BOOT_WAIT_ROUND
 from pytest_infranode.node import Node
 from pytest_infranode.platforms import SYSTEMD_TMPFS
 from pytest_infranode.platforms import Catalog
@@ -289,10 +290,11 @@ def test_degraded_boot_warns_with_the_failed_units() -> None:
     node = _node(
         _boot(["running"], ["degraded"], failed="tmp.mount loaded failed failed Temporary Directory")
     )
-    with pytest.warns(InfranodeWarning, match=r"booted degraded; failed units:\ntmp\.mount"):
+    with pytest.warns(InfranodeWarning, match=r"booted degraded; failed units:\ntmp\.mount") as said:
         node.start(boot_timeout=30)
     assert node.state == "booted"
     assert node.degraded_units.startswith("tmp.mount")
+    assert [Path(w.filename).name for w in said] == ["node.py"]  # where the node was started
 
 
 def test_init_that_exits_fails_with_its_log() -> None:
