@@ -82,15 +82,7 @@ class BootWait:
                 continue  # PID 1 exited during the wait: said at the next check, with its log
             status, probed = answer
             if status in ("running", "degraded"):
-                verdict = sandbox.parse(probed)
-                self._warn(sandbox.warning(verdict, f"{self.name} ({self.platform.name})"))
-                units = self._failed_units() if status == "degraded" else ""
-                if status == "degraded":
-                    self._warn(
-                        f"{self.name} ({self.platform.name}) booted degraded; failed units:\n"
-                        + (units or "(none listed)")
-                    )
-                return Booted(units, verdict)
+                return self._booted(status, probed)
             if status == "no-systemctl":
                 raise NodeError(
                     "the platform boots systemd but the image has no systemctl",
@@ -142,16 +134,26 @@ class BootWait:
         status, _, probed = result.stdout.decode(errors="replace").strip().partition("\n")
         return status, probed
 
-    def _failed_units(self) -> str:
+    def _booted(self, status: str, probed: str) -> Booted:
+        """systemd is up (``running`` or ``degraded``): what the boot showed, and warnings for
+        a node that cannot sandbox units and for a degraded boot's failed units."""
+        label = f"{self.name} ({self.platform.name})"
+        verdict = sandbox.parse(probed)
+        self._warn(sandbox.warning(verdict, label))
+        if status != "degraded":
+            return Booted("", verdict)
         failed = self.engine.exec(self.container_id, ["systemctl", "--failed", "--no-legend", "--plain"])
-        return failed.stdout.decode(errors="replace").strip()
+        units = failed.stdout.decode(errors="replace").strip()
+        self._warn(f"{label} booted degraded; failed units:\n" + (units or "(none listed)"))
+        return Booted(units, verdict)
 
     def _log_tail(self) -> str:
         return "--- container log (tail) ---\n" + self.engine.logs(self.container_id, 30)
 
     @staticmethod
     def _warn(message: str | None) -> None:
-        """Said, never silently weaker; the warning points at the code that started the node
-        (:meth:`~pytest_infranode.node.Node.start`, which called :meth:`wait`)."""
+        """Said, never silently weaker. The warning points at the code that started the node:
+        :meth:`~pytest_infranode.node.Node.start`, which called :meth:`wait`, which called
+        :meth:`_booted`, the one caller of this."""
         if message is not None:
-            warnings.warn(InfranodeWarning(message), stacklevel=3)
+            warnings.warn(InfranodeWarning(message), stacklevel=4)

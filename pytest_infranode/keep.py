@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import final
 
@@ -51,6 +52,26 @@ class KeepPolicy:
     def platform_kept(self, platform_name: str, failed: set[str]) -> bool:
         """For the controller of xdist workers: whether a node of ``platform_name`` stays."""
         return keeps(self.policy, platform_failed=platform_name in failed)
+
+    def at_end(
+        self, nodes: Iterable[Node], report: Callable[[str], None]
+    ) -> tuple[list[Kept], set[str], list[Node]]:
+        """The session ends: the live nodes the policy keeps stay running, renamed so that sweeps
+        spare them (a failed rename is reported). Returns them, their container ids, and the
+        nodes to remove."""
+        kept: list[Kept] = []
+        ids: set[str] = set()
+        doomed: list[Node] = []
+        for node in nodes:
+            if not (self.should_keep(node) and node.container_id):
+                doomed.append(node)
+                continue
+            ids.add(node.container_id)
+            problem = node.keep(reaper.KEPT_SUFFIX)
+            if problem is not None:
+                report(problem)
+            kept.append(Kept(node.name, node.platform.name))
+        return kept, ids, doomed
 
     def after_failure(self, node: Node, remove: Callable[[Node], None]) -> None:
         """A node failed its converge, idempotence check or side effect: remove it now unless the

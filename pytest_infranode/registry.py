@@ -3,8 +3,16 @@ catalog in ``platforms/catalog.py``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from pytest_infranode.errors import PluginError
+from pytest_infranode.errors import SettingsError
 from pytest_infranode.provisioners.base import Provisioner
+
+if TYPE_CHECKING:
+    from pytest_infranode.settings import ProvisionerConfig
 
 
 def build_provisioners(contributions: list[list[Provisioner] | None]) -> dict[str, Provisioner]:
@@ -25,3 +33,17 @@ def build_provisioners(contributions: list[list[Provisioner] | None]) -> dict[st
                 )
             found[p.name] = p
     return found
+
+
+def check_known(provisioners: Mapping[str, Provisioner], configs: Iterable[ProvisionerConfig]) -> None:
+    """Every provisioner the settings name is one that a plugin (or infranode) added.
+
+    :raises SettingsError: naming where the unknown one was written, and the known ones.
+    """
+    for config in configs:
+        if config.name not in provisioners:
+            raise SettingsError(
+                f"unknown provisioner {config.name!r}",
+                where=config.source.where("provisioner"),
+                fix=f"use one of: {', '.join(sorted(provisioners))}, or install the plugin that adds it",
+            )

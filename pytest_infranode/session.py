@@ -1,13 +1,13 @@
 """InfraSession: the one stateful object of a test session, and the only one the plugin talks to.
 
-It owns what the session decided (identity, catalog, provisioners, keep policy) and hands the
-work to small parts: ``bringup.py`` (when nodes are made), ``factory.py`` (how one is made),
+It owns what the session decided (identity, provisioners, keep policy; the platforms come
+chosen in the settings) and hands the work to small parts: ``connection.py`` (the daemon and the
+watchdog), ``bringup.py`` (when nodes are made), ``factory.py`` (how one is made),
 ``converge.py``, ``keep.py``, ``removal.py``, ``sharing.py`` (pytest-xdist) and ``summary.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +19,10 @@ import pluggy
 from pytest_infranode import labels
 from pytest_infranode import reaper
 from pytest_infranode.bringup import BringUp
+from pytest_infranode.connection import Connection
 from pytest_infranode.converge import Converger
 from pytest_infranode.engine import Engine
 from pytest_infranode.errors import NodeError
-from pytest_infranode.errors import SettingsError
 from pytest_infranode.factory import NodeFactory
 from pytest_infranode.hookspecs import hookimpl
 from pytest_infranode.keep import KeepPolicy
@@ -35,12 +35,16 @@ from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.registry import build_provisioners
+from pytest_infranode.registry import check_known
 from pytest_infranode.removal import Remover
 from pytest_infranode.removal import sweep_session
 from pytest_infranode.settings import ProvisionerConfig
 from pytest_infranode.settings import Settings
 from pytest_infranode.sharing import SharedDir
 from pytest_infranode.sharing import SharedNodes
+from pytest_infranode.sharing import as_controller
+from pytest_infranode.sharing import as_worker
+from pytest_infranode.sharing import worker_input
 from pytest_infranode.summary import NodeRow
 from pytest_infranode.summary import kept_line
 from pytest_infranode.summary import node_table
@@ -80,18 +84,10 @@ class InfraSession:
         self.identity = Identity(labels.new_session_id(), labels.owner())
         self.layout = NodeLayout(settings)
         self.provisioners = build_provisioners(hook.pytest_infranode_add_provisioners())
-        for config in self.layout.provisioner_configs():
-            if config.name not in self.provisioners:
-                raise SettingsError(
-                    f"unknown provisioner {config.name!r}",
-                    where=config.source.where("provisioner"),
-                    fix=f"use one of: {', '.join(sorted(self.provisioners))}, or install the plugin "
-                    "that adds it",
-                )
+        check_known(self.provisioners, self.layout.provisioner_configs())
         self.provisioner = self.provisioners[settings.provisioner.name]
         self._provisioner_checked = False
-        self.engine: Engine | None = None
-        self.watchdog: reaper.Watchdog | None = None
+        self.connection = Connection(settings.docker_host, log_dir=log_dir, say=say)
         self.shared: SharedDir | None = None
         self.converger = Converger(settings, hook, log_dir=log_dir, say=say)
         self.keep = KeepPolicy(settings.keep, tell_others=self._tell_controller)
@@ -117,6 +113,11 @@ class InfraSession:
     def catalog(self) -> Catalog:
         """Every platform known: the built-ins, what plugins add, ``platform_definitions:``."""
         return self.settings.catalog
+
+    @property
+    def engine(self) -> Engine | None:
+        """The daemon's engine, once :meth:`connect` ran."""
+        return self.connection.engine
 
     @property
     def session_id(self) -> str:
@@ -149,23 +150,12 @@ class InfraSession:
         :return: what each worker gets in ``workerinput``.
         """
         if self.shared is None:
-            self.shared = SharedDir.create(self.session_id)
-            self.identity = dataclasses.replace(self.identity, role="controller", shared=self.shared.path)
-        return {
-            "infranode_session": self.session_id,
-            "infranode_shared": str(self.shared.path),
-            "infranode_owner": self.identity.owner,
-        }
+            self.identity, self.shared = as_controller(self.identity)
+        return worker_input(self.identity)
 
     def join(self, workerinput: dict[str, Any]) -> None:
         """Run as an xdist worker of the controller that sent ``workerinput``."""
-        self.shared = SharedDir(Path(workerinput["infranode_shared"]))
-        self.identity = Identity(
-            session_id=str(workerinput["infranode_session"]),
-            owner=str(workerinput["infranode_owner"]),
-            role="worker",
-            shared=self.shared.path,
-        )
+        self.identity, self.shared = as_worker(workerinput)
 
     def _tell_controller(self, platform_name: str) -> None:
         if self.role == "worker" and self.shared is not None:
@@ -189,25 +179,11 @@ class InfraSession:
     # the daemon
     def connect(self) -> Engine:
         """Connect to the daemon once, and sweep what expired sessions left there."""
-        if self.engine is None:
-            self.engine = Engine.connect(self.settings.docker_host)
-            removed = (
-                [] if self.role == "worker" else reaper.sweep_expired(self.engine, exclude=self.session_id)
-            )
-            if removed:
-                self.say(f"removed {len(removed)} node(s) left by expired sessions: {', '.join(removed)}")
-        return self.engine
+        return self.connection.connect(self.identity)
 
     def start_watchdog(self) -> None:
         """Start the watchdog (once); an xdist controller starts it for its workers."""
-        if self.watchdog is None and self.role != "worker":  # a worker's controller watches
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            self.watchdog = reaper.Watchdog(
-                self.session_id,
-                self.settings.docker_host,
-                str(self.log_dir / f"watchdog-{self.session_id}.log"),
-                remove_dir=str(self.shared.path) if self.role == "controller" and self.shared else None,
-            )
+        self.connection.start_watchdog(self.identity)
 
     # nodes
     @property
@@ -323,36 +299,27 @@ class InfraSession:
         if self.role == "worker":
             return
         self.wait_for_all()
-        if self.role == "controller" and not self._controller_done and self.engine and self.shared:
-            self._controller_done = True
-            failed = SharedNodes(self.shared).failed_platforms()
-            kept, ids = keep_workers_nodes(
-                self.engine, self.session_id, self.keep, failed, self.remover.report
-            )
-            self.kept += kept
-            self._kept_ids |= ids
-        keep_ids: set[str] = set(self._kept_ids)
-        doomed: list[Node] = []
-        live = self._bringup.nodes if self._bringup else {}
-        for node in list(live.values()):
-            if node.state == "removed":
-                continue
-            if self.keep.should_keep(node) and node.container_id:
-                keep_ids.add(node.container_id)
-                problem = node.keep(reaper.KEPT_SUFFIX)
-                if problem is not None:
-                    self.remover.report(problem)
-                self.kept.append(Kept(node.name, node.platform.name))
-                continue
-            doomed.append(node)
+        if self.role == "controller" and not self._controller_done:
+            self._keep_workers_nodes()
+        live = [n for n in (self._bringup.nodes.values() if self._bringup else ()) if n.state != "removed"]
+        kept, ids, doomed = self.keep.at_end(live, self.remover.report)
+        self.kept += kept
         self.remover.remove_all(doomed)
         if self.engine is not None:
-            self._sweep(keep_ids)
+            self._sweep(self._kept_ids | ids)
         if self._bringup is not None:
             self._bringup.nodes = {k: n for k, n in self._bringup.nodes.items() if n.state != "removed"}
-        if self.watchdog is not None:
-            self.watchdog.release()
-            self.watchdog = None
+        self.connection.release_watchdog()
+
+    def _keep_workers_nodes(self) -> None:
+        """The controller of xdist workers keeps what the policy names of the nodes they made."""
+        if self.engine is None or self.shared is None:
+            return
+        self._controller_done = True
+        failed = SharedNodes(self.shared).failed_platforms()
+        kept, ids = keep_workers_nodes(self.engine, self.session_id, self.keep, failed, self.remover.report)
+        self.kept += kept
+        self._kept_ids |= ids
 
     def _sweep(self, keep_ids: set[str]) -> None:
         assert self.engine is not None

@@ -10,6 +10,7 @@ when a worker dies, so a crashed worker never blocks the others.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -27,6 +28,7 @@ from typing import final
 
 from pytest_infranode.errors import InfranodeError
 from pytest_infranode.node import Node
+from pytest_infranode.targets import Identity
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -211,3 +213,32 @@ class SharedNodes:
     def records(self) -> list[NodeRecord]:
         """Every node the workers made (or failed to make), oldest first."""
         return [NodeRecord.from_json(r) for r in self.shared.records("node-")]
+
+
+# The roles of the processes: the controller makes the shared directory, its workers join it.
+def as_controller(identity: Identity) -> tuple[Identity, SharedDir]:
+    """This process hands tests to xdist workers: its role, and the directory they share (made now)."""
+    shared = SharedDir.create(identity.session_id)
+    return dataclasses.replace(identity, role="controller", shared=shared.path), shared
+
+
+def worker_input(identity: Identity) -> dict[str, str]:
+    """What the controller ``identity`` gives each worker (``workerinput``)."""
+    return {
+        "infranode_session": identity.session_id,
+        "infranode_shared": str(identity.shared),
+        "infranode_owner": identity.owner,
+    }
+
+
+def as_worker(workerinput: Mapping[str, Any]) -> tuple[Identity, SharedDir]:
+    """This process is a worker of the controller that sent ``workerinput``: same session id,
+    same owner, same shared directory."""
+    shared = SharedDir(Path(workerinput["infranode_shared"]))
+    identity = Identity(
+        session_id=str(workerinput["infranode_session"]),
+        owner=str(workerinput["infranode_owner"]),
+        role="worker",
+        shared=shared.path,
+    )
+    return identity, shared

@@ -154,18 +154,26 @@ def _new(defn: PlatformDefinition, pm: str, init: Init | None, *, check_only: bo
         )
     manager = PACKAGE_MANAGERS[pm or "apt"]
     init = init or "systemd"
-    systemd = init == "systemd"
+    tmpfs, cap_add, command = _INIT_SHAPES[init]
     return Platform(
         name=defn.name,
         image=f"infranode-base/{defn.name}:latest",
         family=manager.family,
         package_manager=pm or "apt",
         init=init,
-        prepare=manager.prepare if init != "none" else (),
-        tmpfs=dict(SYSTEMD_TMPFS) if systemd else {},
-        cap_add=SYSTEMD_CAPS if systemd else (),
-        command=("/sbin/init",) if init != "none" else (),
+        prepare=manager.prepare if command else (),
+        tmpfs=dict(tmpfs),
+        cap_add=cap_add,
+        command=command,
     )
+
+
+# What a new platform's container gets for its init: tmpfs mounts, capabilities, command.
+_INIT_SHAPES: Mapping[Init, tuple[Mapping[str, str], tuple[str, ...], tuple[str, ...]]] = {
+    "systemd": (SYSTEMD_TMPFS, SYSTEMD_CAPS, ("/sbin/init",)),
+    "openrc": ({}, (), ("/sbin/init",)),
+    "none": ({}, (), ()),
+}
 
 
 def _check_installable(defn: PlatformDefinition, platform: Platform) -> None:

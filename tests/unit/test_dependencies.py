@@ -99,7 +99,19 @@ def test_only_the_doctor_run_imports_the_daemon_module() -> None:
 
 def test_the_session_parts_do_not_import_the_session() -> None:
     graph = _graph()
-    parts = ("bringup", "factory", "converge", "keep", "removal", "sharing", "summary", "targets", "options")
+    parts = (
+        "connection",
+        "bringup",
+        "factory",
+        "converge",
+        "keep",
+        "removal",
+        "sharing",
+        "summary",
+        "targets",
+        "options",
+        "boot",
+    )
     for part in parts:
         assert "session" not in graph[part], part
         assert "plugin" not in graph[part], part

@@ -95,3 +95,23 @@ def test_the_controller_keeps_the_workers_nodes_of_failed_platforms() -> None:
         set(),
     )
     assert labels.SESSION in engine.containers[nodes[0].container_id].labels
+
+
+def test_at_the_end_the_kept_nodes_are_renamed_and_the_rest_returned_to_remove() -> None:
+    engine = FakeEngine()
+    on_12, on_13, never_made = (
+        _node(engine),
+        _node(engine, D13),
+        Node(engine, D12, session_id="0" * 16, image="i"),
+    )
+    policy = KeepPolicy("failure")
+    policy.record_failure("debian-12", by_test=True)
+    problems: list[str] = []
+    kept, ids, doomed = policy.at_end([on_12, on_13, never_made], problems.append)
+    assert [k.name for k in kept] == [on_12.name]
+    assert on_12.name.endswith(KEPT_SUFFIX)
+    assert kept[0].platform == "debian-12"
+    assert ids == {on_12.container_id}
+    assert doomed == [on_13, never_made]  # a node without a container is never kept
+    assert on_12.outcome == "kept"
+    assert problems == []

@@ -78,3 +78,19 @@ def test_create_is_private_and_remove_cleans_up() -> None:
     finally:
         shared.remove()
     assert not shared.path.exists()
+
+
+def test_the_controller_and_its_workers_share_one_identity_and_directory() -> None:
+    from pytest_infranode.sharing import as_controller
+    from pytest_infranode.sharing import as_worker
+    from pytest_infranode.sharing import worker_input
+    from pytest_infranode.targets import Identity
+
+    controller, shared = as_controller(Identity("0123456789abcdef", "me"))
+    try:
+        assert (controller.role, controller.shared) == ("controller", shared.path)
+        worker, joined = as_worker(worker_input(controller))
+        assert (worker.session_id, worker.owner, worker.role) == ("0123456789abcdef", "me", "worker")
+        assert worker.shared == joined.path == shared.path
+    finally:
+        shared.remove()
