@@ -2,7 +2,7 @@
 
 A ``docker exec`` costs tens of milliseconds; a command sent to a shell that is already running
 costs well under one. The channel starts ``/bin/sh`` once per node through one exec with stdin
-attached (:meth:`EngineProtocol.open_shell`) and sends it one line of shell per command::
+attached (:meth:`ShellEngine.open_shell`) and sends it one line of shell per command::
 
     ( printf '@@<nonce>:S:<seq>:\\n'; printf '@@<nonce>:S:<seq>:\\n' >&2
       eval '<the command, single-quoted>'
@@ -50,8 +50,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import final
 
-from pytest_infranode.engine.api import EngineProtocol
 from pytest_infranode.engine.api import ExecResult
+from pytest_infranode.engine.api import ShellEngine
 from pytest_infranode.engine.api import ShellStream
 from pytest_infranode.errors import ChannelError
 from pytest_infranode.errors import ChannelUnavailable
@@ -283,7 +283,7 @@ class Channel:
 
     def __init__(
         self,
-        engine: EngineProtocol,
+        engine: ShellEngine,
         container_id: str,
         *,
         where: str = "",

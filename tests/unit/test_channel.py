@@ -1,10 +1,8 @@
-"""The exec channel without Docker: framing, reply parsing, and the channel over a local shell."""
+"""The exec channel without Docker: framing, reply parsing, and the channel over a real local
+shell (``local_exec.py``)."""
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import struct
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -23,10 +21,10 @@ from pytest_infranode.channel import encode_request
 from pytest_infranode.channel import runs_in_place
 from pytest_infranode.channel import sh_quote
 from pytest_infranode.engine.api import ExecResult
-from pytest_infranode.engine.api import OutputSink
 from pytest_infranode.errors import ChannelError
 from pytest_infranode.errors import ChannelUnavailable
-from pytest_infranode.errors import NodeError
+from tests.unit.local_exec import LocalExecEngine
+from tests.unit.local_exec import frame
 
 NONCE = "0123456789abcdef0123456789abcdef"
 TRICKY = [
@@ -40,10 +38,6 @@ TRICKY = [
     b"\xff\xfe non-UTF-8 \x80",
     b"@@" + NONCE.encode(),
 ]
-
-
-def frame(stream: int, payload: bytes) -> bytes:
-    return struct.pack(">BxxxL", stream, len(payload)) + payload
 
 
 def sh(script: bytes, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
@@ -302,122 +296,19 @@ def test_parser_rejects_a_bad_trailer() -> None:
         parser.result()
 
 
-# Channel over a local shell: the engine seam faked by a process on this machine
-class LocalShell:
-    """A ShellStream over a local process, framing its output as Docker does."""
-
-    def __init__(self, argv: Sequence[str]) -> None:
-        self.proc = subprocess.Popen(
-            list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        self.frames: queue.Queue[bytes] = queue.Queue()
-        self.readers = [
-            threading.Thread(target=self._pump, args=(number, pipe), daemon=True)
-            for number, pipe in ((1, self.proc.stdout), (2, self.proc.stderr))
-        ]
-        for reader in self.readers:
-            reader.start()
-        self.open_pipes = 2
-        self.closed = False
-
-    def _pump(self, number: int, pipe: object) -> None:
-        read = pipe.read1  # type: ignore[attr-defined]
-        while chunk := read(65536):
-            self.frames.put(frame(number, chunk))
-        self.frames.put(b"")
-
-    def send(self, data: bytes) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
-
-    def recv(self, size: int, timeout: float | None) -> bytes:
-        while True:
-            try:
-                data = self.frames.get(timeout=timeout)
-            except queue.Empty:
-                raise TimeoutError from None
-            if data:
-                return data
-            self.open_pipes -= 1
-            if self.open_pipes == 0:
-                return b""
-
-    def exit_status(self) -> int | None:
-        try:
-            code = self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            return None
-        return 128 - code if code < 0 else code
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        assert self.proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError):
-            self.proc.stdin.close()
-        self.proc.kill()
-        self.proc.wait()
-        for reader in self.readers:
-            reader.join()
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            assert pipe is not None
-            pipe.close()
-
-
-class LocalEngine:
-    """The part of EngineProtocol the channel uses, on this machine; records what it was asked."""
-
-    def __init__(self, shell_argv: Sequence[str] | None = None) -> None:
-        self.shell_argv = shell_argv
-        self.shells: list[LocalShell] = []
-        self.execs: list[list[str]] = []
-        self.state = "running"
-
-    def open_shell(self, container_id: str, argv: Sequence[str]) -> LocalShell:
-        if self.state != "running":
-            raise NodeError("not running")
-        shell = LocalShell(self.shell_argv or argv)
-        self.shells.append(shell)
-        return shell
-
-    def container_state(self, container_id: str) -> str:
-        return self.state
-
-    def exec(
-        self,
-        container_id: str,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        user: str | None = None,
-        on_output: OutputSink | None = None,
-    ) -> ExecResult:
-        self.execs.append(list(argv))
-        if self.state != "running":
-            raise NodeError("not running")
-        done = subprocess.run(list(argv), capture_output=True, check=False)
-        return ExecResult(done.returncode, done.stdout, done.stderr)
-
-    def close(self) -> None:
-        for shell in self.shells:
-            shell.close()
-
-
+# Channel over a real shell on this machine (see tests/unit/local_exec.py)
 @pytest.fixture
-def local() -> Iterator[LocalEngine]:
-    engine = LocalEngine()
+def local() -> Iterator[LocalExecEngine]:
+    engine = LocalExecEngine()
     yield engine
     engine.close()
 
 
-def channel(engine: LocalEngine) -> Channel:
-    return Channel(engine, "c0ffee", where="node test")  # type: ignore[arg-type]
+def channel(engine: LocalExecEngine) -> Channel:
+    return Channel(engine, "c0ffee", where="node test")
 
 
-def test_channel_runs_commands_in_one_shell(local: LocalEngine) -> None:
+def test_channel_runs_commands_in_one_shell(local: LocalExecEngine) -> None:
     ch = channel(local)
     assert ch.run("echo a; echo b >&2; exit 4") == ExecResult(4, b"a\n", b"b\n")
     assert ch.run("sleep 30 >/dev/null 2>&1 & echo started").stdout == b"started\n"
@@ -428,7 +319,7 @@ def test_channel_runs_commands_in_one_shell(local: LocalEngine) -> None:
     assert local.shells[0].closed
 
 
-def test_channel_gives_a_killed_shell_its_status_and_starts_another(local: LocalEngine) -> None:
+def test_channel_gives_a_killed_shell_its_status_and_starts_another(local: LocalExecEngine) -> None:
     ch = channel(local)
     result = ch.run("echo bye; kill -9 $$")
     assert result.exit_status == 137
@@ -438,7 +329,7 @@ def test_channel_gives_a_killed_shell_its_status_and_starts_another(local: Local
     ch.close()
 
 
-def test_channel_timeout_kills_the_command_and_keeps_the_shell(local: LocalEngine) -> None:
+def test_channel_timeout_kills_the_command_and_keeps_the_shell(local: LocalExecEngine) -> None:
     ch = channel(local)
     with pytest.raises(ChannelError, match=r"longer than its timeout of 0\.5 s") as info:
         ch.run("echo partial; sleep 60; sleep 60", timeout=0.5)
@@ -449,7 +340,7 @@ def test_channel_timeout_kills_the_command_and_keeps_the_shell(local: LocalEngin
     ch.close()
 
 
-def test_channel_serialises_threads(local: LocalEngine) -> None:
+def test_channel_serialises_threads(local: LocalExecEngine) -> None:
     ch = channel(local)
     wrong: list[str] = []
 
@@ -469,8 +360,8 @@ def test_channel_serialises_threads(local: LocalEngine) -> None:
 
 
 def test_a_shell_that_does_not_answer_makes_the_channel_unavailable() -> None:
-    engine = LocalEngine(shell_argv=["/bin/cat"])  # echoes the request back: no markers
-    ch = Channel(engine, "c0ffee", where="node test", start_timeout=0.5)  # type: ignore[arg-type]
+    engine = LocalExecEngine(shell_argv=["/bin/cat"])  # echoes the request back: no markers
+    ch = Channel(engine, "c0ffee", where="node test", start_timeout=0.5)
     try:
         with pytest.raises(ChannelUnavailable, match="did not answer"):
             ch.run("true")
@@ -482,8 +373,8 @@ def test_a_shell_that_does_not_answer_makes_the_channel_unavailable() -> None:
 
 
 def test_a_shell_that_exits_at_once_makes_the_channel_unavailable() -> None:
-    engine = LocalEngine(shell_argv=["/bin/sh", "-c", "echo 'exec: no such file' >&2; exit 126"])
-    ch = Channel(engine, "c0ffee", where="node test")  # type: ignore[arg-type]
+    engine = LocalExecEngine(shell_argv=["/bin/sh", "-c", "echo 'exec: no such file' >&2; exit 126"])
+    ch = Channel(engine, "c0ffee", where="node test")
     try:
         with pytest.raises(ChannelUnavailable, match="did not answer") as info:
             ch.run("true")
@@ -492,7 +383,7 @@ def test_a_shell_that_exits_at_once_makes_the_channel_unavailable() -> None:
         engine.close()
 
 
-def test_a_dead_node_is_a_channel_error(local: LocalEngine) -> None:
+def test_a_dead_node_is_a_channel_error(local: LocalExecEngine) -> None:
     ch = channel(local)
     assert ch.run("true").exit_status == 0
     local.state = "exited"
