@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 
 Run = Callable[..., VmRun]
 
-# the v1 suite's sandboxed unit, with a memory limit: on v2 the unit gets a cgroup of its own (the
-# limit itself is not applied yet: docs/systemd-nodes.md, "Known gap")
+# the v1 suite's sandboxed unit, with a memory limit: on v2 the unit gets a cgroup of its own, and
+# the limit is applied there (the node's root cgroup hands the memory controller down)
 SANDBOXED = re.sub(r"( *)NoNewPrivileges=yes\n", r"\g<0>\g<1>MemoryMax=64M\n", SANDBOXED_UNIT)
 assert "MemoryMax=64M" in SANDBOXED
 
@@ -37,7 +37,8 @@ def test_the_lab_daemon_is_cgroup_v2_with_apparmor(vm: Engine, vm_url: str) -> N
 def test_nodes_boot_running_with_units_really_sandboxed(pytester: pytest.Pytester, vm_run: Run) -> None:
     """debian-12 and debian-13 reach `running` (not degraded); a `User=nobody` unit with
     PrivateTmp=, ProtectSystem=strict and MemoryMax= runs in a mount namespace of its own and in
-    its own cgroup; the node sees only its own cgroup subtree (PID 1 in /init.scope)."""
+    its own cgroup, with the memory limit applied; the node sees only its own cgroup subtree (PID 1
+    in /init.scope) and no process sits in its root cgroup."""
     pytester.makefile(".yaml", infranode=SANDBOXED)
     pytester.makepyfile(
         """
@@ -52,6 +53,10 @@ def test_nodes_boot_running_with_units_really_sandboxed(pytester: pytest.Pyteste
             assert "systemd-private-" not in host.check_output("cat /proc/1/mountinfo")
             cgroup = host.check_output(f"cut -d: -f3 /proc/{pid}/cgroup")
             assert cgroup == "/system.slice/sandboxed.service"
+            assert host.check_output(f"cat /sys/fs/cgroup{cgroup}/memory.max") == str(64 * 1024 * 1024)
+            # the plugin's own execs (this one included) never sit in the node's root cgroup
+            assert host.check_output("cat /sys/fs/cgroup/cgroup.procs") == ""
+            assert "memory" in host.check_output("cat /sys/fs/cgroup/cgroup.subtree_control").split()
             assert host.check_output("cut -d: -f3 /proc/1/cgroup") == "/init.scope"
         """
     )

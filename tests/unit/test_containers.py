@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import subprocess
 import tarfile
 import warnings
+from pathlib import Path
 from typing import Any
 from typing import cast
 
@@ -12,7 +14,7 @@ import pytest
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import DaemonInfo
 from pytest_infranode.engine.api import ExecResult
-from pytest_infranode.engine.containers import CGROUP_REMOUNT
+from pytest_infranode.engine.containers import CGROUP_SETUP
 from pytest_infranode.engine.containers import SYSTEMD_STOP_SIGNAL
 from pytest_infranode.engine.containers import create_kwargs
 from pytest_infranode.engine.containers import systemd_cgroup_mode
@@ -86,10 +88,11 @@ def test_systemd_on_docker_cgroup_v2_remounts_its_own_namespace() -> None:
     kwargs = create_kwargs(SYSTEMD_SPEC, daemon(cgroup_version="2"))
     assert kwargs["cgroupns"] == "private"
     assert "volumes" not in kwargs
-    assert kwargs["entrypoint"] == ["/bin/sh", "-c", CGROUP_REMOUNT, "infranode-init"]
+    assert kwargs["entrypoint"] == ["/bin/sh", "-c", CGROUP_SETUP, "infranode-init"]
     assert kwargs["command"] == ["/sbin/init"]
-    assert CGROUP_REMOUNT.startswith("mount -o remount,rw /sys/fs/cgroup ")
-    assert CGROUP_REMOUNT.endswith('exec "$@"')
+    assert CGROUP_SETUP.startswith("cg=/sys/fs/cgroup\n")
+    assert 'mount -o remount,rw "$cg"' in CGROUP_SETUP
+    assert CGROUP_SETUP.endswith('exec "$@"\n')
     assert kwargs["cap_add"] == ["SYS_ADMIN"]
     assert kwargs["tmpfs"] == dict(SYSTEMD_TMPFS)
     assert "privileged" not in kwargs
@@ -317,3 +320,43 @@ def test_platform_env_and_privileged_reach_the_spec() -> None:
     node = Node(cast(Any, None), platform, session_id="s", image="x", env={"B": "node"})
     assert node.spec.env == {"A": "1", "B": "node"}
     assert node.spec.privileged is True
+
+
+def test_cgroup_setup_leaves_the_root_cgroup_and_delegates_every_controller(tmp_path: Path) -> None:
+    """The PID 1 script run for real by /bin/sh on a stand-in cgroup tree: it moves its own PID
+    into init.scope, writes "+controller" for each controller the node has, says which step it
+    could not do, and then execs the command it was given."""
+    tree = tmp_path / "cgroup"
+    tree.mkdir()
+    (tree / "cgroup.controllers").write_text("memory pids\n")
+    control = tree / "cgroup.subtree_control"
+    control.write_text("")
+    script = CGROUP_SETUP.replace("cg=/sys/fs/cgroup", f"cg={tree}", 1)
+    # each write to the kernel's file adds one controller; a plain file keeps only the last, so
+    # every write is also appended to a log
+    script = script.replace('echo "+$c"', 'echo "+$c" >> "$cg/written"; echo "+$c"', 1)
+    out = subprocess.run(
+        ["/bin/sh", "-c", script, "infranode-init", "/bin/sh", "-c", "echo init:$$"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    moved = (tree / "init.scope" / "cgroup.procs").read_text().split()
+    assert out.stdout.strip() == f"init:{moved[0]}"  # the same process: exec, not a child
+    assert (tree / "written").read_text().split() == ["+memory", "+pids"]
+    assert "stays read-only (the remount was refused)" in out.stderr  # not a mount point here
+    assert "cannot be handed" not in out.stderr
+
+
+def test_cgroup_setup_says_when_the_tree_stays_read_only(tmp_path: Path) -> None:
+    tree = tmp_path / "cgroup"
+    tree.mkdir()
+    (tree / "cgroup.controllers").write_text("memory\n")
+    script = CGROUP_SETUP.replace("cg=/sys/fs/cgroup", f"cg={tree}", 1)
+    out = subprocess.run(
+        ["/bin/sh", "-c", script, "infranode-init", "true"], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0  # init still starts; systemd then says what it cannot do
+    assert not (tree / "init.scope").exists()  # no writable subtree_control: nothing attempted
+    assert "stays read-only" in out.stderr
