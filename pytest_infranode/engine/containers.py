@@ -23,18 +23,26 @@ SystemdCgroupMode = Literal["host-rw", "private-rw", "podman-native"]
 # script, which then becomes the platform's init:
 #
 # 1. it remounts the namespace's own cgroup tree (the container's subtree, nothing above it)
-#    read-write, and says so in the log if it may not;
+#    read-write. Rootless Docker refuses that remount but allows a new cgroup2 mount of the same
+#    namespace (measured on the lab's rootless dockerd), which is then moved over the read-only
+#    one. If neither is allowed it says so in the log;
 # 2. it moves itself into ``init.scope`` (where systemd puts PID 1 anyway, and which systemd
 #    recognises as its own at start) and delegates every controller the node was given to the
 #    root's children. cgroup v2 lets a cgroup hand controllers down only while it holds no
 #    process, and ``docker exec`` puts each process it starts into that root: an exec during boot
 #    (the plugin's boot wait is one) used to leave ``cgroup.subtree_control`` empty, so units'
 #    ``MemoryMax=`` and the like were never applied. Once the root has controllers, runc puts
-#    exec'd processes into PID 1's cgroup instead, and the root stays free of them.
+#    exec'd processes into PID 1's cgroup instead (rootless runc leaves them in the daemon's own
+#    cgroup, outside the node), and the root stays free of them.
 CGROUP_SETUP = r"""cg=/sys/fs/cgroup
 say() { echo "infranode: $*" >&2; }
-mount -o remount,rw "$cg" 2>/dev/null ||
-  say "$cg stays read-only (the remount was refused): systemd cannot make its cgroups"
+fresh=/run/infranode-cgroup
+mount -o remount,rw "$cg" 2>/dev/null || {
+  mkdir -p "$fresh" && mount -t cgroup2 cgroup2 "$fresh" 2>/dev/null && mount --move "$fresh" "$cg"
+} 2>/dev/null ||
+  say "$cg stays read-only (neither a remount nor a new cgroup2 mount was allowed):" \
+    "systemd cannot make its cgroups"
+rmdir "$fresh" 2>/dev/null
 if [ -w "$cg/cgroup.subtree_control" ]; then
   { mkdir -p "$cg/init.scope" && echo $$ > "$cg/init.scope/cgroup.procs"; } 2>/dev/null ||
     say "PID 1 cannot leave the root cgroup: units get no resource limits"
