@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # A real cgroup v2 + AppArmor Docker daemon for machines that are cgroup v1 (like the project's
 # own): a small Debian 12 VM under QEMU, pure emulation (TCG), whose dockerd is reached from
-# this machine on tcp://127.0.0.1:23750 only (QEMU user-net port forward on loopback).
+# this machine on tcp://127.0.0.1:23750 only (QEMU user-net port forward on loopback). The guest
+# also runs a rootless dockerd (Debian's rootlesskit and dockerd-rootless.sh, as the user
+# `rootless`), reached on tcp://127.0.0.1:23751.
 #
-#   scripts/cgroup2-vm.sh build [IMAGE...]   make the cached VM disk, with IMAGEs from this
-#                                            machine's daemon preloaded (no-op when cached)
+#   scripts/cgroup2-vm.sh build [IMAGE...] [--rootless IMAGE...]
+#                                            make the cached VM disk, with IMAGEs from this
+#                                            machine's daemon preloaded (no-op when cached);
+#                                            those after --rootless go to the rootless daemon
 #   scripts/cgroup2-vm.sh up                 boot it (a throwaway overlay over the cached disk);
 #                                            prints `export DOCKER_HOST=...` on stdout
 #   scripts/cgroup2-vm.sh down               stop the VM, remove its work dir (keeps the cache)
@@ -37,13 +41,21 @@ sh_timeout=${INFRANODE_CG2_SH_TIMEOUT:-300}
 suite=bookworm            # guest Debian release (its docker.io is engine 20.10, like the host's)
 disk_size=8G              # sparse; the guest's containers and images live on it
 api_port=23750            # 127.0.0.1:23750 on this machine -> guest dockerd on 2375
+rootless_port=23751       # 127.0.0.1:23751 on this machine -> guest 2376 -> the rootless dockerd
+rootless_user=rootless    # uid 1000; its subordinate ids are 100000-165535
+rootless_uid=1000
 # Published ports: the guest's dockerd picks host ports for `-p PORT` from the kernel's ephemeral
 # range, which the guest sets to this range; each port is forwarded from 127.0.0.1 here.
 ports_first=23760
 ports_last=23779
 endpoint=tcp://127.0.0.1:$api_port
+rootless_endpoint=tcp://127.0.0.1:$rootless_port
+build_rootless_port=23752 # the rootless API while `build` boots the disk once to preload it
 
 guest_packages=systemd,systemd-sysv,udev,dbus,kmod,docker.io,apparmor,linux-image-amd64,iproute2,iptables,ca-certificates,procps,curl,socat,e2fsprogs
+# rootless Docker: rootlesskit (the user namespace), uidmap (newuidmap for the subordinate ids),
+# slirp4netns (its network), dbus-user-session (the user's systemd that runs it)
+guest_packages+=,rootlesskit,uidmap,slirp4netns,dbus-user-session
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'cgroup2-vm: %s\n' "$*" >&2; exit 1; }
@@ -191,6 +203,8 @@ EOF
 ExecStartPre=/bin/sh -c 'iptables -C INPUT -p tcp --dport 2375 ! -s 10.0.2.2 -j DROP 2>/dev/null || iptables -I INPUT -p tcp --dport 2375 ! -s 10.0.2.2 -j DROP'
 EOF
 
+    configure_rootless "$root"
+
     # Ports that `docker run -p PORT` publishes come from this range, each forwarded by QEMU.
     printf 'net.ipv4.ip_local_port_range = %s %s\n' "$ports_first" "$ports_last" \
         >"$root/etc/sysctl.d/60-infranode-published-ports.conf"
@@ -210,6 +224,56 @@ EOF
         e2scrub_all.timer fstrim.timer 2>/dev/null || true
     chroot "$root" apt-get clean
     rm -rf "$root"/var/lib/apt/lists/* "$root"/var/log/*.log "$root"/var/cache/debconf/*-old
+}
+
+# The user `rootless` runs Debian's dockerd-rootless.sh from its own systemd (lingering: started
+# at boot, no login needed); the API socket in its runtime dir is served on tcp 2376 by socat, as
+# that user, to QEMU's gateway only. Published ports of that daemon are not forwarded here.
+configure_rootless() {
+    local root=$1 home=/home/$rootless_user units
+    chroot "$root" useradd -m -u "$rootless_uid" -s /bin/bash "$rootless_user"
+    # what newuidmap may map (useradd writes these only on some set-ups: say it explicitly)
+    echo "$rootless_user:100000:65536" >"$root/etc/subuid"
+    echo "$rootless_user:100000:65536" >"$root/etc/subgid"
+    mkdir -p "$root/var/lib/systemd/linger"
+    touch "$root/var/lib/systemd/linger/$rootless_user"
+
+    units=$root$home/.config/systemd/user
+    mkdir -p "$units/default.target.wants"
+    cat >"$units/docker.service" <<'EOF'
+[Unit]
+Description=rootless dockerd (the infranode cgroup v2 lab)
+
+[Service]
+Environment=PATH=/usr/sbin:/usr/bin:/sbin:/bin
+ExecStart=/usr/share/docker.io/contrib/dockerd-rootless.sh
+Type=simple
+Restart=on-failure
+TimeoutStopSec=30
+Delegate=yes
+KillMode=mixed
+
+[Install]
+WantedBy=default.target
+EOF
+    ln -s ../docker.service "$units/default.target.wants/docker.service"
+    chroot "$root" chown -R "$rootless_user:$rootless_user" "$home/.config"
+
+    cat >"$root/etc/systemd/system/rootless-docker-api.service" <<EOF
+[Unit]
+Description=the rootless dockerd's API on tcp 2376 (from QEMU's gateway only)
+After=user@$rootless_uid.service network-online.target
+
+[Service]
+User=$rootless_user
+ExecStartPre=+/bin/sh -c 'iptables -C INPUT -p tcp --dport 2376 ! -s 10.0.2.2 -j DROP 2>/dev/null || iptables -I INPUT -p tcp --dport 2376 ! -s 10.0.2.2 -j DROP'
+ExecStart=/usr/bin/socat TCP-LISTEN:2376,fork,reuseaddr UNIX-CONNECT:/run/user/$rootless_uid/docker.sock
+Restart=always
+
+[Install]
+WantedBy=multi-user.target
+EOF
+    chroot "$root" systemctl enable -q rootless-docker-api.service
 }
 
 # A throwaway dockerd (and its own containerd) on this machine, whose data root is the guest's
@@ -279,10 +343,12 @@ build_disk() {
     cleanup_mounts+=("$rt")
     start_preload_daemons "$tmp/mnt/var/lib/docker" "$rt"
 
-    mapfile -t refs < <(cut -d' ' -f1 "$list")
-    log "preloading ${refs[*]} into the disk"
-    docker -H "$src_host" save "${refs[@]}" | docker -H "$preload_sock" load -q >&2
-    docker -H "$preload_sock" images >&2
+    mapfile -t refs < <(awk '$1 == "rootful" { print $2 }' "$list")
+    if [ ${#refs[@]} -gt 0 ]; then
+        log "preloading ${refs[*]} into the disk"
+        docker -H "$src_host" save "${refs[@]}" | docker -H "$preload_sock" load -q >&2
+        docker -H "$preload_sock" images >&2
+    fi
 
     # Stop both daemons (by the PIDs started above), then drop what only the throwaway daemon
     # needed: its network state (no bridge) would otherwise be the guest's first.
@@ -292,9 +358,44 @@ build_disk() {
 
     umount_tree "$tmp/mnt"
     rmdir "$tmp/mnt"
+    mapfile -t refs < <(awk '$1 == "rootless" { print $2 }' "$list")
+    [ ${#refs[@]} -eq 0 ] || preload_rootless "$tmp" "${refs[@]}"
     cp "$list" "$tmp/images.txt"
     mv "$tmp" "$out"
     log "images preloaded in $(since "$t0") s: $out"
+}
+
+# The rootless daemon's image store is under the user's home, in ids shifted by its user
+# namespace: a load on this machine cannot write it. So the disk boots once, here, with the
+# rootless API forwarded to a port of its own (the lab's ports may be in use by a running VM), and
+# the images are loaded through it (about 2 min per 300 MB under TCG); then the guest powers off.
+# $1: the disk dir being made (rootfs.img, vmlinuz, initrd.img); then the image references.
+preload_rootless() {
+    local disk=$1 vm=$1/vm t0=$EPOCHREALTIME pid rl=tcp://127.0.0.1:$build_rootless_port i
+    shift
+    mkdir -p "$vm"
+    log "booting the disk once to load $* into the rootless daemon"
+    start_qemu "$disk" "file=$disk/rootfs.img,if=virtio,format=raw,cache=writeback" \
+        "hostfwd=tcp:127.0.0.1:$build_rootless_port-:2376" "$vm"
+    pid=$(cat "$vm/qemu.pid")
+    cleanup_pids+=("$pid")
+    until timeout 10 docker -H "$rl" info >/dev/null 2>&1; do
+        alive "$pid" || { dir=$vm serial_tail; die "QEMU exited during the preload boot"; }
+        [ "$(since "$t0" | cut -d. -f1)" -lt "$boot_timeout" ] \
+            || { dir=$vm serial_tail; die "the rootless dockerd did not answer in $boot_timeout s"; }
+        sleep 2
+    done
+    docker -H "$src_host" save "$@" | docker -H "$rl" load -q >&2
+    docker -H "$rl" images >&2
+    # A clean power-off, so every write reaches the disk; -no-reboot makes QEMU exit after it.
+    printf '\025sync; systemctl poweroff\n' | socat - "UNIX-CONNECT:$vm/serial.sock" >/dev/null
+    for i in $(seq 1 120); do
+        alive "$pid" || break
+        sleep 1
+    done
+    alive "$pid" && die "the guest did not power off in 120 s after the rootless preload"
+    rm -rf -- "$vm"
+    log "rootless images preloaded in $(since "$t0") s"
 }
 
 # Does the running VM (its QEMU holds the overlay's backing file open) use the disk in dir $1?
@@ -338,10 +439,12 @@ cmd_build() {
     [ "$src_host" != "$endpoint" ] || die "DOCKER_HOST is the VM's own daemon; images come from this machine's (set INFRANODE_CG2_IMAGES_FROM)"
     list=$(mktemp /tmp/infranode-cg2-images.XXXXXX)
     cleanup_paths+=("$list")
+    local daemon=rootful
     for ref in "$@"; do
+        [ "$ref" = --rootless ] && { daemon=rootless; continue; }
         id=$(docker -H "$src_host" image inspect -f '{{.Id}}' "$ref" 2>/dev/null) \
             || die "$ref: no such image on $src_host"
-        echo "$ref $id" >>"$list"
+        echo "$daemon $ref $id" >>"$list"
     done
 
     sort -o "$list" "$list"   # the same images in any order are the same disk
@@ -349,7 +452,7 @@ cmd_build() {
     dkey=$( { echo "$rkey"; cat "$list"; } | sha256sum | cut -c1-16)
     base=$cache/base-$rkey
     disk=$cache/disk-$dkey
-    [ $# -eq 0 ] && disk=$base   # nothing to preload: the base disk is the disk
+    [ -s "$list" ] || disk=$base   # nothing to preload: the base disk is the disk
 
     if [ -e "$disk/rootfs.img" ]; then
         ln -sfn "$(basename "$disk")" "$cache/current"
@@ -384,7 +487,30 @@ print_info() {
         'guest dockerd {{.ServerVersion}}: cgroup v{{.CgroupVersion}}, driver {{.CgroupDriver}}; security: {{join .SecurityOptions " "}}' >&2
     log "images in the guest: $(docker -H "$endpoint" images --format '{{.Repository}}:{{.Tag}}' | tr '\n' ' ')"
     log "published ports: 127.0.0.1:$ports_first-$ports_last here = the guest's ports for \`-p PORT\`"
+    docker -H "$rootless_endpoint" info --format \
+        'rootless dockerd {{.ServerVersion}} on {{.DockerRootDir}}: cgroup v{{.CgroupVersion}}; security: {{join .SecurityOptions " "}}' >&2 || true
+    log "images of the rootless dockerd: $(docker -H "$rootless_endpoint" images --format '{{.Repository}}:{{.Tag}}' | tr '\n' ' ')"
     echo "export DOCKER_HOST=$endpoint"
+}
+
+# start_qemu DISKDIR DRIVE FORWARDS WORKDIR: boot the kernel of DISKDIR on DRIVE, in the
+# background, with the serial console, pid file and errors in WORKDIR. KVM here is the PVM
+# variant and does not boot stock kernels: TCG. -daemonize returns once QEMU has set up (bad
+# options or a busy port fail here, with the message in qemu.err).
+start_qemu() {
+    local disk=$1 drive=$2 fwd=$3 work=$4
+    qemu-system-x86_64 -name infranode-cg2 -nodefaults -display none -no-reboot \
+        -accel tcg -cpu max -smp 2 -m 4096 \
+        -kernel "$disk/vmlinuz" -initrd "$disk/initrd.img" \
+        -append "console=ttyS0 root=/dev/vda rw panic=-1 loglevel=4 systemd.unified_cgroup_hierarchy=1" \
+        -drive "$drive" \
+        -netdev "user,id=n0,$fwd" -device virtio-net-pci,netdev=n0 \
+        -device virtio-rng-pci \
+        -chardev "socket,id=s0,path=$work/serial.sock,server=on,wait=off,logfile=$work/serial.log" \
+        -serial chardev:s0 -monitor none \
+        -daemonize -pidfile "$work/qemu.pid" 2>"$work/qemu.err" && return 0
+    cat "$work/qemu.err" >&2
+    return 1
 }
 
 cmd_up() {
@@ -404,25 +530,10 @@ cmd_up() {
     # Every boot starts from the cached disk; its writes go to this overlay only.
     qemu-img create -q -f qcow2 -F raw -b "$disk/rootfs.img" "$dir/overlay.qcow2"
 
-    fwd="hostfwd=tcp:127.0.0.1:$api_port-:2375"
+    fwd="hostfwd=tcp:127.0.0.1:$api_port-:2375,hostfwd=tcp:127.0.0.1:$rootless_port-:2376"
     for ((p = ports_first; p <= ports_last; p++)); do fwd+=",hostfwd=tcp:127.0.0.1:$p-:$p"; done
-
-    # KVM here is the PVM variant and does not boot stock kernels: TCG. -daemonize returns once
-    # QEMU has set up (bad options or a busy port fail here, with the message in qemu.err).
-    if ! qemu-system-x86_64 -name infranode-cg2 -nodefaults -display none -no-reboot \
-            -accel tcg -cpu max -smp 2 -m 4096 \
-            -kernel "$disk/vmlinuz" -initrd "$disk/initrd.img" \
-            -append "console=ttyS0 root=/dev/vda rw panic=-1 loglevel=4 systemd.unified_cgroup_hierarchy=1" \
-            -drive "file=$dir/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe,aio=threads" \
-            -netdev "user,id=n0,$fwd" -device virtio-net-pci,netdev=n0 \
-            -device virtio-rng-pci \
-            -chardev "socket,id=s0,path=$dir/serial.sock,server=on,wait=off,logfile=$dir/serial.log" \
-            -serial chardev:s0 -monitor none \
-            -daemonize -pidfile "$dir/qemu.pid" 2>"$dir/qemu.err"; then
-        cat "$dir/qemu.err" >&2
-        rm -f "$dir/overlay.qcow2"
-        die "QEMU did not start"
-    fi
+    start_qemu "$disk" "file=$dir/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe,aio=threads" \
+        "$fwd" "$dir" || { rm -f "$dir/overlay.qcow2"; die "QEMU did not start"; }
     pid=$(qemu_pid) || die "QEMU started but its pid file is missing"
     booting_pid=$pid
     log "booting $disk (QEMU pid $pid); waiting up to $boot_timeout s for dockerd"
@@ -439,8 +550,17 @@ cmd_up() {
         fi
         sleep 1
     done
-    booting_pid=""
     log "dockerd answers on $endpoint after $(since "$t0") s"
+    until timeout 10 docker -H "$rootless_endpoint" info >/dev/null 2>&1; do
+        alive "$pid" || { booting_pid=""; serial_tail; die "QEMU exited during boot"; }
+        if [ "$(since "$t0" | cut -d. -f1)" -ge "$boot_timeout" ]; then
+            serial_tail
+            die "the guest's rootless dockerd did not answer on $rootless_endpoint in $boot_timeout s (VM stopped)"
+        fi
+        sleep 1
+    done
+    booting_pid=""
+    log "the rootless dockerd answers on $rootless_endpoint after $(since "$t0") s"
     print_info
 }
 

@@ -20,12 +20,38 @@ SystemdCgroupMode = Literal["host-rw", "private-rw", "podman-native"]
 
 # Docker mounts a private cgroup namespace's /sys/fs/cgroup read-only for every container that is
 # not privileged; systemd must create init.scope and its slices there. The node's PID 1 is this
-# script: it remounts the namespace's own cgroup tree (the container's subtree, nothing above it)
-# read-write, says so in the log if it may not, and becomes the platform's init.
-CGROUP_REMOUNT = (
-    "mount -o remount,rw /sys/fs/cgroup 2>/dev/null || echo 'infranode: /sys/fs/cgroup stays "
-    'read-only (the remount was refused): systemd cannot make its cgroups\' >&2; exec "$@"'
-)
+# script, which then becomes the platform's init:
+#
+# 1. it remounts the namespace's own cgroup tree (the container's subtree, nothing above it)
+#    read-write. Rootless Docker refuses that remount but allows a new cgroup2 mount of the same
+#    namespace (measured on the lab's rootless dockerd), which is then moved over the read-only
+#    one. If neither is allowed it says so in the log;
+# 2. it moves itself into ``init.scope`` (where systemd puts PID 1 anyway, and which systemd
+#    recognises as its own at start) and delegates every controller the node was given to the
+#    root's children. cgroup v2 lets a cgroup hand controllers down only while it holds no
+#    process, and ``docker exec`` puts each process it starts into that root: an exec during boot
+#    (the plugin's boot wait is one) used to leave ``cgroup.subtree_control`` empty, so units'
+#    ``MemoryMax=`` and the like were never applied. Once the root has controllers, runc puts
+#    exec'd processes into PID 1's cgroup instead (rootless runc leaves them in the daemon's own
+#    cgroup, outside the node), and the root stays free of them.
+CGROUP_SETUP = r"""cg=/sys/fs/cgroup
+say() { echo "infranode: $*" >&2; }
+fresh=/run/infranode-cgroup
+mount -o remount,rw "$cg" 2>/dev/null || {
+  mkdir -p "$fresh" && mount -t cgroup2 cgroup2 "$fresh" 2>/dev/null && mount --move "$fresh" "$cg"
+} 2>/dev/null ||
+  say "$cg stays read-only (neither a remount nor a new cgroup2 mount was allowed):" \
+    "systemd cannot make its cgroups"
+rmdir "$fresh" 2>/dev/null
+if [ -w "$cg/cgroup.subtree_control" ]; then
+  { mkdir -p "$cg/init.scope" && echo $$ > "$cg/init.scope/cgroup.procs"; } 2>/dev/null ||
+    say "PID 1 cannot leave the root cgroup: units get no resource limits"
+  for c in $(cat "$cg/cgroup.controllers"); do
+    echo "+$c" 2>/dev/null > "$cg/cgroup.subtree_control" || say "the $c controller cannot be handed to units"
+  done
+fi
+exec "$@"
+"""
 
 
 def systemd_cgroup_mode(daemon: DaemonInfo) -> SystemdCgroupMode:
@@ -40,12 +66,14 @@ def systemd_cgroup_mode(daemon: DaemonInfo) -> SystemdCgroupMode:
     - Docker, cgroup v2 (GitHub's ubuntu-22.04/24.04 runners; measured on Docker 20.10 with
       AppArmor in the project's QEMU lab): ``private-rw``, a private cgroup namespace whose
       read-only cgroup2 mount PID 1 remounts read-write before it becomes systemd
-      (:data:`CGROUP_REMOUNT`; CAP_SYS_ADMIN, which systemd nodes have anyway, allows it). The
+      (:data:`CGROUP_SETUP`; CAP_SYS_ADMIN, which systemd nodes have anyway, allows it). The
       node sees and may write only its own subtree. The host namespace with a rw bind boots too,
       but hands the node the host's whole cgroup tree; without the remount systemd exits with
       "Failed to create /init.scope control group: Read-only file system".
-    - Rootless Docker: ``host-rw`` on v1, ``private-rw`` on v2, like rootful; not proven on a real
-      rootless daemon by this project.
+    - Rootless Docker: ``private-rw`` on v2, like rootful, except that the remount is refused and
+      PID 1 mounts a fresh cgroup2 of its namespace instead (:data:`CGROUP_SETUP`); proven on the
+      lab's rootless Docker 20.10. On v1 (``host-rw``) a user owns no cgroup tree to give a node:
+      not expected to boot, not measured (the doctor says so).
     - Podman (rootful or rootless, v1 or v2): ``podman-native``. Podman recognises an init
       command and mounts /run, /tmp and a writable cgroup itself (``--systemd=true``).
     """
@@ -111,7 +139,7 @@ def create_kwargs(spec: ContainerSpec, daemon: DaemonInfo) -> dict[str, Any]:
             kwargs["tmpfs"] = {}
         elif mode == "private-rw":
             kwargs["cgroupns"] = "private"
-            kwargs["entrypoint"] = ["/bin/sh", "-c", CGROUP_REMOUNT, "infranode-init"]
+            kwargs["entrypoint"] = ["/bin/sh", "-c", CGROUP_SETUP, "infranode-init"]
             kwargs["command"] = list(spec.command) or ["/sbin/init"]
         else:
             kwargs["cgroupns"] = "host"

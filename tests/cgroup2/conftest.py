@@ -1,6 +1,7 @@
-"""The cgroup v2 + AppArmor suite: run against the Docker daemon of the project's QEMU lab
-(scripts/cgroup2-vm.sh), whose address `scripts/dev cgroup2` puts in INFRANODE_CG2_DOCKER_HOST.
-Without it the suite fails: it never skips."""
+"""The cgroup v2 + AppArmor suite: run against the Docker daemons of the project's QEMU lab
+(scripts/cgroup2-vm.sh), whose addresses `scripts/dev cgroup2` puts in INFRANODE_CG2_DOCKER_HOST
+(the rootful dockerd) and INFRANODE_CG2_ROOTLESS_HOST (the rootless one). Without them the suite
+fails: it never skips."""
 
 from __future__ import annotations
 
@@ -19,24 +20,44 @@ from pytest_infranode.errors import DaemonError
 SESSION_RE = re.compile(r"session ([0-9a-f]{16})")
 
 
-@pytest.fixture(scope="session")
-def vm_url() -> str:
-    url = os.environ.get("INFRANODE_CG2_DOCKER_HOST", "")
+def _lab_url(variable: str) -> str:
+    url = os.environ.get(variable, "")
     if not url:
         pytest.fail(
-            "the cgroup v2 suite needs the lab's daemon: run `bash scripts/dev cgroup2` "
-            "(it builds and boots the VM and sets INFRANODE_CG2_DOCKER_HOST)",
+            f"the cgroup v2 suite needs the lab's daemons: run `bash scripts/dev cgroup2` "
+            f"(it builds and boots the VM and sets {variable})",
             pytrace=False,
         )
     return url
 
 
+def _connect(url: str, what: str) -> Engine:
+    try:
+        return Engine.connect(url, wait=60)
+    except DaemonError as err:
+        pytest.fail(f"the lab's {what} does not answer at {url}:\n{err}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def vm_url() -> str:
+    return _lab_url("INFRANODE_CG2_DOCKER_HOST")
+
+
+@pytest.fixture(scope="session")
+def rootless_url() -> str:
+    return _lab_url("INFRANODE_CG2_ROOTLESS_HOST")
+
+
 @pytest.fixture(scope="session")
 def vm(vm_url: str) -> Iterator[Engine]:
-    try:
-        engine = Engine.connect(vm_url, wait=60)
-    except DaemonError as err:
-        pytest.fail(f"the lab's cgroup v2 daemon does not answer at {vm_url}:\n{err}", pytrace=False)
+    engine = _connect(vm_url, "cgroup v2 daemon")
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def rootless(rootless_url: str) -> Iterator[Engine]:
+    engine = _connect(rootless_url, "rootless cgroup v2 daemon")
     yield engine
     engine.close()
 
@@ -47,18 +68,28 @@ class VmRun:
     session_id: str
 
 
-@pytest.fixture
-def vm_run(pytester: pytest.Pytester, vm: Engine, vm_url: str) -> Callable[..., VmRun]:
-    """An inner pytest session against the lab's daemon; afterwards nothing of it is left there."""
+def _runner(pytester: pytest.Pytester, engine: Engine, url: str) -> Callable[..., VmRun]:
+    """An inner pytest session against one of the lab's daemons; afterwards nothing of it is
+    left there."""
 
     def run(*args: str) -> VmRun:
         result = pytester.runpytest_subprocess(
-            f"--infra-docker-host={vm_url}", "--infra-boot-timeout=300", *args
+            f"--infra-docker-host={url}", "--infra-boot-timeout=300", *args
         )
         match = SESSION_RE.search(result.stdout.str())
         assert match, result.stdout.str()
-        left = vm.list_containers([f"{labels.SESSION}={match.group(1)}"])
-        assert not left, f"session {match.group(1)} left containers on the v2 daemon: {left}"
+        left = engine.list_containers([f"{labels.SESSION}={match.group(1)}"])
+        assert not left, f"session {match.group(1)} left containers on {url}: {left}"
         return VmRun(result, match.group(1))
 
     return run
+
+
+@pytest.fixture
+def vm_run(pytester: pytest.Pytester, vm: Engine, vm_url: str) -> Callable[..., VmRun]:
+    return _runner(pytester, vm, vm_url)
+
+
+@pytest.fixture
+def rootless_run(pytester: pytest.Pytester, rootless: Engine, rootless_url: str) -> Callable[..., VmRun]:
+    return _runner(pytester, rootless, rootless_url)

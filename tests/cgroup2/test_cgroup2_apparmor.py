@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 
 Run = Callable[..., VmRun]
 
-# the v1 suite's sandboxed unit, with a memory limit: on v2 the unit gets a cgroup of its own (the
-# limit itself is not applied yet: docs/systemd-nodes.md, "Known gap")
+# the v1 suite's sandboxed unit, with a memory limit: on v2 the unit gets a cgroup of its own, and
+# the limit is applied there (the node's root cgroup hands the memory controller down)
 SANDBOXED = re.sub(r"( *)NoNewPrivileges=yes\n", r"\g<0>\g<1>MemoryMax=64M\n", SANDBOXED_UNIT)
 assert "MemoryMax=64M" in SANDBOXED
 
@@ -34,13 +34,10 @@ def test_the_lab_daemon_is_cgroup_v2_with_apparmor(vm: Engine, vm_url: str) -> N
     assert "apparmor" in by_check["cgroup"].summary
 
 
-def test_nodes_boot_running_with_units_really_sandboxed(pytester: pytest.Pytester, vm_run: Run) -> None:
-    """debian-12 and debian-13 reach `running` (not degraded); a `User=nobody` unit with
-    PrivateTmp=, ProtectSystem=strict and MemoryMax= runs in a mount namespace of its own and in
-    its own cgroup; the node sees only its own cgroup subtree (PID 1 in /init.scope)."""
-    pytester.makefile(".yaml", infranode=SANDBOXED)
-    pytester.makepyfile(
-        """
+# One node's spec, run on both daemons: `running`, a `User=nobody` unit with PrivateTmp=,
+# ProtectSystem=strict and MemoryMax= in a mount namespace and a cgroup of its own with the limit
+# applied, PID 1 in /init.scope of the node's own cgroup subtree, and no process in its root.
+SANDBOXED_SPEC = """
         def test_sandboxed(host, infra_node):
             assert infra_node.sandbox == "ok"
             assert host.check_output("systemctl is-system-running") == "running"
@@ -52,9 +49,18 @@ def test_nodes_boot_running_with_units_really_sandboxed(pytester: pytest.Pyteste
             assert "systemd-private-" not in host.check_output("cat /proc/1/mountinfo")
             cgroup = host.check_output(f"cut -d: -f3 /proc/{pid}/cgroup")
             assert cgroup == "/system.slice/sandboxed.service"
+            assert host.check_output(f"cat /sys/fs/cgroup{cgroup}/memory.max") == str(64 * 1024 * 1024)
+            # the plugin's own execs (this one included) never sit in the node's root cgroup
+            assert host.check_output("cat /sys/fs/cgroup/cgroup.procs") == ""
+            assert "memory" in host.check_output("cat /sys/fs/cgroup/cgroup.subtree_control").split()
             assert host.check_output("cut -d: -f3 /proc/1/cgroup") == "/init.scope"
-        """
-    )
+"""
+
+
+def test_nodes_boot_running_with_units_really_sandboxed(pytester: pytest.Pytester, vm_run: Run) -> None:
+    """debian-12 and debian-13 on the rootful daemon: SANDBOXED_SPEC holds on both."""
+    pytester.makefile(".yaml", infranode=SANDBOXED)
+    pytester.makepyfile(SANDBOXED_SPEC)
     run = vm_run("--infra-platform=debian-12,debian-13", "-v")
     run.result.assert_outcomes(passed=2)
 
@@ -96,3 +102,35 @@ def test_converge_cache_hit(pytester: pytest.Pytester, vm_run: Run, vm: Engine) 
     second = vm_run("--infra-platform=debian-12", "--infra-cache=converge")
     second.result.assert_outcomes(passed=1)
     second.result.stdout.fnmatch_lines(["*converge cache hit*converge skipped*"])
+
+
+# --- rootless Docker (the same guest's rootless dockerd: rootlesskit, dockerd-rootless.sh) ------
+
+
+def test_the_rootless_daemon_is_rootless_on_cgroup_v2(rootless: Engine, rootless_url: str) -> None:
+    assert rootless.info.rootless, rootless.info.security
+    assert rootless.info.cgroup_version == "2"
+    report = doctor.run_doctor(rootless_url, {"PATH": "/usr/bin:/bin"}, wait=30)
+    by_check = {(f.check, f.status): f for f in report.findings}
+    assert ("systemd", "ok") in by_check, doctor.render_text(report)
+    assert "mounts afresh" in by_check[("systemd", "info")].summary
+    daemon_checks = ("engine", "cgroup", "systemd", "container")
+    bad = [f for f in report.findings if f.check in daemon_checks and f.status in ("warn", "fail")]
+    assert not bad, doctor.render_text(report)
+
+
+def test_rootless_node_boots_running_with_units_really_sandboxed(
+    pytester: pytest.Pytester, rootless_run: Run
+) -> None:
+    """debian-12 on rootless Docker: the same spec as on the rootful daemon holds."""
+    pytester.makefile(".yaml", infranode=SANDBOXED)
+    pytester.makepyfile(SANDBOXED_SPEC)
+    run = rootless_run("--infra-platform=debian-12", "-v")
+    run.result.assert_outcomes(passed=1)
+    assert "systemd cannot" not in run.result.stdout.str()  # no sandbox or limits warning
+
+
+def test_example_suite_on_rootless_docker(pytester: pytest.Pytester, rootless_run: Run) -> None:
+    copy_example(pytester, "nginx")
+    run = rootless_run("-v", "--infra-platform=debian-12")
+    run.result.assert_outcomes(passed=11)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import subprocess
 import tarfile
 import warnings
 from pathlib import Path
@@ -14,7 +15,7 @@ from pytest_infranode.boot import BOOT_WAIT_ROUND
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import DaemonInfo
 from pytest_infranode.engine.api import ExecResult
-from pytest_infranode.engine.containers import CGROUP_REMOUNT
+from pytest_infranode.engine.containers import CGROUP_SETUP
 from pytest_infranode.engine.containers import SYSTEMD_STOP_SIGNAL
 from pytest_infranode.engine.containers import create_kwargs
 from pytest_infranode.engine.containers import systemd_cgroup_mode
@@ -87,10 +88,11 @@ def test_systemd_on_docker_cgroup_v2_remounts_its_own_namespace() -> None:
     kwargs = create_kwargs(SYSTEMD_SPEC, daemon(cgroup_version="2"))
     assert kwargs["cgroupns"] == "private"
     assert "volumes" not in kwargs
-    assert kwargs["entrypoint"] == ["/bin/sh", "-c", CGROUP_REMOUNT, "infranode-init"]
+    assert kwargs["entrypoint"] == ["/bin/sh", "-c", CGROUP_SETUP, "infranode-init"]
     assert kwargs["command"] == ["/sbin/init"]
-    assert CGROUP_REMOUNT.startswith("mount -o remount,rw /sys/fs/cgroup ")
-    assert CGROUP_REMOUNT.endswith('exec "$@"')
+    assert CGROUP_SETUP.startswith("cg=/sys/fs/cgroup\n")
+    assert 'mount -o remount,rw "$cg"' in CGROUP_SETUP
+    assert CGROUP_SETUP.endswith('exec "$@"\n')
     assert kwargs["cap_add"] == ["SYS_ADMIN"]
     assert kwargs["tmpfs"] == dict(SYSTEMD_TMPFS)
     assert "privileged" not in kwargs
@@ -319,3 +321,64 @@ def test_platform_env_and_privileged_reach_the_spec() -> None:
     node = Node(cast(Any, None), platform, session_id="s", image="x", env={"B": "node"})
     assert node.spec.env == {"A": "1", "B": "node"}
     assert node.spec.privileged is True
+
+
+def _run_cgroup_setup(tmp_path: Path, mounts: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The PID 1 script run for real by /bin/sh on a stand-in cgroup tree under ``tmp_path``,
+    with mount(8) replaced by a shell function that logs each call and answers ``mounts`` (a
+    shell body: ``return 32`` refuses everything). Returns the run and the tree."""
+    tree = tmp_path / "cgroup"
+    tree.mkdir()
+    (tree / "cgroup.controllers").write_text("memory pids\n")
+    script = CGROUP_SETUP.replace("cg=/sys/fs/cgroup", f"cg={tree}", 1)
+    script = script.replace("fresh=/run/infranode-cgroup", f"fresh={tmp_path}/fresh", 1)
+    # each write to the kernel's file adds one controller; a plain file keeps only the last, so
+    # every write is also appended to a log
+    script = script.replace('echo "+$c"', 'echo "+$c" >> "$cg/written"; echo "+$c"', 1)
+    fake_mount = f'mount() {{ echo "mount $*" >> {tmp_path}/mounts; {mounts}; }}\n'
+    out = subprocess.run(
+        ["/bin/sh", "-c", fake_mount + script, "infranode-init", "/bin/sh", "-c", "echo init:$$"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return out, tree
+
+
+def test_cgroup_setup_leaves_the_root_cgroup_and_delegates_every_controller(tmp_path: Path) -> None:
+    """Remounted read-write (rootful Docker): PID 1 moves itself into init.scope, writes
+    "+controller" for each controller the node has, and execs the command it was given."""
+    out, tree = _run_cgroup_setup(tmp_path, f"touch {tmp_path}/cgroup/cgroup.subtree_control")
+    moved = (tree / "init.scope" / "cgroup.procs").read_text().split()
+    assert out.stdout.strip() == f"init:{moved[0]}"  # the same process: exec, not a child
+    assert (tree / "written").read_text().split() == ["+memory", "+pids"]
+    assert (tmp_path / "mounts").read_text().splitlines() == [f"mount -o remount,rw {tree}"]
+    assert out.stderr == ""
+
+
+def test_cgroup_setup_mounts_a_fresh_cgroup2_where_the_remount_is_refused(tmp_path: Path) -> None:
+    """Rootless Docker refuses the remount of its read-only cgroup2 mount; a new cgroup2 mount of
+    the node's own namespace, moved over /sys/fs/cgroup, is allowed (measured on the lab)."""
+    answers = (
+        f"""case "$1" in -o) return 32 ;; --move) touch {tmp_path}/cgroup/cgroup.subtree_control ;; esac"""
+    )
+    out, tree = _run_cgroup_setup(tmp_path, answers)
+    assert (tmp_path / "mounts").read_text().splitlines() == [
+        f"mount -o remount,rw {tree}",
+        f"mount -t cgroup2 cgroup2 {tmp_path}/fresh",
+        f"mount --move {tmp_path}/fresh {tree}",
+    ]
+    assert not (tmp_path / "fresh").exists()  # its mount point is removed after the move
+    assert (tree / "written").read_text().split() == ["+memory", "+pids"]
+    assert out.stderr == ""
+
+
+def test_cgroup_setup_says_when_the_tree_stays_read_only(tmp_path: Path) -> None:
+    out, tree = _run_cgroup_setup(tmp_path, "return 32")
+    assert out.stdout.strip().startswith("init:")  # init still starts; systemd says what it lacks
+    assert not (tree / "init.scope").exists()  # no writable subtree_control: nothing attempted
+    assert out.stderr == (
+        f"infranode: {tree} stays read-only (neither a remount nor a new cgroup2 mount was allowed): "
+        "systemd cannot make its cgroups\n"
+    )

@@ -513,9 +513,20 @@ def test_unknown_start_failure_gets_no_invented_cause() -> None:
     assert doctor._container_fix("no such image") == "see the daemon's log for this error"
 
 
-def _info(cgroup: str, security: tuple[str, ...] = (), podman: bool = False) -> DaemonInfo:
+def _info(
+    cgroup: str, security: tuple[str, ...] = (), podman: bool = False, rootless: bool = False
+) -> DaemonInfo:
     return DaemonInfo(
-        "unix:///d", "default", "26.1", "1.45", cgroup, "systemd", "Ubuntu", podman, security=security
+        "unix:///d",
+        "default",
+        "26.1",
+        "1.45",
+        cgroup,
+        "systemd",
+        "Ubuntu",
+        podman,
+        rootless=rootless,
+        security=security,
     )
 
 
@@ -530,6 +541,19 @@ def test_engine_verdict_names_security_options_and_the_systemd_recipe() -> None:
     v1 = {f.check: f.summary for f in doctor.verdict_engine(_info("1", ("seccomp",)))}
     assert "the host's cgroup namespace with /sys/fs/cgroup bound read-write" in v1["systemd"]
     assert "no AppArmor profile to relax" in v1["systemd"]
+
+
+def test_engine_verdict_names_the_rootless_recipe_and_the_v1_dead_end() -> None:
+    v2 = doctor.verdict_engine(_info("2", ("seccomp", "rootless", "cgroupns"), rootless=True))
+    recipe = {(f.check, f.status): f.summary for f in v2}[("systemd", "info")]
+    assert "PID 1 mounts afresh over Docker's read-only one" in recipe
+    assert "hands every controller down" in recipe
+    assert not [f for f in v2 if f.status == "warn"]
+    v1 = doctor.verdict_engine(_info("1", ("seccomp", "rootless"), rootless=True))
+    warned = [f for f in v1 if f.status == "warn"]
+    assert [f.check for f in warned] == ["systemd"]
+    assert "rootless Docker on cgroup v1" in warned[0].summary
+    assert "systemd.unified_cgroup_hierarchy=1" in warned[0].fix
 
 
 def test_engine_verdict_says_what_is_unproven_under_selinux_and_userns() -> None:

@@ -33,6 +33,12 @@ def test_only_a_weaker_node_is_reported() -> None:
     assert "Failed to set up mount namespacing" in denied
     assert "apparmor=unconfined" in denied
     assert "container_manage_cgroup" in denied
+    limits = sandbox.warning("no-limits", "n (debian-12)")
+    assert limits is not None
+    assert limits.startswith("n (debian-12): systemd cannot apply units' resource limits")
+    assert "MemoryMax=" in limits
+    assert "silently not applied" in limits
+    assert "Delegate=" in limits
 
 
 def test_probe_answers_one_of_its_words_in_a_posix_shell() -> None:

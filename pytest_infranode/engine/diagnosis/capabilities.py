@@ -54,6 +54,19 @@ def verdict_engine(info: DaemonInfo) -> list[Finding]:
         )
     if info.rootless:
         found.append(Finding("engine", "info", "rootless daemon: nodes cannot change kernel settings"))
+    if info.rootless and info.cgroup_version == "1" and not info.podman:
+        found.append(
+            Finding(
+                "systemd",
+                "warn",
+                "rootless Docker on cgroup v1: cgroup v1 cannot hand a cgroup tree to a user, so a "
+                "systemd node has none it may write and is not expected to boot (not measured by "
+                "this project; rootless on cgroup v2 is)",
+                (),
+                "boot the host with cgroup v2 (systemd.unified_cgroup_hierarchy=1 on the kernel "
+                "command line), or use the rootful daemon",
+            )
+        )
     if info.podman:
         found.append(
             Finding(
@@ -70,11 +83,20 @@ def systemd_recipe(info: DaemonInfo) -> str:
     mode = containers.systemd_cgroup_mode(info)
     if mode == "podman-native":
         return "Podman's own systemd set-up (it mounts /run, /tmp and a writable cgroup tree), CAP_SYS_ADMIN"
-    cgroup = (
-        "a private cgroup namespace whose cgroup2 mount PID 1 remounts read-write (the node's own subtree)"
-        if mode == "private-rw"
-        else "the host's cgroup namespace with /sys/fs/cgroup bound read-write"
-    )
+    if mode == "private-rw" and info.rootless:
+        cgroup = (
+            "a private cgroup namespace whose cgroup2 PID 1 mounts afresh over Docker's read-only one "
+            "(rootless Docker refuses the remount; the node's own subtree)"
+        )
+    elif mode == "private-rw":
+        cgroup = (
+            "a private cgroup namespace whose cgroup2 mount PID 1 remounts read-write (the node's own "
+            "subtree)"
+        )
+    else:
+        cgroup = "the host's cgroup namespace with /sys/fs/cgroup bound read-write"
+    if mode == "private-rw":
+        cgroup += " and hands every controller down to the units"
     security = containers.systemd_security_opt(info)
     confined = (
         "AppArmor unconfined (docker-default denies the mounts systemd needs)"
