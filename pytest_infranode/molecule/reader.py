@@ -382,7 +382,18 @@ class _Builder:
         platforms = self.platforms()
         provisioner = self.provisioner()
         verifier = self.verifier()
-        uses = scan.scan_playbooks(provisioner.playbooks.named().values()) + scan.scan_specs(verifier.tests)
+        playbooks = list(provisioner.playbooks.named().values())
+        role_files = sorted(
+            path
+            for part in ("tasks", "handlers", "templates")
+            for path in (self.role.directory / part).rglob("*")
+            if path.is_file() and self.role.is_role
+        )
+        uses = (
+            scan.scan_playbooks(playbooks)
+            + scan.scan_specs(verifier.tests)
+            + scan.scan_cross_host([*playbooks, *role_files])
+        )
         return Scenario(
             name=name,
             directory=self.directory,

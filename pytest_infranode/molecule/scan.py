@@ -25,6 +25,7 @@ _VARS = re.compile(
     r"\b(molecule_yml|molecule_file|molecule_ephemeral_directory|molecule_scenario_directory|"
     r"molecule_instance_config|molecule_no_log)\b"
 )
+_CROSS_HOST = re.compile(r"\b(hostvars|delegate_to|run_once)\b|\bgroups\s*(?:\[|\.[a-z_])")
 _ROLE_ACTIONS = {
     "include_role",
     "import_role",
@@ -89,6 +90,17 @@ def scan_playbooks(paths: Iterable[Path]) -> list[Usage]:
         for name in role_references(text):
             offset = text.find(name)
             _first(found, f"role:{name}", path, text, max(offset, 0))
+    return list(found.values())
+
+
+def scan_cross_host(paths: Iterable[Path]) -> list[Usage]:
+    """``cross-host:hostvars`` / ``delegate_to`` / ``run_once`` / ``groups``: what in the playbooks,
+    tasks and templates reads or acts on other hosts of the inventory (first use of each)."""
+    found: dict[str, Usage] = {}
+    for path in paths:
+        text = _read(path)
+        for match in _CROSS_HOST.finditer(text):
+            _first(found, f"cross-host:{match.group(1) or 'groups'}", path, text, match.start())
     return list(found.values())
 
 
