@@ -300,7 +300,8 @@ def dict2args(options: Mapping[str, Any]) -> list[str]:
     for key, value in sorted(options.items()):
         if value is False or value is None:
             continue
-        args.append(f"{'-' if len(key) == 1 else '--'}{key}".replace("_", "-"))
+        dashes = "-" if len(key) == 1 or re.fullmatch(r"v+", key) else "--"  # -vvv, as Molecule
+        args.append(f"{dashes}{key}".replace("_", "-"))
         if value is not True:
             args.append(str(value))
     return args
@@ -492,7 +493,7 @@ class _Translator:
             ports = self.ports(platform, allowed=True)
             if ports:
                 node["ports"] = ports
-            self.common_platform_keys(platform, in_nodes=True)
+            self.common_platform_keys(platform)
             if platform.hostname and platform.hostname != platform.name:
                 self.pgap(
                     platform,
@@ -536,13 +537,13 @@ class _Translator:
                 body["capabilities"] = list(dict.fromkeys([*(base.cap_add if base else ()), *own]))
             definitions[name] = body
             self.ports(platform, allowed=False)
-            self.common_platform_keys(platform, in_nodes=False)
+            self.common_platform_keys(platform)
             self.pgap(
                 platform,
                 "hostname",
                 self.at(platform.key),
                 "the images differ, so each platform is a plugin platform with one node, whose hostname "
-                f"is its container's name, not {platform.hostname or platform.name!r}",
+                "is its container's name, not the inventory name",
                 "use one image for every platform (then each is a named node), or have the specs ask for "
                 "the node's name",
                 friction=6,
@@ -574,10 +575,11 @@ class _Translator:
         """The ``platform_definitions:`` body a platform needs ({} when a built-in does), and
         the built-in it starts from."""
         body: dict[str, Any] = {}
+        dockerfile = self.plain_dockerfile(platform)
         base = builtin or guess_base(platform.image)
-        if base is not None and (always or builtin is None or platform.dockerfile):
+        if base is not None and (always or builtin is None or dockerfile):
             body["base"] = base.name
-        if builtin is None or platform.dockerfile or always:
+        if builtin is None or dockerfile or always:
             body["image"] = platform.image
         if base is None:
             manager = guess_package_manager(platform.image)
@@ -592,9 +594,10 @@ class _Translator:
                     "platform_definitions",
                     kind="changed",
                 )
-        if platform.dockerfile:
-            self.dockerfile(platform, body)
-        elif not platform.pre_build_image:
+        if dockerfile:
+            body["image"] = f"molecule_local/{normalize_image(platform.image)}"
+            body["dockerfile"] = self.rel(dockerfile)
+        elif not platform.pre_build_image and not platform.dockerfile:
             self.pgap(
                 platform,
                 "pre_build_image: false",
@@ -626,22 +629,23 @@ class _Translator:
                 )
         return body, base
 
-    def dockerfile(self, platform: MoleculePlatform, body: dict[str, Any]) -> None:
+    def plain_dockerfile(self, platform: MoleculePlatform) -> str:
+        """The platform's Dockerfile when the plugin can build it ("" for a Jinja2 template)."""
+        if not platform.dockerfile:
+            return ""
         path = Path(platform.dockerfile)
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if _JINJA.search(text):
-            self.pgap(
-                platform,
-                "dockerfile",
-                self.at(f"{platform.key}.dockerfile"),
-                f"{path.name} is a Jinja2 template (Molecule renders it with the platform as `item`); the "
-                "plugin builds a plain Dockerfile, so the image is used as it is",
-                f"render it once into a plain Dockerfile and name it in `platform_definitions` "
-                f"(`dockerfile: {path.with_suffix('').name}`)",
-            )
-            return
-        body["image"] = f"molecule_local/{normalize_image(platform.image)}"
-        body["dockerfile"] = self.rel(path)
+        if not _JINJA.search(path.read_text(encoding="utf-8", errors="replace")):
+            return str(path)
+        self.pgap(
+            platform,
+            "dockerfile",
+            self.at(f"{platform.key}.dockerfile"),
+            f"{path.name} is a Jinja2 template (Molecule renders it with the platform as `item`); the "
+            "plugin builds a plain Dockerfile, so the image is used as it is",
+            "render it once into a plain Dockerfile and name it in `platform_definitions` "
+            f"(`dockerfile: {path.with_suffix('').name}`)",
+        )
+        return ""
 
     def init(self, platform: MoleculePlatform, body: dict[str, Any]) -> None:
         command = platform.command.strip()
@@ -676,7 +680,7 @@ class _Translator:
             return None
         return {**SYSTEMD_TMPFS, **extra}
 
-    def common_platform_keys(self, platform: MoleculePlatform, *, in_nodes: bool) -> None:
+    def common_platform_keys(self, platform: MoleculePlatform) -> None:
         key = platform.key
         for volume in platform.volumes:
             if _CGROUP_VOLUME.fullmatch(volume):
