@@ -300,7 +300,9 @@ class _Builder:
         return str(self.file)
 
     def error(self, key: str, what: str, fix: str) -> SettingsError:
-        return SettingsError(f"{self.file.parent.name}/{MOLECULE_FILE}: {what}", where=self.at(key), fix=fix)
+        return SettingsError(
+            f"{MOLECULE_DIR}/{self.file.parent.name}/{MOLECULE_FILE}: {what}", where=self.at(key), fix=fix
+        )
 
     # typed reads
     def mapping(self, value: Any, key: str, example: str) -> dict[str, Any]:
