@@ -22,7 +22,7 @@ def infranode_yaml(translation: Translation) -> str:
         else "each Molecule platform is a platform of its own (their images differ)"
     )
     lines = [
-        f"# Written by `infranode import molecule {s.name}` from {source}.",
+        f"# Written by `infranode import molecule {s.directory.name}` from {source}.",
         f"# Layout: {layout}.",
         "# Edit freely; `infranode import molecule --force` writes it again from molecule.yml.",
         "",

@@ -858,6 +858,13 @@ class _Translator:
                 self.at("provisioner.inventory.hosts"),
                 "hosts that Molecule does not make are not added to the generated inventory",
             )
+        for key in prov.other:
+            if key != "log":  # Molecule's own output: nothing to carry over
+                self.gap(
+                    f"provisioner.{key}",
+                    self.at(f"provisioner.{key}"),
+                    "not carried over: the plugin has no equivalent",
+                )
         self.playbooks()
         self.role_references()
         return body

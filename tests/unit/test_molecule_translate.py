@@ -412,6 +412,8 @@ def test_provisioner_options_env_and_connection(tmp_path: Path) -> None:
             ANSIBLE_CALLBACKS_ENABLED: profile_tasks
             ANSIBLE_FORKS: "5"
           connection_options: {ansible_user: deploy, ansible_connection: docker}
+          log: true
+          lint: {name: ansible-lint}
         """,
     )
     prov = t.data["provisioner"]
@@ -421,6 +423,8 @@ def test_provisioner_options_env_and_connection(tmp_path: Path) -> None:
     gaps = subjects(t)
     assert "the plugin sets it itself" in gaps["provisioner.env.ANSIBLE_CALLBACKS_ENABLED"].reason
     assert gaps["provisioner.connection_options"].reason.startswith("ansible_connection not carried over")
+    assert gaps["provisioner.lint"].reason == "not carried over: the plugin has no equivalent"
+    assert "provisioner.log" not in gaps
 
 
 def test_the_test_sequence(tmp_path: Path) -> None:
