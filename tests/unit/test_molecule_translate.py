@@ -179,6 +179,17 @@ def test_the_cluster_gaps_name_the_frictions_of_issue_19() -> None:
     assert {g.friction for g in t.unsupported} == {0, 1, 2, 3, 5, 6}
 
 
+def test_infra_platform_retargets_the_nodes_layout(tmp_path: Path) -> None:
+    """--infra-platform wins over the written `platforms:`; names, groups and vars stay."""
+    t = of("cluster_hosts")
+    written = settings_of(t, tmp_path)
+    config_dir = written.config_file.parent if written.config_file else tmp_path
+    settings = build_settings(RawOptions(cli_platforms="debian-13"), config_dir)
+    assert settings.platforms == ("debian-13",)
+    assert settings.nodes == written.nodes
+    assert settings.provisioner.options == written.provisioner.options
+
+
 def test_the_lifecycle_playbooks(tmp_path: Path) -> None:
     t = of("hello_service", "lifecycle")
     prov = t.data["provisioner"]
