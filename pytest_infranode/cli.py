@@ -1,4 +1,4 @@
-"""The ``infranode`` command: platforms, nodes, login, cleanup, doctor."""
+"""The ``infranode`` command: platforms, nodes, login, cleanup, doctor, import."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pytest_infranode.engine.bootstrap import BOOTSTRAP_LABEL
 from pytest_infranode.engine.images import stale_images
 from pytest_infranode.errors import DaemonError
 from pytest_infranode.errors import InfranodeError
+from pytest_infranode.errors import SettingsError
 from pytest_infranode.platforms import Catalog
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import configured_catalog
@@ -207,6 +208,54 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_import_molecule(args: argparse.Namespace) -> int:
+    """Write the infranode.yaml equivalent to a Molecule scenario, and say what it leaves out."""
+    from pytest_infranode.molecule import render
+    from pytest_infranode.molecule.reader import find_role_dir
+    from pytest_infranode.molecule.reader import read_scenario
+    from pytest_infranode.molecule.translate import translate
+
+    cwd = Path.cwd()
+    role_dir = find_role_dir(Path(args.role) if args.role else cwd)
+    scenario = read_scenario(role_dir, _scenario_name(args.scenario, role_dir))
+    output = Path(args.output).resolve() if args.output else scenario.directory / "infranode.yaml"
+    translation = translate(scenario, config_dir=output.parent, allow_privileged=args.allow_privileged)
+    text = render.infranode_yaml(translation)
+    if args.print:
+        print(text, end="")
+        return 0
+    files = {output: text, **{output.parent / n: t for n, t in translation.files.items()}}
+    existing = [p for p in files if p.exists()]
+    if existing and not args.force:
+        raise SettingsError(
+            f"{existing[0].name} exists already; not overwritten",
+            where=str(existing[0]),
+            fix="run again with --force to replace it (or --output PATH to write elsewhere, --print to look)",
+        )
+    for path, content in files.items():
+        path.write_text(content, encoding="utf-8")
+    print(render.report(translation, list(files), cwd))
+    return 0
+
+
+def _scenario_name(given: str | None, role_dir: Path) -> str:
+    """The scenario asked for; else ``default``, or the role's only scenario."""
+    from pytest_infranode.molecule.reader import scenario_names
+
+    if given:
+        return given
+    names = scenario_names(role_dir)
+    if "default" in names or len(names) != 1:
+        if "default" not in names:
+            raise SettingsError(
+                f"which scenario? {role_dir} has no `default` scenario",
+                where=str(role_dir / "molecule"),
+                fix=f"name one: `infranode import molecule {names[0]}` (scenarios: {', '.join(names)})",
+            )
+        return "default"
+    return names[0]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="infranode", description="Throwaway Docker nodes for pytest.")
     parser.add_argument(
@@ -249,6 +298,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--platform", default=None, help="check only these platforms' images (comma-separated)")
     p.add_argument("--no-images", action="store_true", help="do not check the platform images")
     p.set_defaults(func=cmd_doctor)
+    p = sub.add_parser("import", help="write infranode.yaml from another tool's configuration")
+    import_sub = p.add_subparsers(dest="tool", required=True)
+    m = import_sub.add_parser(
+        "molecule",
+        help="a Molecule scenario (molecule/<scenario>/molecule.yml) as infranode.yaml; what it leaves out",
+    )
+    m.add_argument(
+        "scenario", nargs="?", default=None, help="the scenario; default: `default`, or the only one"
+    )
+    m.add_argument(
+        "--role", default=None, help="the role's folder (the one with molecule/); default: here or above"
+    )
+    m.add_argument(
+        "--output", default=None, help="where to write infranode.yaml; default: the scenario's folder"
+    )
+    m.add_argument("--force", action="store_true", help="replace an infranode.yaml that exists")
+    m.add_argument("--print", action="store_true", help="print infranode.yaml instead of writing it")
+    m.add_argument(
+        "--allow-privileged",
+        action="store_true",
+        help="keep `privileged: true` instead of the least-privilege systemd recipe",
+    )
+    m.set_defaults(func=cmd_import_molecule)
     return parser
 
 

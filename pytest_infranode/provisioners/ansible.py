@@ -16,6 +16,7 @@ Options (under ``provisioner:`` in infranode.yaml)::
       config: ansible.cfg           # ANSIBLE_CONFIG
       env: {ANSIBLE_FORKS: "1"}     # environment of ansible-playbook
       args: ["--tags", "web"]       # extra ansible-playbook arguments
+      idempotence_skip_tags: [molecule-idempotence-notest]  # --skip-tags in the second converge only
 
 No sshd and no docker CLI: the inventory uses the ``infranode`` connection plugin shipped in
 ``ansible_plugins/connection/``, which runs commands and copies files through pytest-infranode's
@@ -67,6 +68,7 @@ OPTIONS = (
     "config",
     "env",
     "args",
+    "idempotence_skip_tags",
 )
 TOOL = "ansible-playbook"
 INSTALL = "pip install 'pytest-infranode[ansible]' (or: pip install ansible-core)"
@@ -113,6 +115,7 @@ def validate(config: ProvisionerConfig) -> None:
     opts.string("user")
     opts.env()
     opts.strings("args")
+    opts.strings("idempotence_skip_tags")
 
 
 def _groups(opts: Options) -> dict[str, list[str]]:
@@ -189,6 +192,20 @@ def playbook_argv(
     if diff:
         argv.append("--diff")
     return [*argv, *args, str(playbook)]
+
+
+def converge_args(config: ProvisionerConfig, *, again: bool) -> list[str]:
+    """The user's ``args``; in the idempotence check's converge, ``--skip-tags`` for each tag of
+    ``idempotence_skip_tags`` too (Molecule's ``molecule-idempotence-notest``). Pure.
+
+    ``--skip-tags`` may be given more than once: ansible-playbook skips every tag named.
+    """
+    opts = _options(config)
+    args = opts.strings("args")
+    skip = opts.strings("idempotence_skip_tags")
+    if again and skip:
+        args += ["--skip-tags", ",".join(skip)]
+    return args
 
 
 def playbook_env(config: ProvisionerConfig, work: Path, base: dict[str, str]) -> dict[str, str]:
@@ -309,7 +326,7 @@ class AnsibleProvisioner:
                 inventory_path,
                 extra_vars_path=extra_path,
                 diff=again,
-                args=opts.strings("args"),
+                args=converge_args(config, again=again),
             )
             output(f"$ {' '.join(argv)}\n".encode())
             status, text = run_streaming(argv, output, env=env, cwd=config.base_dir)

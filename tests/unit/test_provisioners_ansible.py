@@ -104,6 +104,25 @@ def test_playbook_argv_is_a_list_without_a_shell(tmp_path: Path) -> None:
     assert plain == ["ap", "-i", str(tmp_path / "i"), str(tmp_path / "s.yml")]
 
 
+def test_idempotence_skip_tags_are_skipped_in_the_second_converge_only(tmp_path: Path) -> None:
+    skip = ["molecule-idempotence-notest", "slow"]
+    cfg = config(tmp_path, args=["--skip-tags", "notest"], idempotence_skip_tags=skip)
+    ansible.validate(cfg)
+    assert ansible.converge_args(cfg, again=False) == ["--skip-tags", "notest"]
+    assert ansible.converge_args(cfg, again=True) == [
+        "--skip-tags",
+        "notest",
+        "--skip-tags",
+        "molecule-idempotence-notest,slow",
+    ]
+    assert ansible.converge_args(config(tmp_path), again=True) == []
+
+
+def test_idempotence_skip_tags_must_be_tag_names(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="`idempotence_skip_tags` must be a string or a list"):
+        ansible.validate(config(tmp_path, idempotence_skip_tags={"a": 1}))
+
+
 def test_env_adds_our_plugins_and_keeps_the_users(tmp_path: Path) -> None:
     (tmp_path / "roles").mkdir()
     (tmp_path / "ansible.cfg").write_text("[defaults]\n")

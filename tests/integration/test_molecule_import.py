@@ -1,0 +1,58 @@
+"""`infranode import molecule` on a fixture role, then the printed pytest command on the
+infranode.yaml it wrote: the role's Molecule scenario converged for real on debian-12, with the
+idempotence check skipping `molecule-idempotence-notest`, and the scenario's testinfra specs
+passing unchanged."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_infranode.cli import main
+from tests.integration.conftest import InfraRun
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "molecule"
+
+Run = Callable[..., InfraRun]
+
+
+def test_an_imported_systemd_scenario_runs_its_specs_unchanged(
+    pytester: pytest.Pytester, infra_run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    role = pytester.path / "hello_service"
+    shutil.copytree(FIXTURES / "hello_service", role)
+    here = Path.cwd()
+    os.chdir(pytester.path)
+    try:
+        assert main(["import", "molecule", "--role", str(role)]) == 0
+    finally:
+        os.chdir(here)
+    printed = capsys.readouterr().out.splitlines()
+    command = shlex.split(printed[printed.index("run the specs with:") + 1])
+    assert command == [
+        "pytest",
+        "--rootdir=hello_service/molecule/default",
+        "hello_service/molecule/default/tests",
+        "-v",
+    ]
+    run = infra_run(*command[1:], subprocess=True)
+    run.result.assert_outcomes(passed=4)
+    out = run.result.stdout.str()
+    # the first converge runs the task tagged molecule-idempotence-notest; the idempotence
+    # check's converge skips it, so the role counts as idempotent, as under Molecule
+    assert out.count("TASK [hello_service : Record when the role last ran]") == 1
+    run.result.stdout.fnmatch_lines(
+        [
+            "*converging * again to check idempotence*",
+            "  instance | $ *ansible-playbook * --diff --skip-tags molecule-notest,notest "
+            "--skip-tags molecule-idempotence-notest *converge.yml",
+            "  instance | instance * changed=0 *",
+            "*test_the_hostname_is_the_inventory_name[[]debian-12[]] PASSED*",
+            "debian-12 *-debian-12-instance * ok *removed",
+        ]
+    )
