@@ -25,7 +25,6 @@ from pytest_infranode.molecule.translate import render_ansible_cfg
 from pytest_infranode.molecule.translate import translate
 from pytest_infranode.platforms import SYSTEMD_TMPFS
 from pytest_infranode.provisioners import ansible
-from pytest_infranode.registry import build_catalog
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import Settings
 from pytest_infranode.settings import build_settings
@@ -65,7 +64,7 @@ def settings_of(t: Translation, tmp_path: Path) -> Settings:
         (config_dir / name).write_text(text, encoding="utf-8")
     settings = build_settings(RawOptions(), config_dir)
     ansible.validate(settings.provisioner)
-    build_catalog([], settings.platform_definitions).select(settings.platforms)
+    assert settings.platforms  # chosen from the catalog when settings are built
     return settings
 
 
@@ -113,7 +112,7 @@ def test_privileged_maps_to_the_least_privilege_recipe_with_a_warning() -> None:
 
 def test_the_written_systemd_scenario_is_accepted_by_the_plugin(tmp_path: Path) -> None:
     settings = settings_of(of("hello_service"), tmp_path)
-    assert settings.platforms == ("debian-12",)
+    assert [p.name for p in settings.platforms] == ["debian-12"]
     assert settings.idempotence is True
     assert [(n.name, dict(n.env)) for n in settings.nodes] == [("instance", {"HELLO_ENV": "from-molecule"})]
     assert settings.provisioner.name == "ansible"
@@ -185,7 +184,7 @@ def test_infra_platform_retargets_the_nodes_layout(tmp_path: Path) -> None:
     written = settings_of(t, tmp_path)
     config_dir = written.config_file.parent if written.config_file else tmp_path
     settings = build_settings(RawOptions(cli_platforms="debian-13"), config_dir)
-    assert settings.platforms == ("debian-13",)
+    assert [p.name for p in settings.platforms] == ["debian-13"]
     assert settings.nodes == written.nodes
     assert settings.provisioner.options == written.provisioner.options
 
@@ -303,7 +302,7 @@ def test_a_scenario_on_several_images_is_one_platform_each(tmp_path: Path) -> No
     assert gaps["platform other: image"].kind == "changed"
     assert gaps["platform Debian12: name"].kind == "changed"
     settings = settings_of(t, tmp_path)
-    catalog = build_catalog([], settings.platform_definitions)
+    catalog = settings.catalog
     assert catalog.get("ubuntu").image == "geerlingguy/docker-ubuntu2204-ansible"
     assert catalog.get("ubuntu").init == "systemd"
     assert catalog.get("debian12").cap_add == ("SYS_ADMIN", "NET_RAW")
