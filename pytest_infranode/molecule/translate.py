@@ -30,6 +30,7 @@ from typing import final
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.molecule.interpolation import RUNTIME_VARIABLES
 from pytest_infranode.molecule.interpolation import molecule_variables
+from pytest_infranode.molecule.model import DEFAULT_TEST_SEQUENCE
 from pytest_infranode.molecule.model import MoleculePlatform
 from pytest_infranode.molecule.model import Scenario
 from pytest_infranode.platforms import BUILTIN_PLATFORMS
@@ -136,21 +137,8 @@ STATIC_MOLECULE_VARS = (
 )
 """Molecule's variables that the import can give the converge (known before a run)."""
 _ORDERED_ACTIONS = ("prepare", "converge", "idempotence", "side_effect", "verify")
-_KNOWN_ACTIONS = {
-    "dependency",
-    "cleanup",
-    "destroy",
-    "syntax",
-    "create",
-    "prepare",
-    "converge",
-    "idempotence",
-    "side_effect",
-    "verify",
-    "check",
-    "lint",
-    "test",
-}
+# every action Molecule knows: its default test sequence and the commands outside it
+_KNOWN_ACTIONS = {*DEFAULT_TEST_SEQUENCE, "check", "lint", "test"}
 
 
 @final
