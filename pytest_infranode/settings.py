@@ -179,7 +179,7 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], Source]:
     """Read infranode.yaml, or the [tool.infranode] table of a pyproject.toml."""
     if path.suffix == ".toml":
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(read_config_text(path))
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(
                 f"{path} is not valid TOML: {exc}", where=str(path), fix="correct the TOML syntax"
@@ -191,8 +191,39 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], Source]:
     return _read_yaml(path)
 
 
+def read_config_text(path: Path) -> str:
+    """The text of a configuration file, or a :class:`SettingsError` naming the file and the fix
+    (never an ``OSError`` or ``UnicodeDecodeError`` that pytest would print as INTERNALERROR).
+
+    :raises SettingsError: the file cannot be read, or is not UTF-8 text.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SettingsError(
+            f"configuration file {path.name} cannot be read: {reason}",
+            where=str(path),
+            fix=f"make it readable by this user (`chmod a+r {path}`, or check its owner), "
+            "or point --infra-config at a readable file",
+        ) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise SettingsError(
+            f"configuration file {path.name} is not UTF-8 text: byte {data[exc.start]:#04x} "
+            f"at line {line}, column {column} cannot be decoded",
+            where=f"{path}:{line}:{column}",
+            fix=f"save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 {path.name} > converted` "
+            "and rename it back)",
+        ) from None
+
+
 def _read_yaml(path: Path) -> tuple[dict[str, Any], Source]:
-    text = path.read_text(encoding="utf-8")
+    text = read_config_text(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

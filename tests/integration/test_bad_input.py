@@ -37,6 +37,7 @@ class Case:
     lines: list[str]
     outcomes: dict[str, int] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    raw_files: dict[str, bytes] = field(default_factory=dict)
 
 
 CASES = {
@@ -57,6 +58,17 @@ CASES = {
         ("--infra-platform=debian-12",),
         pytest.ExitCode.USAGE_ERROR,
         ["*infranode.yaml is not valid YAML*", "*where: *infranode.yaml:4:1*"],
+    ),
+    "non-utf8-yaml": Case(
+        {},
+        ("--infra-platform=debian-12",),
+        pytest.ExitCode.USAGE_ERROR,
+        [
+            "*configuration file infranode.yaml is not UTF-8 text: byte 0xe9 at line 4, column 6*",
+            "*where: *infranode.yaml:4:6*",
+            "*fix:   save the file as UTF-8*",
+        ],
+        raw_files={"infranode.yaml": INLINE.encode() + b"# caf\xe9 (latin-1)\n"},
     ),
     "unknown-key": Case(
         {"infranode.yaml": INLINE + "keeep: always\n"},
@@ -164,6 +176,8 @@ def test_bad_input(
         monkeypatch.setenv(key, value)
     for filename, content in case.files.items():
         (pytester.path / filename).write_text(content)
+    for filename, data in case.raw_files.items():
+        (pytester.path / filename).write_bytes(data)
     if not any(f.startswith("test_") for f in case.files):
         pytester.makepyfile(SPEC)
     run = infra_run(*case.args)
