@@ -110,6 +110,8 @@ class NodeConfig:
     capabilities: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
     side_effect: tuple[str, ...] = ()
+    where: str = field(default="", compare=False)
+    """Where the node was declared (``infranode.yaml:7 (nodes.web)``), for error messages."""
 
 
 @final
@@ -461,6 +463,7 @@ def _nodes_from(value: Any, source: Source, base_dir: Path) -> tuple[NodeConfig,
             side_effect=_str_list(
                 body.get("side_effect") or [], where, "side_effect", "side_effect: [systemctl restart app]"
             ),
+            where=where,
         )
     converge_order(found, source)  # refuses unknown names and cycles now, before any container
     return tuple(found.values())

@@ -154,6 +154,22 @@ CASES = {
         ["*no platform given: run with --infra-platform=debian-12*"],
         outcomes={"errors": 1},
     ),
+    "colliding-names": Case(
+        {
+            "infranode.yaml": INLINE
+            + "platform_definitions:\n  debian-12-x: {base: debian-12}\nnodes:\n  x-y: {}\n  y: {}\n",
+            "test_c.py": "import pytest\n\n@pytest.mark.infra_node('x-y', 'y')\n"
+            "def test_a(host):\n    assert host.run('true').rc == 0\n",
+        },
+        ("--infra-platform=debian-12,debian-12-x",),
+        pytest.ExitCode.USAGE_ERROR,
+        [
+            "*platform 'debian-12' node 'x-y' and platform 'debian-12-x' node 'y' would have one name:*"
+            "infranode-<session>-debian-12-x-y*",
+            "*where: node 'x-y' at *infranode.yaml:7 (nodes.x-y); node 'y' at *infranode.yaml:8 (nodes.y)*",
+            "*fix:   rename one of the two nodes in `nodes:`*",
+        ],
+    ),
     "marker-typo": Case(
         {
             "infranode.yaml": INLINE,
