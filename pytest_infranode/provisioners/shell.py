@@ -26,6 +26,7 @@ from typing import final
 
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.hookspecs import hookimpl
+from pytest_infranode.projectfiles import check_path
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
@@ -96,13 +97,20 @@ def plan(config: ProvisionerConfig) -> tuple[list[Path], list[str]]:
     scripts = []
     for name in _as_list(config.options.get("script"), "script", config):
         path = Path(name) if Path(name).is_absolute() else config.base_dir / name
-        if not path.is_file():
+        if not path.exists():  # a directory, a FIFO, a link leaving the project: check_path says
             raise SettingsError(
                 f"shell provisioner: script {name!r} does not exist",
                 where=config.source.where("provisioner.script") + f" (looked at {path})",
                 fix="paths are relative to the directory of the configuration file",
             )
-        scripts.append(path)
+        scripts.append(
+            check_path(
+                path,
+                config.file_rule,
+                what=f"shell provisioner: script {name!r}",
+                where=config.source.where("provisioner.script"),
+            )
+        )
     inline = _as_list(config.options.get("inline"), "inline", config)
     if not scripts and not inline:
         raise SettingsError(

@@ -38,6 +38,8 @@ class Case:
     outcomes: dict[str, int] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     raw_files: dict[str, bytes] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    """name → target of a symlink made in the project."""
 
 
 CASES = {
@@ -105,6 +107,18 @@ CASES = {
         ("--infra-platform=debian-12",),
         pytest.ExitCode.USAGE_ERROR,
         ["*script 'converge.sh' does not exist*", "*looked at *converge.sh*"],
+    ),
+    "script-symlink-leaves-the-project": Case(
+        {"infranode.yaml": "provisioner:\n  name: shell\n  script: converge.sh\n"},
+        ("--infra-platform=debian-12",),
+        pytest.ExitCode.USAGE_ERROR,
+        [
+            "*shell provisioner: script 'converge.sh' is outside the project: *converge.sh "
+            "(which leads to /etc/shadow) is not under *",
+            "*where: *infranode.yaml:3 (provisioner.script)*",
+            "*set `allow_outside_project: true`*",
+        ],
+        links={"converge.sh": "/etc/shadow"},
     ),
     "missing-config-file": Case(
         {},
@@ -194,6 +208,8 @@ def test_bad_input(
         (pytester.path / filename).write_text(content)
     for filename, data in case.raw_files.items():
         (pytester.path / filename).write_bytes(data)
+    for filename, target in case.links.items():
+        (pytester.path / filename).symlink_to(target)
     if not any(f.startswith("test_") for f in case.files):
         pytester.makepyfile(SPEC)
     run = infra_run(*case.args)

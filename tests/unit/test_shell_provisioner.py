@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.engine.api import OutputSink
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.node import Node
+from pytest_infranode.projectfiles import FileRule
 from pytest_infranode.provisioners.base import MaskingSink
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.shell import REMOTE_DIR
@@ -45,11 +47,21 @@ def test_plan_resolves_scripts_relative_to_base_dir(tmp_path: Path) -> None:
     assert inline == ["echo three"]
 
 
-def test_plan_accepts_absolute_script(tmp_path: Path) -> None:
-    absolute = script(tmp_path / "elsewhere" / "x.sh", "true\n")
+def test_plan_accepts_absolute_script_inside_the_project(tmp_path: Path) -> None:
+    absolute = script(tmp_path / "base" / "scripts" / "x.sh", "true\n")
     scripts, inline = plan(config(tmp_path / "base", script=str(absolute)))
     assert scripts == [absolute]
     assert inline == []
+
+
+def test_plan_refuses_an_absolute_script_outside_the_project_unless_allowed(tmp_path: Path) -> None:
+    absolute = script(tmp_path / "elsewhere" / "x.sh", "true\n")
+    with pytest.raises(SettingsError, match="is outside the project"):
+        plan(config(tmp_path / "base", script=str(absolute)))
+    allowed = dataclasses.replace(
+        config(tmp_path / "base", script=str(absolute)), files=FileRule(tmp_path / "base", allow_outside=True)
+    )
+    assert plan(allowed) == ([absolute], [])
 
 
 def test_plan_inline_only(tmp_path: Path) -> None:
