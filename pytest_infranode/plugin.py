@@ -404,7 +404,8 @@ def infra_node(request: pytest.FixtureRequest, _infra_target: Target) -> Node:
     try:
         return _session(request).node_for(_infra_target.platform, _infra_target.node)
     except InfranodeError as err:
-        pytest.fail(str(err), pytrace=False)
+        message = str(err)
+    pytest.fail(message, pytrace=False)  # outside `except`: the error once, not chained twice
 
 
 @pytest.fixture(scope="session")
@@ -415,7 +416,8 @@ def infra_nodes(request: pytest.FixtureRequest, infra_platform: Platform) -> dic
     try:
         return _session(request).nodes_of(infra_platform)
     except InfranodeError as err:
-        pytest.fail(str(err), pytrace=False)
+        message = str(err)
+    pytest.fail(message, pytrace=False)  # outside `except`: the error once, not chained twice
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

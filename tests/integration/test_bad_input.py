@@ -338,3 +338,18 @@ def test_exec_on_a_removed_node(engine: Engine) -> None:
         assert node.name in str(excinfo.value) or node.container_id[:12] in str(excinfo.value)
     finally:
         node.remove()
+
+
+@pytest.mark.parametrize("fixture", ["host", "infra_node", "infra_nodes"])
+def test_a_converge_error_is_shown_once(pytester: pytest.Pytester, infra_run: Run, fixture: str) -> None:
+    """The fixture fails outside `except`: no "During handling of the above exception" repeat."""
+    pytester.makefile(
+        ".yaml", infranode="provisioner:\n  name: shell\n  inline: ['echo said-once >&2; exit 3']\n"
+    )
+    pytester.makepyfile(f"def test_a({fixture}):\n    pass\n")
+    run = infra_run("--infra-platform=debian-12", "-rN")  # -rN: no short summary, which repeats line 1
+    run.result.assert_outcomes(errors=1)
+    out = run.result.stdout.str()
+    assert "exited with status 3" in out, out
+    assert out.count("--- last lines of the converge output ---") == 1, out
+    assert "During handling of the above exception" not in out, out
