@@ -353,3 +353,19 @@ def test_a_converge_error_is_shown_once(pytester: pytest.Pytester, infra_run: Ru
     assert "exited with status 3" in out, out
     assert out.count("--- last lines of the converge output ---") == 1, out
     assert "During handling of the above exception" not in out, out
+
+
+def test_a_user_that_does_not_exist_in_the_node(pytester: pytest.Pytester, infra_run: Run) -> None:
+    pytester.makefile(
+        ".yaml", infranode="provisioner:\n  name: shell\n  inline: [whoami]\n  user: nosuchuser\n"
+    )
+    pytester.makepyfile(SPEC)
+    run = infra_run("--infra-platform=debian-12", "-rN")
+    run.result.assert_outcomes(errors=1)
+    run.result.stdout.fnmatch_lines(
+        [
+            "*the shell provisioner exited with status 126: user 'nosuchuser' does not exist in the node*",
+            "*infranode: user 'nosuchuser' does not exist in the node*",  # the tail says it too
+        ]
+    )
+    assert "Traceback" not in run.result.stdout.str()

@@ -296,3 +296,39 @@ def test_secret_env_must_be_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         plan(config(tmp_path, inline="true", secret_env=["INFRANODE_TEST_SECRET"]))
     assert "INFRANODE_TEST_SECRET" in excinfo.value.what
     assert "export INFRANODE_TEST_SECRET" in excinfo.value.fix
+
+
+def test_a_user_the_node_does_not_know_is_named_as_the_reason(tmp_path: Path) -> None:
+    cfg = config(tmp_path, inline=["whoami"], user="nosuchuser")
+    # Docker's answer to an exec as an unknown user: 126 and no output; then `id` says so.
+    node = FakeNode(results=[(126, b""), (1, b"id: 'nosuchuser': no such user\n")])
+    result = ShellProvisioner().converge(cast(Node, node), cfg, lambda _chunk: None)
+    assert result.exit_status == 126
+    assert result.reason == (
+        "user 'nosuchuser' does not exist in the node (it has no passwd entry), so no step can run as it "
+        "(`user:` at default (provisioner.user)); create the user first: in the platform's image "
+        "(`platform_definitions: {<platform>: {prepare: ['useradd ...']}}`), or run the steps as root by "
+        "removing `user:`"
+    )
+    assert node.runs[1] == Run(["id", "-u", "--", "nosuchuser"], None, None, None)  # asked as root
+    assert result.output.endswith(f"infranode: {result.reason}\n")  # in the log and its tail too
+
+
+@pytest.mark.parametrize(
+    ("user", "answers", "asked"),
+    [
+        ("app", [(126, b""), (0, b"1000\n")], True),  # the user exists: 126 is the step's own
+        ("1234", [(126, b"")], False),  # a uid needs no passwd entry: not asked
+        ("app", [(126, b""), (127, b"")], True),  # no `id` in the node: nothing claimed
+        ("app", [(3, b"")], False),  # another status: not asked
+    ],
+)
+def test_no_reason_is_made_up(
+    tmp_path: Path, user: str, answers: list[tuple[int, bytes]], asked: bool
+) -> None:
+    node = FakeNode(results=list(answers))
+    result = ShellProvisioner().converge(
+        cast(Node, node), config(tmp_path, inline=["x"], user=user), lambda _c: None
+    )
+    assert result.reason == ""
+    assert len(node.runs) == (2 if asked else 1)
