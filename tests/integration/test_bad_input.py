@@ -369,3 +369,21 @@ def test_a_user_that_does_not_exist_in_the_node(pytester: pytest.Pytester, infra
         ]
     )
     assert "Traceback" not in run.result.stdout.str()
+
+
+def test_report_sections_carry_no_terminal_escapes(pytester: pytest.Pytester, infra_run: Run) -> None:
+    pytester.makefile(
+        ".yaml",
+        infranode=r"""
+        provisioner:
+          name: shell
+          inline:
+            - printf '\033[31mred-marker\033[0m\n'
+        """,
+    )
+    pytester.makepyfile("def test_fails(infra_node):\n    assert False\n")
+    run = infra_run("--infra-platform=debian-12", "--color=no")
+    run.result.assert_outcomes(failed=1)
+    out = run.result.stdout.str()
+    run.result.stdout.fnmatch_lines(["*infranode converge log of *(tail)*", "red-marker"])
+    assert "\x1b" not in out, repr(out)
