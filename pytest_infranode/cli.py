@@ -147,6 +147,15 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 def cmd_login(args: argparse.Namespace) -> int:
     """Open an interactive shell in a node (hands the terminal to ``docker exec -it``)."""
+    if not sys.stdin.isatty():  # else docker's own "the input device is not a TTY"
+        print(
+            "`infranode login` opens an interactive shell and needs a terminal, but its input is "
+            "not one (a pipe, a CI job, a script).\n"
+            f"  fix:   run it from a terminal, or run a command without one: "
+            f"`docker exec {args.node} <command>` (`docker exec -i {args.node} sh < script.sh` for a script)",
+            file=sys.stderr,
+        )
+        return 2
     engine = _engine(args)
     names = {c.name for c in engine.list_containers([labels.SESSION])}
     if args.node not in names:

@@ -107,6 +107,7 @@ class Converger:
                 f"ran longer than the converge timeout ({self.settings.converge_timeout:g} s) and was stopped"
                 if node.timed_out
                 else f"exited with status {status}"
+                + (f": {result.reason}" if result is not None and result.reason else "")
             )
             tail = mask(result.tail(), secrets) if result else ""
             if not tail and log_path.exists():

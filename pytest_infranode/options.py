@@ -266,6 +266,16 @@ OPTIONS: tuple[Option, ...] = (
         "missing",
         choices=PULL_CHOICES,
     ),
+    Option(
+        "allow_outside_project",
+        "Let the configuration name files outside the project (the rootdir): scripts, "
+        "playbooks and directories copied into nodes, absolute paths and symlinks that leave "
+        "it; default: off, they are refused before any node exists",
+        "Read files named by the configuration from outside the project (like --infra-allow-outside-project)",
+        _flag("allow_outside_project"),
+        False,
+        kind="flag",
+    ),
 )
 BY_NOUN: Mapping[str, Option] = {o.noun: o for o in OPTIONS}
 

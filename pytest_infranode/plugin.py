@@ -23,6 +23,7 @@ from pytest_infranode.options import OPTIONS
 from pytest_infranode.options import RawOptions
 from pytest_infranode.platforms import Platform
 from pytest_infranode.progress import ProgressPlugin
+from pytest_infranode.progress import without_escapes
 from pytest_infranode.provisioners import BUILTIN_MODULES
 from pytest_infranode.settings import build_settings
 
@@ -309,9 +310,8 @@ def _add_node_sections(report: pytest.TestReport, infra: InfraSession, target: T
         except OSError:
             lines = []
         if lines:
-            report.sections.append(
-                (f"infranode converge log of {node.name} (tail)", "\n".join(lines[-LOG_TAIL_LINES:]))
-            )
+            tail = "\n".join(lines[-LOG_TAIL_LINES:])
+            report.sections.append((f"infranode converge log of {node.name} (tail)", without_escapes(tail)))
     alive = node.state not in ("failed", "removed")
     container_log = node.logs(LOG_TAIL_LINES) if alive else node.log_tail
     title = f"infranode container log of {node.name} (tail)"
@@ -323,7 +323,7 @@ def _add_node_sections(report: pytest.TestReport, infra: InfraSession, target: T
             title = f"infranode container log of {node.name} (tail, from the journal)"
         except InfranodeError:
             container_log = ""
-    report.sections.append((title, container_log if container_log.strip() else "(empty)"))
+    report.sections.append((title, without_escapes(container_log) if container_log.strip() else "(empty)"))
 
 
 @pytest.hookimpl(trylast=True)
@@ -404,7 +404,8 @@ def infra_node(request: pytest.FixtureRequest, _infra_target: Target) -> Node:
     try:
         return _session(request).node_for(_infra_target.platform, _infra_target.node)
     except InfranodeError as err:
-        pytest.fail(str(err), pytrace=False)
+        message = str(err)
+    pytest.fail(message, pytrace=False)  # outside `except`: the error once, not chained twice
 
 
 @pytest.fixture(scope="session")
@@ -415,7 +416,8 @@ def infra_nodes(request: pytest.FixtureRequest, infra_platform: Platform) -> dic
     try:
         return _session(request).nodes_of(infra_platform)
     except InfranodeError as err:
-        pytest.fail(str(err), pytrace=False)
+        message = str(err)
+    pytest.fail(message, pytrace=False)  # outside `except`: the error once, not chained twice
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -56,6 +56,17 @@ TTY_INTERVAL = 5.0
 LOG_INTERVAL = 15.0
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_ESCAPES = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-_])|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+)
+
+
+def without_escapes(text: str) -> str:
+    """``text`` without terminal escapes (colours, cursor moves, OSC titles) and other control
+    characters but newlines and tabs, for the report sections of a failed test, which land in
+    JUnit XML and CI logs. A ``\\r`` redraw keeps its last state. Pure."""
+    lines = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
+    return _ESCAPES.sub("", "\n".join(lines))
 
 
 def step_of(line: str, read: StepReader = command_step) -> str | None:

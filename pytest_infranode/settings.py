@@ -40,6 +40,7 @@ from pytest_infranode.platforms import PluginPlatforms
 from pytest_infranode.platforms import build_catalog
 from pytest_infranode.platforms import check_definition
 from pytest_infranode.platforms import split_names
+from pytest_infranode.projectfiles import FileRule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -85,6 +86,13 @@ class ProvisionerConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = Path()
     source: Source = Source()
+    files: FileRule | None = field(default=None, compare=False)
+    """Where the files its options name may be (:mod:`~pytest_infranode.projectfiles`); None:
+    inside ``base_dir``."""
+
+    @property
+    def file_rule(self) -> FileRule:
+        return self.files if self.files is not None else FileRule(self.base_dir)
 
 
 @final
@@ -110,6 +118,8 @@ class NodeConfig:
     capabilities: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
     side_effect: tuple[str, ...] = ()
+    where: str = field(default="", compare=False)
+    """Where the node was declared (``infranode.yaml:7 (nodes.web)``), for error messages."""
 
 
 @final
@@ -143,6 +153,8 @@ class Settings:
     """``converge``: keep each converged node as an image and reuse it while its inputs are unchanged."""
     parallel: int = 0
     """How many nodes are made and converged at once; 0: the number of CPUs."""
+    allow_outside_project: bool = False
+    """Files the configuration names may be outside the project (the rootdir)."""
     catalog: Catalog = field(default_factory=Catalog, compare=False, repr=False)
     """What :attr:`platforms` were chosen from: the built-ins, what plugins add and
     ``platform_definitions:`` (only the built-ins when no platform is given)."""
@@ -179,7 +191,7 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], Source]:
     """Read infranode.yaml, or the [tool.infranode] table of a pyproject.toml."""
     if path.suffix == ".toml":
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(read_config_text(path))
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(
                 f"{path} is not valid TOML: {exc}", where=str(path), fix="correct the TOML syntax"
@@ -191,8 +203,39 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], Source]:
     return _read_yaml(path)
 
 
+def read_config_text(path: Path) -> str:
+    """The text of a configuration file, or a :class:`SettingsError` naming the file and the fix
+    (never an ``OSError`` or ``UnicodeDecodeError`` that pytest would print as INTERNALERROR).
+
+    :raises SettingsError: the file cannot be read, or is not UTF-8 text.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SettingsError(
+            f"configuration file {path.name} cannot be read: {reason}",
+            where=str(path),
+            fix=f"make it readable by this user (`chmod a+r {path}`, or check its owner), "
+            "or point --infra-config at a readable file",
+        ) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise SettingsError(
+            f"configuration file {path.name} is not UTF-8 text: byte {data[exc.start]:#04x} "
+            f"at line {line}, column {column} cannot be decoded",
+            where=f"{path}:{line}:{column}",
+            fix=f"save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 {path.name} > converted` "
+            "and rename it back)",
+        ) from None
+
+
 def _read_yaml(path: Path) -> tuple[dict[str, Any], Source]:
-    text = path.read_text(encoding="utf-8")
+    text = read_config_text(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -242,9 +285,9 @@ def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...], source: Sourc
             )
 
 
-def _provisioner_from(value: Any, source: Source, base_dir: Path) -> ProvisionerConfig:
+def _provisioner_from(value: Any, source: Source, base_dir: Path, rule: FileRule) -> ProvisionerConfig:
     if isinstance(value, str):
-        return ProvisionerConfig(name=value, options={}, base_dir=base_dir, source=source)
+        return ProvisionerConfig(name=value, options={}, base_dir=base_dir, source=source, files=rule)
     if isinstance(value, dict):
         name = value.get("name")
         if not isinstance(name, str) or not name:
@@ -254,7 +297,7 @@ def _provisioner_from(value: Any, source: Source, base_dir: Path) -> Provisioner
                 fix="write `provisioner: {name: shell, script: converge.sh}` or `provisioner: shell`",
             )
         options = {k: v for k, v in value.items() if k != "name"}
-        return ProvisionerConfig(name=name, options=options, base_dir=base_dir, source=source)
+        return ProvisionerConfig(name=name, options=options, base_dir=base_dir, source=source, files=rule)
     raise SettingsError(
         f"`provisioner` must be a name or a mapping, not {type(value).__name__}",
         where=source.where("provisioner"),
@@ -303,11 +346,6 @@ def _read_settings(raw: RawOptions, rootdir: Path) -> tuple[Settings, list[str]]
             _check_keys(data, YAML_KEYS, source)
     base_dir = config_path.parent if config_path else rootdir
     names, platforms_source = _platforms_from(raw, data, source)
-    provisioner = (
-        _provisioner_from(data["provisioner"], source, base_dir)
-        if "provisioner" in data
-        else ProvisionerConfig(base_dir=base_dir, source=source)
-    )
 
     def layered(noun: str) -> Any:
         """The command line, else the ini key, else the YAML key, else the default; each value
@@ -324,12 +362,18 @@ def _read_settings(raw: RawOptions, rootdir: Path) -> tuple[Settings, list[str]]
         return option.default
 
     values = {o.noun: layered(o.noun) for o in OPTIONS if o.parse is not None}
+    rule = FileRule(rootdir, allow_outside=values["allow_outside_project"])
+    provisioner = (
+        _provisioner_from(data["provisioner"], source, base_dir, rule)
+        if "provisioner" in data
+        else ProvisionerConfig(base_dir=base_dir, source=source, files=rule)
+    )
     settings = Settings(
         **values,
         provisioner=provisioner,
         config_file=config_path,
         platforms_source=platforms_source,
-        nodes=_nodes_from(data["nodes"], source, base_dir) if "nodes" in data else (),
+        nodes=_nodes_from(data["nodes"], source, base_dir, rule) if "nodes" in data else (),
         platform_definitions=_platform_definitions_from(data.get("platform_definitions"), source, base_dir),
         registry_mirror=_registry_mirror(data.get("registry_mirror"), source),
     )
@@ -373,7 +417,7 @@ def _str_list(value: Any, where: str, what: str, example: str) -> tuple[str, ...
     return tuple(str(v) for v in value)
 
 
-def _nodes_from(value: Any, source: Source, base_dir: Path) -> tuple[NodeConfig, ...]:
+def _nodes_from(value: Any, source: Source, base_dir: Path, rule: FileRule) -> tuple[NodeConfig, ...]:
     """``nodes:`` → node configs in file order (the first one is the default node)."""
     if not isinstance(value, dict) or not value:
         raise SettingsError(
@@ -417,7 +461,7 @@ def _nodes_from(value: Any, source: Source, base_dir: Path) -> tuple[NodeConfig,
         where = source.where(key)
         found[name] = NodeConfig(
             name=name,
-            provisioner=_provisioner_from(body["provisioner"], source, base_dir)
+            provisioner=_provisioner_from(body["provisioner"], source, base_dir, rule)
             if "provisioner" in body
             else None,
             groups=_str_list(body.get("groups") or [], where, "groups", "groups: [frontend]"),
@@ -430,6 +474,7 @@ def _nodes_from(value: Any, source: Source, base_dir: Path) -> tuple[NodeConfig,
             side_effect=_str_list(
                 body.get("side_effect") or [], where, "side_effect", "side_effect: [systemctl restart app]"
             ),
+            where=where,
         )
     converge_order(found, source)  # refuses unknown names and cycles now, before any container
     return tuple(found.values())

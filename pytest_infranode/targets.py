@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 from typing import final
 
+from pytest_infranode import reaper
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.node import container_name
 from pytest_infranode.platforms import Platform
@@ -59,6 +60,7 @@ class NodeLayout:
     """The nodes made on every platform: one unnamed node, or those of ``nodes:``."""
 
     def __init__(self, settings: Settings) -> None:
+        check_unique_names(settings)
         self.settings = settings
         self.configs: dict[str, NodeConfig] = {n.name: n for n in settings.nodes} or {"": NodeConfig(name="")}
         """Short name → settings of each node made per platform, in file order."""
@@ -136,3 +138,63 @@ class NodeLayout:
                 )
             chosen += [m for m in members if m not in chosen]
         return chosen or [self.default]
+
+
+def _describe(platform: str, node: str) -> str:
+    return f"platform {platform!r} node {node!r}" if node else f"platform {platform!r}"
+
+
+def check_unique_names(settings: Settings) -> None:
+    """Refuse platforms and nodes whose names build one container name (or network name, or
+    kept name), before any node exists: ``debian-12`` + ``x-y`` and ``debian-12-x`` + ``y`` both
+    make ``infranode-<session>-debian-12-x-y``, and the daemon would answer the second with 409.
+    Pure: the session id is the same prefix on every name, so a placeholder stands for it.
+
+    :raises SettingsError: naming both nodes, where each was declared, and how to fix it.
+    """
+    session = "<session>"
+    shorts = [n.name for n in settings.nodes]
+    where_of = {n.name: n.where for n in settings.nodes}
+    taken: dict[tuple[str, str], tuple[str, str, str]] = {}
+    """(namespace, name) → (platform, node, what the name is). Containers and their kept names
+    share Docker's one namespace of container names; networks have their own."""
+
+    def claim(namespace: str, name: str, platform: str, node: str, what: str) -> None:
+        other = taken.get((namespace, name))
+        if other is None:
+            taken[namespace, name] = (platform, node, what)
+            return
+        o_platform, o_node, o_what = other
+        places = [
+            f"node {n!r} at {where_of[n]}" for n in dict.fromkeys((o_node, node)) if n and where_of.get(n)
+        ]
+        places.append(f"platforms from {settings.platforms_source}")
+        raise SettingsError(
+            f"{_describe(o_platform, o_node)} and {_describe(platform, node)} would have one name: "
+            f"{o_what} and {what} are both {name}",
+            where="; ".join(places),
+            fix="rename one of the two nodes in `nodes:`, or give one platform another name in "
+            "`platform_definitions:`. Names are joined with '-' (and '.' becomes '-'), so "
+            "'debian-12' + 'x-y' and 'debian-12-x' + 'y' meet",
+        )
+
+    kept = "the kept container (--infra-keep)"
+    for platform in settings.platforms:
+        own = container_name(session, platform.name)
+        if shorts:  # the network the platform's named nodes share
+            claim("network", own, platform.name, "", "the network")
+        else:  # the platform's single node
+            claim("container", own, platform.name, "", "the container")
+    for platform in settings.platforms:
+        for short in shorts:
+            claim(
+                "container",
+                container_name(session, platform.name, short),
+                platform.name,
+                short,
+                "the container",
+            )
+    for platform in settings.platforms:
+        for short in shorts or [""]:
+            name = container_name(session, platform.name, short) + reaper.KEPT_SUFFIX
+            claim("container", name, platform.name, short, kept)

@@ -20,6 +20,9 @@ from typing import Any
 from typing import final
 
 from pytest_infranode.errors import SettingsError
+from pytest_infranode.projectfiles import FileRule
+from pytest_infranode.projectfiles import check_path
+from pytest_infranode.projectfiles import walk
 from pytest_infranode.provisioners.base import OutputSink
 
 if TYPE_CHECKING:
@@ -86,29 +89,49 @@ class Options:
     def env(self, key: str = "env") -> dict[str, str]:
         return {k: str(v) for k, v in self.mapping(key).items()}
 
-    def path(self, key: str, *, required: bool = False, directory: bool = False) -> Path | None:
-        """A file (or directory) named by option ``key``, relative to the configuration file."""
+    def path(
+        self, key: str, *, required: bool = False, directory: bool = False, into_node: bool = False
+    ) -> Path | None:
+        """A file (or directory) named by option ``key``, relative to the configuration file.
+
+        A file is checked by the rule of :mod:`~pytest_infranode.projectfiles` (a regular file
+        inside the project); a directory too, and every file in it, when ``into_node`` says that
+        its files are copied into the node. A directory handed to a runner-side tool as a search
+        path (Ansible's ``roles_path``) is only checked to be a directory.
+        """
         name = self.string(key)
         if name is None:
             if required:
                 raise self.error(key, f"`{key}` is required", f"write `{key}: <path>` under `provisioner:`")
             return None
-        return self.resolve(key, name, directory=directory)
+        return self.resolve(key, name, directory=directory, into_node=into_node)
 
-    def paths(self, key: str, *, directory: bool = False) -> list[Path]:
-        return [self.resolve(key, name, directory=directory) for name in self.strings(key)]
+    def paths(self, key: str, *, directory: bool = False, into_node: bool = False) -> list[Path]:
+        return [
+            self.resolve(key, name, directory=directory, into_node=into_node) for name in self.strings(key)
+        ]
 
-    def resolve(self, key: str, name: str, *, directory: bool = False) -> Path:
+    def resolve(self, key: str, name: str, *, directory: bool = False, into_node: bool = False) -> Path:
         path = Path(name) if Path(name).is_absolute() else self.config.base_dir / name
-        exists = path.is_dir() if directory else path.is_file()
+        # Only whether it is there: what it is (a FIFO, a device, a symlink leaving the project)
+        # is for check_path to say.
+        exists = path.is_dir() if directory and not into_node else path.exists()
+        kind = "directory" if directory else "file"
         if not exists:
-            kind = "directory" if directory else "file"
             raise SettingsError(
                 f"{self.provisioner} provisioner: {kind} {name!r} does not exist",
                 where=self.where(key) + f" (looked at {path})",
                 fix="paths are relative to the directory of the configuration file",
             )
-        return path
+        if directory and not into_node:
+            return path
+        return check_path(
+            path,
+            self.config.file_rule,
+            what=f"{self.provisioner} provisioner: {kind} {name!r}",
+            where=self.where(key),
+            directory=directory,
+        )
 
 
 def find_tool(tool: str) -> str | None:
@@ -160,13 +183,17 @@ def run_streaming(
     return status, b"".join(collected).decode("utf-8", "replace")
 
 
-def tree_files(root: Path, prefix: str = "") -> dict[str, tuple[bytes, int]]:
-    """Every regular file under ``root`` as ``relative name -> (content, mode)``, for put_files."""
+def tree_files(root: Path, prefix: str = "", rule: FileRule | None = None) -> dict[str, tuple[bytes, int]]:
+    """Every regular file under ``root`` as ``relative name -> (content, mode)``, for put_files;
+    each checked again by ``rule`` (inside ``root`` when None) just before it is read.
+
+    :raises SettingsError: an entry outside the project, or not a regular file.
+    """
     files: dict[str, tuple[bytes, int]] = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            name = path.relative_to(root).as_posix()
-            files[f"{prefix}{name}"] = (path.read_bytes(), path.stat().st_mode & 0o777)
+    checked = rule if rule is not None else FileRule(root)
+    for path in walk(root, checked, what=f"directory {root}", where=str(root)):
+        name = path.relative_to(root).as_posix()
+        files[f"{prefix}{name}"] = (path.read_bytes(), path.stat().st_mode & 0o777)
     return files
 
 

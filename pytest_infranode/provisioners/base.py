@@ -35,12 +35,16 @@ class ConvergeResult:
     :param changed: whether it changed the node, when the provisioner can tell (None: it cannot).
     :param changes: what it changed, in the provisioner's own words (a task and its diff, a
         resource), one entry per change; shown when an idempotence check fails.
+    :param reason: why it failed, when the provisioner can tell (see the attribute).
     """
 
     exit_status: int
     output: str = ""
     changed: bool | None = None
     changes: tuple[str, ...] = ()
+    reason: str = ""
+    """Why it failed, in one sentence, when the provisioner knows better than its exit status
+    (``user 'app' does not exist in the node``); shown in the converge error's first line."""
 
     @property
     def ok(self) -> bool:

@@ -59,7 +59,7 @@ def validate(config: ProvisionerConfig) -> None:
     opts = _options(config)
     if opts.get("cookbooks") is None:
         raise opts.error("cookbooks", "`cookbooks` is required", "write `cookbooks: cookbooks`")
-    opts.path("cookbooks", directory=True)
+    opts.path("cookbooks", directory=True, into_node=True)
     if not opts.strings("run_list"):
         raise opts.error("run_list", "`run_list` is required", 'write `run_list: ["recipe[web]"]`')
     opts.mapping("attributes")
@@ -175,7 +175,7 @@ class ChefProvisioner:
             return ConvergeResult(127, str(err))
         cookbooks = opts.path("cookbooks", directory=True)
         assert cookbooks is not None
-        files = tree_files(cookbooks, "cookbooks/")
+        files = tree_files(cookbooks, "cookbooks/", config.file_rule)
         files["attributes.json"] = (json.dumps(opts.mapping("attributes")).encode(), 0o600)
         in_node(node, ["rm", "-rf", REMOTE], output)
         node.put_files(REMOTE, files)

@@ -59,9 +59,8 @@ def validate(config: ProvisionerConfig) -> None:
             "manifest", "`manifest` is required", "write `manifest: site.pp` under `provisioner:`"
         )
     path = config.base_dir / name
-    if not path.is_dir():
-        opts.path("manifest", required=True)
-    opts.path("modules", directory=True)
+    opts.path("manifest", required=True, directory=path.is_dir(), into_node=True)
+    opts.path("modules", directory=True, into_node=True)
     opts.mapping("facts")
     opts.boolean("install", True)
     opts.strings("args")
@@ -126,12 +125,12 @@ class PuppetProvisioner:
             output(f"{err}\n".encode())
             return ConvergeResult(127, str(err))
         manifest = config.base_dir / str(opts.string("manifest"))
-        files = tree_files(manifest, "manifests/") if manifest.is_dir() else {}
+        files = tree_files(manifest, "manifests/", config.file_rule) if manifest.is_dir() else {}
         if not files:
             files = {f"manifests/{manifest.name}": (manifest.read_bytes(), 0o644)}
         modules = opts.path("modules", directory=True)
         if modules is not None:
-            files.update(tree_files(modules, "modules/"))
+            files.update(tree_files(modules, "modules/", config.file_rule))
         in_node(node, ["rm", "-rf", REMOTE], output)
         node.put_files(REMOTE, files)
         env = {f"FACTER_{k}": str(v) for k, v in opts.mapping("facts").items()}

@@ -73,8 +73,8 @@ def validate(config: ProvisionerConfig) -> None:
         raise opts.error(
             "states", "`states` is required", "write `states: salt` (the directory with top.sls)"
         )
-    opts.path("states", directory=True)
-    opts.path("pillar", directory=True)
+    opts.path("states", directory=True, into_node=True)
+    opts.path("pillar", directory=True, into_node=True)
     opts.strings("apply")
     install_mode(opts)
     if not isinstance(opts.get("version", PIP_VERSION), (str, int, float)):
@@ -213,9 +213,13 @@ class SaltProvisioner:
                 return ConvergeResult(code or 127, str(failure))
         states = opts.path("states", directory=True)
         assert states is not None
-        files = tree_files(states, "states/")
+        files = tree_files(states, "states/", config.file_rule)
         pillar = opts.path("pillar", directory=True)
-        files.update(tree_files(pillar, "pillar/") if pillar else {"pillar/top.sls": (b"{}\n", 0o644)})
+        files.update(
+            tree_files(pillar, "pillar/", config.file_rule)
+            if pillar
+            else {"pillar/top.sls": (b"{}\n", 0o644)}
+        )
         in_node(node, ["rm", "-rf", REMOTE], output)
         node.put_files(REMOTE, files)
         collected: list[bytes] = []

@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import final
 
+from pytest_infranode.errors import InfranodeError
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.hookspecs import hookimpl
+from pytest_infranode.projectfiles import check_path
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
@@ -96,13 +98,20 @@ def plan(config: ProvisionerConfig) -> tuple[list[Path], list[str]]:
     scripts = []
     for name in _as_list(config.options.get("script"), "script", config):
         path = Path(name) if Path(name).is_absolute() else config.base_dir / name
-        if not path.is_file():
+        if not path.exists():  # a directory, a FIFO, a link leaving the project: check_path says
             raise SettingsError(
                 f"shell provisioner: script {name!r} does not exist",
                 where=config.source.where("provisioner.script") + f" (looked at {path})",
                 fix="paths are relative to the directory of the configuration file",
             )
-        scripts.append(path)
+        scripts.append(
+            check_path(
+                path,
+                config.file_rule,
+                what=f"shell provisioner: script {name!r}",
+                where=config.source.where("provisioner.script"),
+            )
+        )
     inline = _as_list(config.options.get("inline"), "inline", config)
     if not scripts and not inline:
         raise SettingsError(
@@ -125,6 +134,27 @@ def script_argv(remote_path: str, content: bytes) -> list[str]:
     if content.startswith(b"#!"):
         return [remote_path]
     return ["/bin/sh", remote_path]
+
+
+def missing_user(node: Node, user: str, config: ProvisionerConfig) -> str:
+    """Why a step run as ``user`` exited with 126 (what Docker answers for a user the node does
+    not know, with no output), when that is the reason: the sentence for the converge error, or
+    "" when the user exists (or the node cannot tell: no ``id``, a numeric uid)."""
+    name = user.split(":", 1)[0]
+    if not name or name.isdigit():
+        return ""  # a uid needs no passwd entry
+    try:
+        found = node.run_argv(["id", "-u", "--", name])
+    except InfranodeError:
+        return ""
+    if found.exit_status != 1:  # 0: it exists; 126/127: no `id` to ask
+        return ""
+    return (
+        f"user {name!r} does not exist in the node (it has no passwd entry), so no step can run as it "
+        f"(`user:` at {config.source.where('provisioner.user')}); create the user first: in the platform's "
+        "image (`platform_definitions: {<platform>: {prepare: ['useradd ...']}}`), or run the steps as root "
+        "by removing `user:`"
+    )
 
 
 @final
@@ -158,7 +188,12 @@ class ShellProvisioner:
                 argv, env=env, workdir=REMOTE_DIR if files else None, user=user, on_output=sink
             )
             if result.exit_status != 0:
-                return ConvergeResult(result.exit_status, b"".join(collected).decode("utf-8", "replace"))
+                reason = missing_user(node, user, config) if result.exit_status == 126 and user else ""
+                if reason:
+                    sink(f"infranode: {reason}\n".encode())
+                return ConvergeResult(
+                    result.exit_status, b"".join(collected).decode("utf-8", "replace"), reason=reason
+                )
         return ConvergeResult(0, b"".join(collected).decode("utf-8", "replace"), changed=None)
 
 

@@ -37,6 +37,9 @@ class Case:
     lines: list[str]
     outcomes: dict[str, int] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    raw_files: dict[str, bytes] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    """name → target of a symlink made in the project."""
 
 
 CASES = {
@@ -57,6 +60,17 @@ CASES = {
         ("--infra-platform=debian-12",),
         pytest.ExitCode.USAGE_ERROR,
         ["*infranode.yaml is not valid YAML*", "*where: *infranode.yaml:4:1*"],
+    ),
+    "non-utf8-yaml": Case(
+        {},
+        ("--infra-platform=debian-12",),
+        pytest.ExitCode.USAGE_ERROR,
+        [
+            "*configuration file infranode.yaml is not UTF-8 text: byte 0xe9 at line 4, column 6*",
+            "*where: *infranode.yaml:4:6*",
+            "*fix:   save the file as UTF-8*",
+        ],
+        raw_files={"infranode.yaml": INLINE.encode() + b"# caf\xe9 (latin-1)\n"},
     ),
     "unknown-key": Case(
         {"infranode.yaml": INLINE + "keeep: always\n"},
@@ -93,6 +107,18 @@ CASES = {
         ("--infra-platform=debian-12",),
         pytest.ExitCode.USAGE_ERROR,
         ["*script 'converge.sh' does not exist*", "*looked at *converge.sh*"],
+    ),
+    "script-symlink-leaves-the-project": Case(
+        {"infranode.yaml": "provisioner:\n  name: shell\n  script: converge.sh\n"},
+        ("--infra-platform=debian-12",),
+        pytest.ExitCode.USAGE_ERROR,
+        [
+            "*shell provisioner: script 'converge.sh' is outside the project: *converge.sh "
+            "(which leads to /etc/shadow) is not under *",
+            "*where: *infranode.yaml:3 (provisioner.script)*",
+            "*set `allow_outside_project: true`*",
+        ],
+        links={"converge.sh": "/etc/shadow"},
     ),
     "missing-config-file": Case(
         {},
@@ -142,6 +168,22 @@ CASES = {
         ["*no platform given: run with --infra-platform=debian-12*"],
         outcomes={"errors": 1},
     ),
+    "colliding-names": Case(
+        {
+            "infranode.yaml": INLINE
+            + "platform_definitions:\n  debian-12-x: {base: debian-12}\nnodes:\n  x-y: {}\n  y: {}\n",
+            "test_c.py": "import pytest\n\n@pytest.mark.infra_node('x-y', 'y')\n"
+            "def test_a(host):\n    assert host.run('true').rc == 0\n",
+        },
+        ("--infra-platform=debian-12,debian-12-x",),
+        pytest.ExitCode.USAGE_ERROR,
+        [
+            "*platform 'debian-12' node 'x-y' and platform 'debian-12-x' node 'y' would have one name:*"
+            "infranode-<session>-debian-12-x-y*",
+            "*where: node 'x-y' at *infranode.yaml:7 (nodes.x-y); node 'y' at *infranode.yaml:8 (nodes.y)*",
+            "*fix:   rename one of the two nodes in `nodes:`*",
+        ],
+    ),
     "marker-typo": Case(
         {
             "infranode.yaml": INLINE,
@@ -164,6 +206,10 @@ def test_bad_input(
         monkeypatch.setenv(key, value)
     for filename, content in case.files.items():
         (pytester.path / filename).write_text(content)
+    for filename, data in case.raw_files.items():
+        (pytester.path / filename).write_bytes(data)
+    for filename, target in case.links.items():
+        (pytester.path / filename).symlink_to(target)
     if not any(f.startswith("test_") for f in case.files):
         pytester.makepyfile(SPEC)
     run = infra_run(*case.args)
@@ -292,3 +338,52 @@ def test_exec_on_a_removed_node(engine: Engine) -> None:
         assert node.name in str(excinfo.value) or node.container_id[:12] in str(excinfo.value)
     finally:
         node.remove()
+
+
+@pytest.mark.parametrize("fixture", ["host", "infra_node", "infra_nodes"])
+def test_a_converge_error_is_shown_once(pytester: pytest.Pytester, infra_run: Run, fixture: str) -> None:
+    """The fixture fails outside `except`: no "During handling of the above exception" repeat."""
+    pytester.makefile(
+        ".yaml", infranode="provisioner:\n  name: shell\n  inline: ['echo said-once >&2; exit 3']\n"
+    )
+    pytester.makepyfile(f"def test_a({fixture}):\n    pass\n")
+    run = infra_run("--infra-platform=debian-12", "-rN")  # -rN: no short summary, which repeats line 1
+    run.result.assert_outcomes(errors=1)
+    out = run.result.stdout.str()
+    assert "exited with status 3" in out, out
+    assert out.count("--- last lines of the converge output ---") == 1, out
+    assert "During handling of the above exception" not in out, out
+
+
+def test_a_user_that_does_not_exist_in_the_node(pytester: pytest.Pytester, infra_run: Run) -> None:
+    pytester.makefile(
+        ".yaml", infranode="provisioner:\n  name: shell\n  inline: [whoami]\n  user: nosuchuser\n"
+    )
+    pytester.makepyfile(SPEC)
+    run = infra_run("--infra-platform=debian-12", "-rN")
+    run.result.assert_outcomes(errors=1)
+    run.result.stdout.fnmatch_lines(
+        [
+            "*the shell provisioner exited with status 126: user 'nosuchuser' does not exist in the node*",
+            "*infranode: user 'nosuchuser' does not exist in the node*",  # the tail says it too
+        ]
+    )
+    assert "Traceback" not in run.result.stdout.str()
+
+
+def test_report_sections_carry_no_terminal_escapes(pytester: pytest.Pytester, infra_run: Run) -> None:
+    pytester.makefile(
+        ".yaml",
+        infranode=r"""
+        provisioner:
+          name: shell
+          inline:
+            - printf '\033[31mred-marker\033[0m\n'
+        """,
+    )
+    pytester.makepyfile("def test_fails(infra_node):\n    assert False\n")
+    run = infra_run("--infra-platform=debian-12", "--color=no")
+    run.result.assert_outcomes(failed=1)
+    out = run.result.stdout.str()
+    run.result.stdout.fnmatch_lines(["*infranode converge log of *(tail)*", "red-marker"])
+    assert "\x1b" not in out, repr(out)

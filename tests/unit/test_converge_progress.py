@@ -113,3 +113,17 @@ def test_the_thread_reads_what_the_converge_appends_to_its_log(tmp_path: Path) -
                 break
             progress._stop.wait(0.1)
     assert said == ["n: converging (6 s): TASK [web : Install nginx]"]
+
+
+def test_report_sections_carry_no_terminal_escapes() -> None:
+    from pytest_infranode.progress import without_escapes
+
+    text = (
+        "\x1b[0;32mok: [web]\x1b[0m\r\n"  # colours, a CRLF
+        "\x1b]0;title\x07TASK [x]\n"  # an OSC window title
+        "10%\r50%\r100%\n"  # a redrawn progress line keeps its last state
+        "\x1b[2K\x1b[1Gdone\tnow\x07\n"  # erase line, cursor move, a bell; the tab stays
+        "\x1bMup"  # a bare escape (reverse index)
+    )
+    assert without_escapes(text) == "ok: [web]\nTASK [x]\n100%\ndone\tnow\nup"
+    assert "\x1b" not in without_escapes(text)

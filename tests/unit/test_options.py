@@ -57,6 +57,7 @@ def test_command_line_beats_ini_beats_yaml_beats_default(tmp_path: Path, option:
         "cache": ("converge", "off", "converge"),
         "parallel": (1, "2", 3),
         "pull": ("always", "never", "missing"),
+        "allow_outside_project": (True, "false", True),
     }
     assert isinstance(option, type(OPTIONS[0]))
     cli, ini, yaml_value = samples[option.noun]

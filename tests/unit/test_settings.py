@@ -428,3 +428,55 @@ def test_the_infranode_command_reads_the_catalog_without_choosing(tmp_path: Path
     catalog = configured_catalog(RawOptions(), tmp_path)
     assert "corp-12" in catalog.names()
     assert len(catalog) == len(BUILTIN_PLATFORMS) + 1
+
+
+def test_non_utf8_yaml_names_the_file_the_byte_and_the_fix(tmp_path: Path) -> None:
+    config = tmp_path / "infranode.yaml"
+    config.write_bytes(b"platforms: [debian-12]\n# caf\xe9\n")
+    with pytest.raises(SettingsError) as excinfo:
+        build_settings(RawOptions(), tmp_path)
+    err = excinfo.value
+    assert err.what == (
+        "configuration file infranode.yaml is not UTF-8 text: byte 0xe9 at line 2, column 6 cannot be decoded"
+    )
+    assert err.where == f"{config}:2:6"
+    assert err.fix.startswith("save the file as UTF-8")
+
+
+def test_non_utf8_pyproject_is_refused_the_same_way(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_bytes(b'[tool.infranode]\nplatforms = ["\xff"]\n')
+    with pytest.raises(SettingsError) as excinfo:
+        build_settings(RawOptions(), tmp_path)
+    assert excinfo.value.what.startswith(
+        "configuration file pyproject.toml is not UTF-8 text: byte 0xff at line 2"
+    )
+    assert excinfo.value.where == f"{pyproject}:2:15"
+
+
+def test_unreadable_config_names_the_file_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(tmp_path / "infranode.yaml", "platforms: [debian-12]\n")
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == config:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_bytes(self)
+
+    # The tests run as root too, where chmod 000 does not stop a read: the OS's refusal is simulated.
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    with pytest.raises(SettingsError) as excinfo:
+        build_settings(RawOptions(), tmp_path)
+    err = excinfo.value
+    assert err.what == "configuration file infranode.yaml cannot be read: Permission denied"
+    assert err.where == str(config)
+    assert f"`chmod a+r {config}`" in err.fix
+
+
+def test_config_that_is_a_directory_cannot_be_read(tmp_path: Path) -> None:
+    from pytest_infranode.settings import read_config_text
+
+    with pytest.raises(SettingsError, match="cannot be read: Is a directory"):
+        read_config_text(tmp_path)

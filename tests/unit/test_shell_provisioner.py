@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.engine.api import OutputSink
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.node import Node
+from pytest_infranode.projectfiles import FileRule
 from pytest_infranode.provisioners.base import MaskingSink
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.shell import REMOTE_DIR
@@ -45,11 +47,21 @@ def test_plan_resolves_scripts_relative_to_base_dir(tmp_path: Path) -> None:
     assert inline == ["echo three"]
 
 
-def test_plan_accepts_absolute_script(tmp_path: Path) -> None:
-    absolute = script(tmp_path / "elsewhere" / "x.sh", "true\n")
+def test_plan_accepts_absolute_script_inside_the_project(tmp_path: Path) -> None:
+    absolute = script(tmp_path / "base" / "scripts" / "x.sh", "true\n")
     scripts, inline = plan(config(tmp_path / "base", script=str(absolute)))
     assert scripts == [absolute]
     assert inline == []
+
+
+def test_plan_refuses_an_absolute_script_outside_the_project_unless_allowed(tmp_path: Path) -> None:
+    absolute = script(tmp_path / "elsewhere" / "x.sh", "true\n")
+    with pytest.raises(SettingsError, match="is outside the project"):
+        plan(config(tmp_path / "base", script=str(absolute)))
+    allowed = dataclasses.replace(
+        config(tmp_path / "base", script=str(absolute)), files=FileRule(tmp_path / "base", allow_outside=True)
+    )
+    assert plan(allowed) == ([absolute], [])
 
 
 def test_plan_inline_only(tmp_path: Path) -> None:
@@ -284,3 +296,39 @@ def test_secret_env_must_be_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         plan(config(tmp_path, inline="true", secret_env=["INFRANODE_TEST_SECRET"]))
     assert "INFRANODE_TEST_SECRET" in excinfo.value.what
     assert "export INFRANODE_TEST_SECRET" in excinfo.value.fix
+
+
+def test_a_user_the_node_does_not_know_is_named_as_the_reason(tmp_path: Path) -> None:
+    cfg = config(tmp_path, inline=["whoami"], user="nosuchuser")
+    # Docker's answer to an exec as an unknown user: 126 and no output; then `id` says so.
+    node = FakeNode(results=[(126, b""), (1, b"id: 'nosuchuser': no such user\n")])
+    result = ShellProvisioner().converge(cast(Node, node), cfg, lambda _chunk: None)
+    assert result.exit_status == 126
+    assert result.reason == (
+        "user 'nosuchuser' does not exist in the node (it has no passwd entry), so no step can run as it "
+        "(`user:` at default (provisioner.user)); create the user first: in the platform's image "
+        "(`platform_definitions: {<platform>: {prepare: ['useradd ...']}}`), or run the steps as root by "
+        "removing `user:`"
+    )
+    assert node.runs[1] == Run(["id", "-u", "--", "nosuchuser"], None, None, None)  # asked as root
+    assert result.output.endswith(f"infranode: {result.reason}\n")  # in the log and its tail too
+
+
+@pytest.mark.parametrize(
+    ("user", "answers", "asked"),
+    [
+        ("app", [(126, b""), (0, b"1000\n")], True),  # the user exists: 126 is the step's own
+        ("1234", [(126, b"")], False),  # a uid needs no passwd entry: not asked
+        ("app", [(126, b""), (127, b"")], True),  # no `id` in the node: nothing claimed
+        ("app", [(3, b"")], False),  # another status: not asked
+    ],
+)
+def test_no_reason_is_made_up(
+    tmp_path: Path, user: str, answers: list[tuple[int, bytes]], asked: bool
+) -> None:
+    node = FakeNode(results=list(answers))
+    result = ShellProvisioner().converge(
+        cast(Node, node), config(tmp_path, inline=["x"], user=user), lambda _c: None
+    )
+    assert result.reason == ""
+    assert len(node.runs) == (2 if asked else 1)
