@@ -100,6 +100,46 @@ class NodeLayout:
             if any(f"{platform.name}/{n}" in wanted for n in self.dependents(name))
         ]
 
+    def dependencies(self, name: str) -> set[str]:
+        """Every node ``name`` (transitively) depends on, without itself."""
+        found: set[str] = set()
+        todo = list(self.configs[name].depends_on)
+        while todo:
+            dep = todo.pop()
+            if dep not in found and dep in self.configs:
+                found.add(dep)
+                todo += self.configs[dep].depends_on
+        return found
+
+    def converged_together(self, name: str) -> list[str]:
+        """The nodes converged in one run with ``name`` (those sharing its provisioner
+        settings, in converge order), when a provisioner can (see ``ConvergesTogether``); empty
+        when ``name`` is converged alone.
+
+        A node converged alone that depends on one of them, and on which one of them depends,
+        would have to be converged in the middle of the run: then every node is converged
+        alone (``depends_on`` decides, as without one run).
+        """
+        if not self.settings.nodes or name not in self.configs:
+            return []
+        config = self.provisioner_of(name)
+        members = [n for n in self.order if self.provisioner_of(n) == config]
+        if len(members) < 2:
+            return []
+        outside = {d for m in members for d in self.dependencies(m)} - set(members)
+        if any(set(members) & self.dependencies(d) for d in outside):
+            return []
+        return members
+
+    def levels(self, names: list[str]) -> list[list[str]]:
+        """``names`` in ``depends_on`` levels: the first holds those that depend on none of
+        them, each next one those whose dependencies among them are in earlier levels. Pure."""
+        level: dict[str, int] = {}
+        for name in [n for n in self.order if n in names]:
+            deps = [d for d in self.dependencies(name) if d in names]
+            level[name] = 1 + max((level[d] for d in deps), default=-1)
+        return [[n for n in level if level[n] == i] for i in range(max(level.values(), default=-1) + 1)]
+
     def with_dependencies(self, target: Target) -> list[Target]:
         """``target`` after every node it (transitively) depends on."""
         return [Target(target.platform, n) for n in self.order if target.node in self.dependents(n)]
