@@ -179,6 +179,11 @@ class InfraSession:
         """Short names chosen by an ``infra_node`` marker; without one, the default node."""
         return self.layout.select(names, group)
 
+    def select_hosts(self, specs: list[object], where: str = "") -> list[str]:
+        """Short names chosen by a test module's ``testinfra_hosts`` (see
+        :meth:`NodeLayout.select_hosts`)."""
+        return self.layout.select_hosts(specs, [p.name for p in self.platforms], where)
+
     # the daemon
     def connect(self) -> Engine:
         """Connect to the daemon once, and sweep what expired sessions left there."""

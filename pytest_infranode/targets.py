@@ -176,3 +176,57 @@ class NodeLayout:
                 )
             chosen += [m for m in members if m not in chosen]
         return chosen or [self.default]
+
+    def select_hosts(
+        self, specs: Iterable[object], platform_names: Iterable[str] = (), where: str = ""
+    ) -> list[str]:
+        """Short names chosen by a test module's ``testinfra_hosts`` (testinfra's host specs):
+        ``NAME`` or ``GROUP``, ``BACKEND://NAME`` or ``BACKEND://GROUP`` (``docker://web``,
+        ``ssh://user@web``, the inventory backend's ``…://servers``), ``all``, and the inventory
+        names that testinfra's inventory runner returns (the nodes' names); each node
+        once, in ``nodes:`` order. An empty list chooses none (the tests are skipped, as
+        testinfra does). Without ``nodes:``, the single node is the platform's name and ``all``.
+
+        :raises SettingsError: a host that is no node or group, or ``local://``.
+        """
+        declared = [n for n in self.configs if n]
+        where = where or "testinfra_hosts"
+        chosen: set[str] = set()
+        for spec in specs:
+            if not isinstance(spec, str):
+                raise SettingsError(
+                    f"testinfra_hosts holds {spec!r}, not a host name",
+                    where=where,
+                    fix='list host names: testinfra_hosts = ["servers"]',
+                )
+            scheme, _, rest = spec.rpartition("://")
+            name = rest.split("?", 1)[0].rsplit("@", 1)[-1].strip()
+            if scheme == "local" or not name:
+                raise SettingsError(
+                    f"testinfra_hosts names {spec!r}: the specs run in the nodes, not on the runner",
+                    where=where,
+                    fix="name nodes or groups of `nodes:` (NAME, GROUP, BACKEND://NAME, all)",
+                )
+            for part in name.split(","):
+                chosen |= self._hosts_named(part.strip(), declared, set(platform_names), where)
+        return [n for n in self.configs if n in chosen]
+
+    def _hosts_named(self, name: str, declared: list[str], platforms: set[str], where: str) -> set[str]:
+        if name == "all" or (not declared and name in platforms | {""}):
+            return set(self.configs)
+        if name in declared:
+            return {name}
+        members = {n for n, c in self.configs.items() if name in c.groups}
+        if members:
+            return members
+        groups = sorted({g for c in self.configs.values() for g in c.groups})
+        close = difflib.get_close_matches(name, [*declared, *groups], n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        known = (
+            f"nodes: {', '.join(declared)}; groups: {', '.join(groups) or 'none'}"
+            if declared
+            else (f"the single node of each platform: {', '.join(sorted(platforms))}, or all")
+        )
+        raise SettingsError(
+            f"testinfra_hosts names {name!r}, which is no node or group", where=where, fix=hint + known
+        )

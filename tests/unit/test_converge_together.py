@@ -4,6 +4,8 @@ order, the inventory it writes, and the session on the fake engine. No daemon.""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,9 @@ from pytest_infranode import hookspecs
 from pytest_infranode import reaper
 from pytest_infranode.engine.core import Engine
 from pytest_infranode.errors import ConvergeError
+from pytest_infranode.errors import SettingsError
 from pytest_infranode.hookspecs import hookimpl
+from pytest_infranode.molecule.environment import tools_path
 from pytest_infranode.node import Node
 from pytest_infranode.platforms import BUILTIN_PLATFORMS
 from pytest_infranode.provisioners import ansible
@@ -286,3 +290,72 @@ def test_a_provisioner_without_it_converges_node_by_node(tmp_path: Path, engine:
     session.node_for(d12, "a")
     assert [s for op, s in engine.calls if op == "create"] == [session.node_name(Target(d12, "a"))]
     session.teardown()
+
+
+# the specs' own host selection (testinfra_hosts)
+def test_testinfra_hosts_choose_nodes_by_name_group_and_backend(tmp_path: Path) -> None:
+    layout = _layout(tmp_path, CLUSTER)
+    assert layout.select_hosts(["ansible://clients"]) == ["client-1", "client-2"]
+    assert layout.select_hosts(["server-1"]) == ["server-1"]  # what get_hosts("servers") returns
+    assert layout.select_hosts(["docker://client-2", "ssh://root@server-1?timeout=3"]) == [
+        "server-1",
+        "client-2",
+    ]
+    assert layout.select_hosts(["ansible://all"]) == ["server-1", "client-1", "client-2"]
+    assert layout.select_hosts(["ansible://servers,client-2"]) == ["server-1", "client-2"]
+    assert layout.select_hosts([]) == []  # testinfra: no host, the tests are skipped
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("ansible://client", "(?s)'client', which is no node or group.*did you mean 'clients'"),
+        ("local://", "the specs run in the nodes"),
+        (3, "holds 3, not a host name"),
+    ],
+)
+def test_testinfra_hosts_naming_no_node_are_refused(tmp_path: Path, spec: object, message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as err:
+        _layout(tmp_path, CLUSTER).select_hosts([spec], where="tests/test_x.py")
+    assert err.value.where == "tests/test_x.py"
+
+
+def test_without_nodes_the_platform_name_is_the_single_node(tmp_path: Path) -> None:
+    layout = _layout(tmp_path, "provisioner: {name: shell}\n")
+    assert layout.select_hosts(["ansible://debian-12"], ["debian-12"]) == [""]
+    assert layout.select_hosts(["all"], ["debian-12"]) == [""]
+    with pytest.raises(SettingsError, match="single node of each platform: debian-12"):
+        layout.select_hosts(["web"], ["debian-12"])
+
+
+def test_the_session_inventory_answers_testinfras_ansible_runner(
+    tmp_path: Path, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a Molecule spec asks at collection time, answered from the inventory written
+    before any node exists (by ansible-inventory, as testinfra runs it)."""
+    from testinfra.utils.ansible_runner import AnsibleRunner
+
+    # the tools next to this Python, as the plugin puts them on PATH for a Molecule scenario
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    path = tools_path(os.environ, Path(sys.executable).parent)
+    assert path is not None
+    monkeypatch.setenv("PATH", path)
+    (tmp_path / "site.yml").write_text("- hosts: all\n")
+    yaml = (
+        "provisioner:\n  name: ansible\n  playbook: site.yml\n"
+        "  groups: {servers: [server-1], clients: [client-1, client-2]}\n"
+        "  host_vars: {server-1: {cluster_port: 7001}}\n" + CLUSTER.split("\n", 1)[1]
+    )
+    (tmp_path / "infranode.yaml").write_text(yaml)
+    settings = build_settings(RawOptions(cli_platforms=["debian-12"]), tmp_path)
+    manager = pluggy.PluginManager("pytest")
+    manager.add_hookspecs(hookspecs)
+    manager.register(ansible)
+    session = InfraSession(settings, manager.hook, log_dir=tmp_path / "logs")
+    [inventory] = session.write_inventories()
+    assert inventory.parent == tmp_path / "logs"
+    runner = AnsibleRunner(str(inventory))
+    assert runner.get_hosts("servers") == ["server-1"]
+    assert runner.get_hosts("clients") == ["client-1", "client-2"]
+    assert runner.get_variables("server-1")["cluster_port"] == 7001
+    assert session.select_hosts(runner.get_hosts("servers")) == ["server-1"]

@@ -1,0 +1,71 @@
+"""The MOLECULE_* variables of a session configured from a Molecule scenario. No daemon."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pytest_infranode.molecule.environment import instance_config_text
+from pytest_infranode.molecule.environment import scenario_of
+from pytest_infranode.molecule.environment import session_variables
+from pytest_infranode.molecule.environment import tools_path
+
+
+def _scenario(tmp_path: Path) -> Path:
+    scenario = tmp_path / "roles" / "web" / "molecule" / "default"
+    scenario.mkdir(parents=True)
+    (scenario / "molecule.yml").write_text("driver: {name: docker}\n")
+    (scenario / "infranode.yaml").write_text("platforms: [debian-12]\n")
+    return scenario
+
+
+def test_a_config_next_to_molecule_yml_came_from_its_scenario(tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path)
+    found = scenario_of(scenario / "infranode.yaml")
+    assert found is not None
+    assert (found.role_dir, found.directory, found.name) == (tmp_path / "roles" / "web", scenario, "default")
+    (tmp_path / "infranode.yaml").write_text("platforms: [debian-12]\n")
+    assert scenario_of(tmp_path / "infranode.yaml") is None
+    assert scenario_of(None) is None
+
+
+def test_the_variables_molecule_sets_for_its_verifier(tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path)
+    found = scenario_of(scenario / "infranode.yaml")
+    assert found is not None
+    inv, eph = tmp_path / "logs" / "s.inventory.yml", tmp_path / "logs" / "s.molecule"
+    variables = session_variables(found, inventory=inv, ephemeral=eph)
+    role = tmp_path / "roles" / "web"
+    assert variables == {
+        "MOLECULE_PROJECT_DIRECTORY": str(role),
+        "MOLECULE_SCENARIO_DIRECTORY": str(scenario),
+        "MOLECULE_SCENARIO_NAME": "default",
+        "MOLECULE_FILE": str(scenario / "molecule.yml"),
+        "MOLECULE_DRIVER_NAME": "docker",
+        "MOLECULE_PROVISIONER_NAME": "ansible",
+        "MOLECULE_ENV_FILE": str(role / ".env.yml"),
+        "MOLECULE_EPHEMERAL_DIRECTORY": str(eph),
+        "MOLECULE_INVENTORY_FILE": str(inv),
+        "MOLECULE_INSTANCE_CONFIG": str(eph / "instance_config.yml"),
+        "MOLECULE_STATE_FILE": str(eph / "state.yml"),
+        "MOLECULE_DEBUG": "False",
+        "MOLECULE_VERIFIER_NAME": "testinfra",
+        "MOLECULE_VERIFIER_TEST_DIRECTORY": str(scenario / "tests"),
+    }
+
+
+def test_the_ansible_tools_next_to_python_go_on_path_when_missing(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    assert tools_path({"PATH": "/usr/bin"}, bin_dir) is None  # no tool there
+    (bin_dir / "ansible-inventory").write_text("")
+    assert tools_path({"PATH": "/usr/bin:/bin"}, bin_dir) == os.pathsep.join(
+        [str(bin_dir), "/usr/bin", "/bin"]
+    )
+    assert tools_path({"PATH": f"/usr/bin:{bin_dir}"}, bin_dir) is None  # already there
+
+
+def test_instance_config_names_each_instance_and_its_container() -> None:
+    assert instance_config_text({"server-1": "infranode-s-debian-12-server-1"}) == (
+        "- instance: server-1\n  container: infranode-s-debian-12-server-1\n"
+    )
