@@ -88,7 +88,14 @@ class _HostOverride:
         from pytest_infranode.backend import make_host
 
         infra = request.config.stash.get(SESSION_KEY, None)
-        return make_host(infra_node, command_timeout=infra.settings.command_timeout if infra else None)
+        if infra is None:  # pragma: no cover - infra_node already failed
+            return make_host(infra_node)
+        inventory = infra.inventory_path(infra_node.platform)
+        return make_host(
+            infra_node,
+            command_timeout=infra.settings.command_timeout,
+            inventory=(str(inventory), infra.inventory_name(infra_node)) if inventory.is_file() else None,
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -148,9 +155,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _session_inventory(config: pytest.Config, session: InfraSession, log_dir: Path) -> None:
-    """Write the session's inventories (before collection: specs read them); when the
-    configuration came from a Molecule scenario, set the ``MOLECULE_*`` variables Molecule sets
-    for its verifier (restored at the end)."""
+    """Write the session's inventories (before collection: specs read them), and set what the
+    specs' own runs of the tool need to use them (its plugins; the tools next to this Python on
+    ``PATH``); when the configuration came from a Molecule scenario, the ``MOLECULE_*``
+    variables Molecule sets for its verifier too. All restored at the end."""
     try:
         written = session.write_inventories()
     except OSError as err:
@@ -160,18 +168,19 @@ def _session_inventory(config: pytest.Config, session: InfraSession, log_dir: Pa
     from pytest_infranode.molecule.environment import session_variables
     from pytest_infranode.molecule.environment import tools_path
 
-    scenario = scenario_of(session.settings.config_file)
-    if scenario is None or not written:
+    if not written:
         return
-    ephemeral = log_dir / f"infranode-{session.session_id}.molecule"
-    ephemeral.mkdir(parents=True, exist_ok=True)
-    variables = session_variables(scenario, inventory=written[0], ephemeral=ephemeral)
-    first = session.platforms[0]
-    hosts = {h.name: h.container for h in session.inventory_hosts(first)}
-    Path(variables["MOLECULE_INSTANCE_CONFIG"]).write_text(instance_config_text(hosts))
+    variables = session.inventory_env()
     path = tools_path(os.environ, Path(sys.executable).parent)
     if path is not None:
         variables["PATH"] = path
+    scenario = scenario_of(session.settings.config_file)
+    if scenario is not None:
+        ephemeral = log_dir / f"infranode-{session.session_id}.molecule"
+        ephemeral.mkdir(parents=True, exist_ok=True)
+        variables.update(session_variables(scenario, inventory=written[0], ephemeral=ephemeral))
+        hosts = {h.name: h.container for h in session.inventory_hosts(session.platforms[0])}
+        Path(variables["MOLECULE_INSTANCE_CONFIG"]).write_text(instance_config_text(hosts))
     saved = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)
 

@@ -290,6 +290,18 @@ class InfraSession:
             written.append(path)
         return written
 
+    def inventory_env(self) -> dict[str, str]:
+        """The environment the specs' own runs of the provisioner's tool need to use the
+        session inventory (empty when the provisioner writes none)."""
+        provisioner = self.provisioner
+        if not isinstance(provisioner, ConvergesTogether):
+            return {}
+        return dict(provisioner.inventory_env(self.settings.provisioner))
+
+    def inventory_name(self, node: Node) -> str:
+        """The host name of ``node`` in the session inventory."""
+        return node.short_name or node.platform.name
+
     def plan(self, targets: list[Target]) -> None:
         """Tell the session which nodes the collected tests use; the first :meth:`node_for` then
         starts making all of them (bounded by :attr:`parallel`), in ``depends_on`` order."""

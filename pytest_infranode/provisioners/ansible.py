@@ -328,6 +328,14 @@ class AnsibleProvisioner:
         """The session's inventory of ``hosts`` (JSON, which the yaml inventory plugin reads)."""
         return json.dumps(group_inventory(config, hosts, docker_host=None), indent=2) + "\n"
 
+    def inventory_env(self, config: ProvisionerConfig) -> dict[str, str]:
+        """Our connection plugin, for ``ansible`` run by the specs (``host.ansible(...)``)."""
+        existing = os.environ.get("ANSIBLE_CONNECTION_PLUGINS")
+        paths = [str(PLUGINS / "connection"), *filter(None, [existing])]
+        if existing and str(PLUGINS / "connection") in existing.split(os.pathsep):
+            paths = [existing]
+        return {"ANSIBLE_CONNECTION_PLUGINS": os.pathsep.join(paths)}
+
     def converge_together(
         self,
         nodes: Sequence[Node],

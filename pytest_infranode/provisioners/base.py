@@ -206,6 +206,12 @@ class ConvergesTogether(Protocol):
         """The inventory of ``hosts`` as file text, before or after their containers exist."""
         ...
 
+    def inventory_env(self, config: ProvisionerConfig) -> Mapping[str, str]:
+        """What the tool's other commands need in their environment to use the inventory (its
+        connection plugin): the session sets it, so that the specs' own runs of the tool reach
+        the nodes (testinfra's module runner, for one)."""
+        ...
+
     def converge_together(
         self,
         nodes: Sequence[Node],

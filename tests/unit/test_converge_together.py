@@ -161,6 +161,9 @@ class Together:
     def inventory_text(self, hosts: Sequence[InventoryHost], config: ProvisionerConfig) -> str:
         return json.dumps({h.name: h.container for h in hosts})
 
+    def inventory_env(self, config: ProvisionerConfig) -> dict[str, str]:
+        return {"TOGETHER_PLUGINS": "/plugins"}
+
     def converge_together(
         self,
         nodes: Sequence[Node],
@@ -359,3 +362,13 @@ def test_the_session_inventory_answers_testinfras_ansible_runner(
     assert runner.get_hosts("clients") == ["client-1", "client-2"]
     assert runner.get_variables("server-1")["cluster_port"] == 7001
     assert session.select_hosts(runner.get_hosts("servers")) == ["server-1"]
+    # host.ansible on a node's host, through the same inventory (the node itself is not reached)
+    from pytest_infranode.backend import make_host
+
+    node = Node(engine, DEBIAN_12, session_id=session.session_id, image="img", short_name="server-1")
+    host = make_host(node, inventory=(str(inventory), session.inventory_name(node)))
+    variables = host.ansible.get_variables()
+    assert variables["inventory_hostname"] == "server-1"
+    assert sorted(variables["group_names"]) == ["all", "servers"]  # testinfra adds all
+    assert variables["ansible_host"] == session.node_name(Target(session.platforms[0], "server-1"))
+    assert not make_host(node).backend.HAS_RUN_ANSIBLE  # without an inventory: testinfra's error
