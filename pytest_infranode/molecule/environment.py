@@ -24,6 +24,25 @@ ANSIBLE_TOOLS = ("ansible-inventory", "ansible")
 pytest when that folder is not on ``PATH`` (a virtualenv used without activating it)."""
 
 
+SESSION_VARIABLES = (
+    "MOLECULE_PROJECT_DIRECTORY",
+    "MOLECULE_SCENARIO_DIRECTORY",
+    "MOLECULE_SCENARIO_NAME",
+    "MOLECULE_FILE",
+    "MOLECULE_DRIVER_NAME",
+    "MOLECULE_PROVISIONER_NAME",
+    "MOLECULE_ENV_FILE",
+    "MOLECULE_EPHEMERAL_DIRECTORY",
+    "MOLECULE_INVENTORY_FILE",
+    "MOLECULE_INSTANCE_CONFIG",
+    "MOLECULE_STATE_FILE",
+    "MOLECULE_DEBUG",
+    "MOLECULE_VERIFIER_NAME",
+    "MOLECULE_VERIFIER_TEST_DIRECTORY",
+)
+"""What :func:`session_variables` sets, for the import's report."""
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class Scenario:
