@@ -22,6 +22,9 @@ No sshd and no docker CLI: the inventory uses the ``infranode`` connection plugi
 ``ansible_plugins/connection/``, which runs commands and copies files through pytest-infranode's
 engine (the Docker SDK). The inventory host is named after the platform (``debian-12``), or
 after the node for named nodes (``nodes: {web: …}``); ``host_vars`` are keyed by that name.
+Named nodes of one platform that share these settings are converged by one run over an
+inventory of all of them (:meth:`AnsibleProvisioner.converge_together`, the contract's
+``ConvergesTogether``), written to the session's inventory file, which stays.
 
 "Changed" is Ansible's own: a task reported ``changed``. The ``infranode_changes`` callback
 records each changed task; a node's second converge (the idempotence check) runs with
