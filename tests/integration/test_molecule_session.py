@@ -93,6 +93,7 @@ def test_a_suite_without_molecule_runs_depends_on_levels_and_selects_hosts(
                     create: true
                     mode: "0644"
                   delegate_to: db
+                  throttle: 1
                   when: "'web' in group_names"
             """
         ),
