@@ -162,6 +162,21 @@ class NodeFactory:
         return node
 
     def make_group(self, group: tuple[Target, ...]) -> dict[str, Node | InfranodeError]:
+        """The nodes of ``group``, converged in one run; under xdist, made once for all the
+        workers (by the first one that needs one of them)."""
+        if self.shared is None:
+            return self._make_group(group)
+        by_key = {t.key: t for t in group}
+        return self.shared.group(
+            list(by_key),
+            make=lambda: self._make_group(group),
+            attach=lambda key, record: self._attach(by_key[key], record),
+            failed=lambda key, err: self._record(by_key[key], error=err),
+            made=lambda key, node: self._record(by_key[key], node=node),
+            start_afresh=lambda key: self.connect().remove_container(self.identity.node_name(by_key[key])),
+        )
+
+    def _make_group(self, group: tuple[Target, ...]) -> dict[str, Node | InfranodeError]:
         """The nodes of ``group`` (one platform, one provisioner settings) booted side by side,
         then converged in one run over an inventory of all of them, then each one's
         ``side_effect:``. The run's error is every node's; a node that did not boot fails

@@ -238,10 +238,10 @@ class InfraSession:
     def converged_together(self, target: Target) -> tuple[Target, ...]:
         """The targets converged in one run with ``target`` (itself among them), or () when it
         is converged alone: its provisioner does not offer it, it has no other node with the
-        same provisioner settings, a ``conftest.py`` converges nodes itself (the
-        ``pytest_infranode_converge`` hook is per node), or an xdist worker makes it (workers
-        share nodes one by one)."""
-        if self.role == "worker" or not self._converge_hook_is_ours():
+        same provisioner settings, or a ``conftest.py`` converges nodes itself (the
+        ``pytest_infranode_converge`` hook is per node). Under xdist the first worker that
+        needs one of them makes them all (see ``SharedNodes.group``)."""
+        if not self._converge_hook_is_ours():
             return ()
         config = self.layout.provisioner_of(target.node)
         if not isinstance(self.provisioners[config.name], ConvergesTogether):
