@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
+import pytest
+
+from pytest_infranode.cli import main
 from pytest_infranode.molecule.environment import instance_config_text
 from pytest_infranode.molecule.environment import scenario_of
 from pytest_infranode.molecule.environment import session_variables
 from pytest_infranode.molecule.environment import tools_path
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "molecule"
 
 
 def _scenario(tmp_path: Path) -> Path:
@@ -68,4 +74,37 @@ def test_the_ansible_tools_next_to_python_go_on_path_when_missing(tmp_path: Path
 def test_instance_config_names_each_instance_and_its_container() -> None:
     assert instance_config_text({"server-1": "infranode-s-debian-12-server-1"}) == (
         "- instance: server-1\n  container: infranode-s-debian-12-server-1\n"
+    )
+
+
+def test_the_cluster_specs_are_collected_on_the_hosts_they_choose(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No daemon: collection only. test_servers.py asks testinfra's AnsibleRunner for the
+    servers of MOLECULE_INVENTORY_FILE (ansible-inventory, not on PATH here), test_clients.py
+    names ansible://clients: each spec is collected once per node it chose."""
+    role = pytester.path / "cluster_hosts"
+    shutil.copytree(FIXTURES / "cluster_hosts", role)
+    monkeypatch.chdir(pytester.path)
+    assert main(["import", "molecule", "--role", str(role)]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    result = pytester.runpytest_subprocess(
+        "--rootdir=cluster_hosts/molecule/default",
+        "cluster_hosts/molecule/default/tests",
+        "--collect-only",
+        "-q",
+    )
+    ids = [line.split("::", 1)[1] for line in result.stdout.lines if "::" in line]
+    assert sorted(ids) == sorted(
+        [
+            "test_client_sees_the_servers[debian-12-client-1]",
+            "test_client_sees_the_servers[debian-12-client-2]",
+            "test_client_resolves_its_own_name[debian-12-client-1]",
+            "test_client_resolves_its_own_name[debian-12-client-2]",
+            "test_client_group_vars_from_the_link[debian-12-client-1]",
+            "test_client_group_vars_from_the_link[debian-12-client-2]",
+            "test_server_knows_every_client[debian-12]",
+            "test_server_port_comes_from_host_vars[debian-12]",
+        ]
     )
