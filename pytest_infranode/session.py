@@ -251,7 +251,8 @@ class InfraSession:
     def _converge_hook_is_ours(self) -> bool:
         caller = getattr(self.hook, "pytest_infranode_converge", None)
         impls = caller.get_hookimpls() if caller is not None else []
-        return all(impl.plugin is self for impl in impls)
+        # wrappers (the live progress) wrap a converge, they do not make one
+        return all(impl.plugin is self or impl.wrapper or impl.hookwrapper for impl in impls)
 
     def inventory_path(self, platform: Platform) -> Path:
         """The inventory of ``platform``'s nodes for this session: written before collection

@@ -22,6 +22,7 @@ from pytest_infranode.hookspecs import hookimpl
 from pytest_infranode.molecule.environment import tools_path
 from pytest_infranode.node import Node
 from pytest_infranode.platforms import BUILTIN_PLATFORMS
+from pytest_infranode.progress import ProgressPlugin
 from pytest_infranode.provisioners import ansible
 from pytest_infranode.provisioners import shell
 from pytest_infranode.provisioners.base import ConvergeResult
@@ -223,7 +224,8 @@ def test_one_run_converges_every_node_once_all_have_booted(
     tmp_path: Path, engine: FakeEngine, parallel: int
 ) -> None:
     together = Together()
-    session = _session(tmp_path, NODES, together, cli_parallel=parallel)
+    progress = ProgressPlugin(lambda _line: None, tmp_path / "logs", tty=False)  # a wrapper
+    session = _session(tmp_path, NODES, together, extra=progress, cli_parallel=parallel)
     d12 = session.platforms[0]
     written = session.write_inventories()
     assert written == [session.inventory_path(d12)]
