@@ -25,10 +25,41 @@ class NodeBackend(testinfra.backend.base.BaseBackend):  # type: ignore[misc]  # 
 
     NAME = "infranode"
 
-    def __init__(self, node: Node, *, command_timeout: float | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        node: Node,
+        *,
+        command_timeout: float | None = None,
+        inventory: tuple[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.node = node
         self.command_timeout = command_timeout
+        self.inventory = inventory
+        """The session inventory and the node's host name in it, for testinfra's module runner."""
+        self.HAS_RUN_ANSIBLE = inventory is not None
         super().__init__(node.name, **kwargs)
+
+    def _runner(self) -> Any:
+        from testinfra.utils.ansible_runner import AnsibleRunner
+
+        assert self.inventory is not None
+        return AnsibleRunner.get_runner(self.inventory[0])
+
+    def run_ansible(self, module_name: str, module_args: str | None = None, **kwargs: Any) -> Any:
+        """testinfra's module call on the host: the module, run by testinfra's runner on this node's
+        host of the session inventory (its commands reach the node through the engine, not
+        through the exec channel)."""
+        assert self.inventory is not None
+        return self._runner().run_module(
+            self.inventory[1], module_name, module_args, get_encoding=lambda: self.encoding, **kwargs
+        )
+
+    def get_variables(self) -> dict[str, Any]:
+        """The node's variables in the session inventory (``inventory_hostname``, groups, vars)."""
+        assert self.inventory is not None
+        variables: dict[str, Any] = self._runner().get_variables(self.inventory[1])
+        return variables
 
     def get_pytest_id(self) -> str:
         return self.node.platform.name
@@ -55,13 +86,17 @@ class NodeBackend(testinfra.backend.base.BaseBackend):  # type: ignore[misc]  # 
         return self.node.run_argv(["/bin/sh", "-c", cmd])
 
 
-def make_host(node: Node, *, command_timeout: float | None = None) -> testinfra.host.Host:
+def make_host(
+    node: Node, *, command_timeout: float | None = None, inventory: tuple[str, str] | None = None
+) -> testinfra.host.Host:
     """A testinfra ``Host`` bound to ``node``; every testinfra module works on it.
 
     :param command_timeout: seconds each command may run before it is killed and its test fails
         (through the exec channel; the one-exec-per-command fallback has no timeout).
+    :param inventory: the session inventory and the node's host name in it: then testinfra's
+        module runner works on the node too.
     """
-    backend = NodeBackend(node, command_timeout=command_timeout)
+    backend = NodeBackend(node, command_timeout=command_timeout, inventory=inventory)
     host = testinfra.host.Host(backend)
     backend.set_host(host)
     return host

@@ -23,6 +23,8 @@ from pytest_infranode.targets import Target
 
 MakeNode = Callable[[Target], Node]
 """Makes (or attaches to) the converged node of a target; raises InfranodeError."""
+MakeGroup = Callable[[tuple[Target, ...]], dict[str, Node | InfranodeError]]
+"""Makes the nodes of targets converged in one run: each one's node, or its error, by key."""
 
 
 @final
@@ -46,6 +48,8 @@ class BringUp:
         eager: bool,
         name_of: Callable[[Target], str],
         on_failure: Callable[[Target], None] = lambda _target: None,
+        group_of: Callable[[Target], tuple[Target, ...]] = lambda _target: (),
+        make_group: MakeGroup | None = None,
     ) -> None:
         self.layout = layout
         self._make = make
@@ -53,6 +57,9 @@ class BringUp:
         self.eager = eager
         self._name_of = name_of
         self._on_failure = on_failure
+        self._group_of = group_of
+        """The targets converged in one run with a target (itself among them), or ()."""
+        self._make_group = make_group
         self.planned: list[Target] = []
         """Nodes the collected tests will need, dependencies first."""
         self.nodes: dict[str, Node] = {}
@@ -119,26 +126,69 @@ class BringUp:
         for wanted in targets:
             for target in self.layout.with_dependencies(wanted):  # the pool's order is FIFO
                 if target.key not in self._futures and target.key not in self.failures:
-                    self._futures[target.key] = self._pool.submit(self._bring_up, target)
+                    group = self._group_of(target) if self._make_group is not None else ()
+                    if group:
+                        self._submit_group(group)
+                    else:
+                        self._futures[target.key] = self._pool.submit(self._bring_up, target)
+
+    def _submit_group(self, group: tuple[Target, ...]) -> None:
+        """One job for the nodes converged in one run, after what they depend on outside it;
+        each member's future is settled by that job."""
+        assert self._pool is not None
+        keys = {t.key for t in group}
+        self._submit([d for t in group for d in self.layout.with_dependencies(t) if d.key not in keys])
+        futures: dict[str, Future[Node]] = {}
+        for target in group:
+            futures[target.key] = self._futures.setdefault(target.key, Future())
+        self._pool.submit(self._bring_up_group, group, futures)
+
+    def _bring_up_group(self, group: tuple[Target, ...], futures: dict[str, Future[Node]]) -> None:
+        """The nodes of one run, in a pool thread, once what they depend on outside it is up."""
+        assert self._make_group is not None
+        keys = {t.key for t in group}
+        try:
+            for target in group:
+                for dep in self.layout.configs[target.node].depends_on:
+                    needed = Target(target.platform, dep)
+                    if needed.key not in keys:
+                        self._wait_for_dependency(target, needed)
+            outcome = self._make_group(group)
+        except Exception as exc:
+            for future in futures.values():
+                future.set_exception(exc)
+            return
+        for target in group:
+            found = outcome.get(target.key)
+            if isinstance(found, Node):
+                futures[target.key].set_result(found)
+            else:
+                futures[target.key].set_exception(
+                    found or NodeError(f"node {target.node} was not made", where=target.platform.name)
+                )
 
     def _bring_up(self, target: Target) -> Node:
         """One node, in a pool thread, once the nodes it depends on (submitted before it) are up."""
         for dep in self.layout.configs[target.node].depends_on:
-            needed = Target(target.platform, dep)
-            try:
-                self._futures[needed.key].result()
-            except InfranodeError as err:
-                self._fail(needed, err)
-                raise NodeError(
-                    f"node {target.node} was not made: it depends on node {dep}, which failed",
-                    where=f"platform {target.platform.name}",
-                    fix=f"see the error of node {dep}",
-                    detail=str(err),
-                ) from None
-            except Exception as exc:
-                self._fail(needed, exc)
-                raise
+            self._wait_for_dependency(target, Target(target.platform, dep))
         return self._make(target)
+
+    def _wait_for_dependency(self, target: Target, needed: Target) -> None:
+        """Wait until the node ``target`` depends on is up; raise if it could not be made."""
+        dep = needed.node
+        try:
+            self._futures[needed.key].result()
+        except InfranodeError as err:
+            self._fail(needed, err)
+            raise NodeError(
+                f"node {target.node} was not made: it depends on node {dep}, which failed",
+                where=f"platform {target.platform.name}",
+                fix=f"see the error of node {dep}",
+                detail=str(err),
+            ) from None
+        except Exception as exc:
+            self._fail(needed, exc)
+            raise
 
     def _fail(self, target: Target, exc: Exception) -> None:
         """The one failure handler: remember the error for every later request of the node."""

@@ -12,6 +12,7 @@ import time
 import warnings
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 from typing import final
 
@@ -23,6 +24,7 @@ from pytest_infranode.errors import InfranodeWarning
 from pytest_infranode.node import Node
 from pytest_infranode.progress import LineEcho
 from pytest_infranode.provisioners.base import ConvergeResult
+from pytest_infranode.provisioners.base import ConvergesTogether
 from pytest_infranode.provisioners.base import MaskingSink
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.base import mask
@@ -40,6 +42,14 @@ def idempotence_verdict(result: ConvergeResult | None) -> str:
     if result.changed is None:
         return "not checked"
     return "not idempotent" if result.changed else "ok"
+
+
+def _label(node: Node) -> str:
+    return node.short_name or node.platform.name
+
+
+def provisioner_name(provisioner: object) -> str:
+    return str(getattr(provisioner, "name", "the"))
 
 
 def _log_tail(log_path: Path) -> str:
@@ -81,7 +91,7 @@ class Converger:
         started = time.monotonic()
         self.say(f"{node.platform.name}: converging {node.name} with {provisioner.name} (log: {log_path})")
         secrets = secrets_of(config, os.environ)
-        with self._log_sink(node, log_path, secrets, append=False) as output:
+        with self._log_sink(_label(node), log_path, secrets, append=False) as output:
             # A converge past its timeout is ended by stopping the node: that works for every
             # provisioner, whether it runs in the node or on the runner.
             timer = threading.Timer(self.settings.converge_timeout, node.stop_converge)
@@ -125,12 +135,152 @@ class Converger:
         node.converged(str(log_path))
         self.hook.pytest_infranode_after_converge(node=node, result=result)
 
+    def converge_together(
+        self,
+        nodes: Sequence[Node],
+        provisioner: Provisioner,
+        config: ProvisionerConfig,
+        *,
+        levels: Sequence[Sequence[str]],
+        inventory: Path,
+        log_name: str,
+    ) -> None:
+        """Converge booted ``nodes`` of one platform in one run of ``provisioner`` over an
+        inventory of all of them (a run per ``depends_on`` level, limited to it, when there are
+        several), then once more over all of them with ``--infra-idempotence``.
+
+        The run's result is every node's: a failure fails them all (one error, one log).
+        """
+        assert isinstance(provisioner, ConvergesTogether)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{log_name}.converge.log"
+        platform = nodes[0].platform.name
+        names = ", ".join(n.short_name for n in nodes)
+        self.say(
+            f"{platform}: converging nodes {names} in one {provisioner.name} run over the "
+            f"inventory {inventory} (log: {log_path})"
+        )
+        secrets = secrets_of(config, os.environ)
+        started = time.monotonic()
+        result: ConvergeResult | None = None
+        runs = [list(level) for level in levels] if len(levels) > 1 else [[]]
+        with self._log_sink(platform, log_path, secrets, append=False) as output:
+
+            def stop_all() -> None:
+                for each in nodes:
+                    each.stop_converge()
+
+            timer = threading.Timer(self.settings.converge_timeout, stop_all)
+            timer.daemon = True
+            timer.start()
+            for node in nodes:
+                node.begin_converge()
+            try:
+                for limit in runs:
+                    if limit:
+                        output(f"--- infranode: depends_on level: {', '.join(limit)}\n".encode())
+                    result = provisioner.converge_together(
+                        nodes, config, output, inventory=inventory, limit=limit
+                    )
+                    if not result.ok:
+                        break
+            except InfranodeError:
+                if not any(n.timed_out for n in nodes):
+                    raise
+                result = None
+            finally:
+                timer.cancel()
+        took = time.monotonic() - started
+        for node in nodes:
+            node.converge_log = str(log_path)
+            node.record_time("converge", took)
+        timed_out = any(n.timed_out for n in nodes)
+        if result is None or not result.ok or timed_out:
+            for node in nodes:
+                node.failed(str(log_path))
+            status = None if result is None else result.exit_status
+            how = (
+                f"ran longer than the converge timeout ({self.settings.converge_timeout:g} s) and was stopped"
+                if timed_out
+                else f"exited with status {status}"
+            )
+            tail = mask(result.tail(), secrets) if result else ""
+            if not tail and log_path.exists():
+                tail = _log_tail(log_path)
+            raise ConvergeError(
+                f"converge of nodes {names} (one run over all of them) failed: the "
+                f"{provisioner.name} provisioner {how}",
+                where=f"platform {platform}; inventory {inventory}; full log: {log_path}",
+                fix=f"fix the provisioner's input ({config.source.where('provisioner')}); "
+                "keep the nodes for a look with --infra-keep=failure",
+                exit_status=status,
+                log_tail=tail,
+            )
+        if self.settings.idempotence:
+            self._check_idempotence_together(nodes, provisioner, config, inventory, log_path, secrets)
+        for node in nodes:
+            node.converged(str(log_path))
+            self.hook.pytest_infranode_after_converge(node=node, result=result)
+
+    def _check_idempotence_together(
+        self,
+        nodes: Sequence[Node],
+        provisioner: ConvergesTogether,
+        config: ProvisionerConfig,
+        inventory: Path,
+        log_path: Path,
+        secrets: list[str],
+    ) -> None:
+        """The second run over every node; they all fail if it changed anything, showing what."""
+        platform = nodes[0].platform.name
+        names = ", ".join(n.short_name for n in nodes)
+        self.say(f"{platform}: converging nodes {names} again to check idempotence")
+        started = time.monotonic()
+        with self._log_sink(platform, log_path, secrets, append=True) as output:
+            output(b"\n--- infranode: second converge (idempotence check) ---\n")
+            for node in nodes:
+                node.begin_converge()
+            result = provisioner.converge_together(nodes, config, output, inventory=inventory)
+        took = time.monotonic() - started
+        verdict = idempotence_verdict(result)
+        for node in nodes:
+            node.record_time("idempotence", took)
+            self.idempotence[node.name] = verdict
+        where = f"platform {platform}; inventory {inventory}; full log: {log_path}"
+        if not result.ok:
+            for node in nodes:
+                node.failed()
+            raise ConvergeError(
+                f"the second converge of nodes {names} (idempotence check) failed: the "
+                f"{provisioner_name(provisioner)} provisioner exited with status {result.exit_status}",
+                where=where,
+                fix="a converge must succeed when run again on converged nodes; keep the nodes for a "
+                "look with --infra-keep=failure",
+                exit_status=result.exit_status,
+                log_tail=mask(result.tail(), secrets),
+            )
+        if result.changed:
+            for node in nodes:
+                node.failed()
+            changes = [mask(c, secrets) for c in result.changes] or ["(the provisioner did not say what)"]
+            err = ConvergeError(
+                f"nodes {names} are not idempotent: the second run with "
+                f"{provisioner_name(provisioner)} changed "
+                + (f"{len(result.changes)} thing(s)" if result.changes else "something"),
+                where=where,
+                fix="make the converge idempotent (a task that always reports a change, a file "
+                "rewritten every run …), or drop --infra-idempotence",
+                exit_status=result.exit_status,
+            )
+            err.detail = "--- what the second converge changed ---\n" + "\n".join(changes)
+            raise err
+
     def side_effect(self, node: Node, commands: tuple[str, ...], config: ProvisionerConfig) -> None:
         """Molecule's ``side_effect``: commands run in the node after its converge."""
         log_path = Path(node.converge_log)
         started = time.monotonic()
         secrets = secrets_of(config, os.environ)
-        with self._log_sink(node, log_path, secrets, append=True) as output:
+        with self._log_sink(_label(node), log_path, secrets, append=True) as output:
             for command in commands:
                 output(f"--- side_effect: {command}\n".encode())
                 result = node.run_argv(["/bin/sh", "-c", command], on_output=output)
@@ -150,16 +300,12 @@ class Converger:
 
     @contextlib.contextmanager
     def _log_sink(
-        self, node: Node, log_path: Path, secrets: list[str], *, append: bool
+        self, label: str, log_path: Path, secrets: list[str], *, append: bool
     ) -> Iterator[MaskingSink]:
         """Where converge, idempotence and side-effect output goes: secrets masked, written to the
         node's log (readable by us only: it may describe the machine), shown live under -s/-v."""
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-        echo = (
-            LineEcho(self.echo_line, f"  {node.short_name or node.platform.name} | ")
-            if self.echo_line is not None
-            else None
-        )
+        echo = LineEcho(self.echo_line, f"  {label} | ") if self.echo_line is not None else None
         with open(os.open(log_path, flags, 0o600), "ab" if append else "wb") as log_file:
 
             def write(chunk: bytes) -> None:
@@ -187,7 +333,7 @@ class Converger:
         """Converge a second time; fail the node if that changed anything, showing what."""
         self.say(f"{node.platform.name}: converging {node.name} again to check idempotence")
         started = time.monotonic()
-        with self._log_sink(node, log_path, secrets, append=True) as output:
+        with self._log_sink(_label(node), log_path, secrets, append=True) as output:
             output(b"\n--- infranode: second converge (idempotence check) ---\n")
             node.begin_converge()
             result: ConvergeResult | None = self.hook.pytest_infranode_converge(

@@ -9,6 +9,8 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import final
 
 import pluggy
@@ -21,6 +23,7 @@ from pytest_infranode.engine import Engine
 from pytest_infranode.engine.containers import create_kwargs
 from pytest_infranode.errors import InfranodeError
 from pytest_infranode.errors import InfranodeWarning
+from pytest_infranode.errors import NodeError
 from pytest_infranode.keep import KeepPolicy
 from pytest_infranode.node import Node
 from pytest_infranode.node import container_name
@@ -56,8 +59,11 @@ class NodeFactory:
         register: Callable[[Target, Node, bool], None],
         taken: Callable[[], set[str]],
         say: Callable[[str], None],
+        inventory_of: Callable[[Platform], Path] | None = None,
     ) -> None:
         self.settings = settings
+        self.inventory_of = inventory_of
+        """Where the inventory of a platform's nodes converged in one run is written."""
         self.hook = hook
         self.identity = identity
         self.layout = layout
@@ -154,6 +160,108 @@ class NodeFactory:
             raise
         node.record_time("ready", time.monotonic() - started)
         return node
+
+    def make_group(self, group: tuple[Target, ...]) -> dict[str, Node | InfranodeError]:
+        """The nodes of ``group``, converged in one run; under xdist, made once for all the
+        workers (by the first one that needs one of them)."""
+        if self.shared is None:
+            return self._make_group(group)
+        by_key = {t.key: t for t in group}
+        return self.shared.group(
+            list(by_key),
+            make=lambda: self._make_group(group),
+            attach=lambda key, record: self._attach(by_key[key], record),
+            failed=lambda key, err: self._record(by_key[key], error=err),
+            made=lambda key, node: self._record(by_key[key], node=node),
+            start_afresh=lambda key: self.connect().remove_container(self.identity.node_name(by_key[key])),
+        )
+
+    def _make_group(self, group: tuple[Target, ...]) -> dict[str, Node | InfranodeError]:
+        """The nodes of ``group`` (one platform, one provisioner settings) booted side by side,
+        then converged in one run over an inventory of all of them, then each one's
+        ``side_effect:``. The run's error is every node's; a node that did not boot fails
+        alone, and the others are then not converged (their run would miss a host)."""
+        platform = group[0].platform
+        config = self.layout.provisioner_of(group[0].node)
+        provisioner = self.provisioners[config.name]
+        with self._lock:
+            engine = self.connect()
+        started = time.monotonic()
+        with self._image_lock(platform.name):
+            image, cached = engine.prepared_image(
+                platform, self.say, registry_mirror=self.settings.registry_mirror, pull=self.settings.pull
+            )
+        with self._lock:
+            self.start_watchdog()
+            network = self._network_for(platform, engine)
+        took = time.monotonic() - started
+
+        def boot(target: Target) -> Node:
+            node = self._new_node(target, engine, image, network=network)
+            node.image_cached = cached
+            node.record_time("image", took)
+            if self.settings.cache == "converge":
+                node.use_converge_cache("off")
+                self.say(
+                    f"{platform.name}: converge cache not used for {node.name}: it is converged in one "
+                    "run with the other nodes of its platform"
+                )
+            self.register(target, node, True)
+            options = create_kwargs(node.spec, engine.info)
+            custom = self.hook.pytest_infranode_container_options(node=node, options=dict(options))
+            node.create(custom if custom is not None else options)
+            self.say(f"{platform.name}: node {node.name} created, booting")
+            node.start(boot_timeout=self.settings.boot_timeout)
+            return node
+
+        outcome: dict[str, Node | InfranodeError] = {}
+        size = max(1, min(len(group), self.settings.parallel or os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=size, thread_name_prefix="infranode-boot") as pool:
+            booting = {t.key: pool.submit(boot, t) for t in group}
+        for key, future in booting.items():
+            try:
+                outcome[key] = future.result()
+            except InfranodeError as err:
+                outcome[key] = err
+        broken = [t.node for t in group if not isinstance(outcome[t.key], Node)]
+        if broken:
+            for target in group:
+                if isinstance(outcome[target.key], Node):
+                    outcome[target.key] = NodeError(
+                        f"node {target.node} was not converged: it is converged in one run with "
+                        f"node(s) {', '.join(broken)}, which could not be made",
+                        where=f"platform {platform.name}",
+                        fix=f"see the error of node {broken[0]}",
+                    )
+            return outcome
+        nodes = [n for n in outcome.values() if isinstance(n, Node)]
+        assert self.inventory_of is not None
+        try:
+            self.converger.converge_together(
+                nodes,
+                provisioner,
+                config,
+                levels=self.layout.levels([t.node for t in group]),
+                inventory=self.inventory_of(platform),
+                log_name=container_name(self.identity.session_id, platform.name),
+            )
+        except InfranodeError as err:
+            for node in nodes:
+                if node.state == "failed":
+                    self.keep.after_failure(node, self.remover.remove)
+            return {t.key: err for t in group}
+        for target, node in zip(group, nodes, strict=True):
+            side_effect = self.layout.configs[target.node].side_effect
+            try:
+                if side_effect:
+                    self.converger.side_effect(node, side_effect, config)
+            except InfranodeError as err:
+                if node.state == "failed":
+                    self.keep.after_failure(node, self.remover.remove)
+                outcome[target.key] = err
+                continue
+            node.record_time("ready", time.monotonic() - started)
+        return outcome
 
     def _converge_key(
         self, target: Target, engine: Engine, prepared_id: str

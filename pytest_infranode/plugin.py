@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import tempfile
@@ -88,7 +89,14 @@ class _HostOverride:
         from pytest_infranode.backend import make_host
 
         infra = request.config.stash.get(SESSION_KEY, None)
-        return make_host(infra_node, command_timeout=infra.settings.command_timeout if infra else None)
+        if infra is None:  # pragma: no cover - infra_node already failed
+            return make_host(infra_node)
+        inventory = infra.inventory_path(infra_node.platform)
+        return make_host(
+            infra_node,
+            command_timeout=infra.settings.command_timeout,
+            inventory=(str(inventory), infra.inventory_name(infra_node)) if inventory.is_file() else None,
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -138,12 +146,53 @@ def pytest_configure(config: pytest.Config) -> None:
         session.become_controller()
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, PLUGIN_NAME)
+    _session_inventory(config, session, cache_dir)
     # Live progress of long converges: a line every 5 s on a terminal, every 15 s in a CI log.
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     tty = bool(reporter is not None and reporter.isatty())
     config.pluginmanager.register(ProgressPlugin(say, cache_dir, tty=tty), "infranode-progress")
     config.pluginmanager.register(_HostOverride(), "infranode-host")
     _install_sigterm(config)
+
+
+def _session_inventory(config: pytest.Config, session: InfraSession, log_dir: Path) -> None:
+    """Write the session's inventories (before collection: specs read them), and set what the
+    specs' own runs of the tool need to use them (its plugins; the tools next to this Python on
+    ``PATH``); when the configuration came from a Molecule scenario, the ``MOLECULE_*``
+    variables Molecule sets for its verifier too. All restored at the end."""
+    try:
+        written = session.write_inventories()
+    except OSError as err:
+        raise pytest.UsageError(f"pytest-infranode cannot write the session inventory: {err}") from None
+    from pytest_infranode.molecule.environment import instance_config_text
+    from pytest_infranode.molecule.environment import scenario_of
+    from pytest_infranode.molecule.environment import session_variables
+    from pytest_infranode.molecule.environment import tools_path
+
+    if not written:
+        return
+    variables = session.inventory_env()
+    path = tools_path(os.environ, Path(sys.executable).parent)
+    if path is not None:
+        variables["PATH"] = path
+    scenario = scenario_of(session.settings.config_file)
+    if scenario is not None:
+        ephemeral = log_dir / f"infranode-{session.session_id}.molecule"
+        ephemeral.mkdir(parents=True, exist_ok=True)
+        variables.update(session_variables(scenario, inventory=written[0], ephemeral=ephemeral))
+        hosts = {h.name: h.container for h in session.inventory_hosts(session.platforms[0])}
+        Path(variables["MOLECULE_INSTANCE_CONFIG"]).write_text(instance_config_text(hosts))
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+
+    def restore() -> None:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    config.add_cleanup(restore)
 
 
 def _terminal_line_writer(config: pytest.Config) -> Callable[[str], None]:
@@ -249,7 +298,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _chosen_nodes(metafunc: pytest.Metafunc, infra: InfraSession) -> list[str]:
+    """The marker's nodes, else those of the module's ``testinfra_hosts``, else the first."""
     marker = metafunc.definition.get_closest_marker("infra_node")
+    hosts = getattr(metafunc.module, "testinfra_hosts", None) if metafunc.module is not None else None
+    if marker is None and hosts is not None:
+        try:
+            specs = [hosts] if isinstance(hosts, str) else list(hosts)
+            return infra.select_hosts(specs, where=f"testinfra_hosts of {metafunc.module.__file__}")
+        except (InfranodeError, TypeError) as err:
+            message = str(err)
+        pytest.fail(message, pytrace=False)
     if marker is None:
         return infra.select_nodes()
     unknown = set(marker.kwargs) - {"group"}
@@ -406,6 +464,18 @@ def infra_node(request: pytest.FixtureRequest, _infra_target: Target) -> Node:
     except InfranodeError as err:
         message = str(err)
     pytest.fail(message, pytrace=False)  # outside `except`: the error once, not chained twice
+
+
+@pytest.fixture(scope="session")
+def infra_inventory(request: pytest.FixtureRequest, infra_platform: Platform) -> Path:
+    """The session's inventory of the current platform's nodes (written before collection,
+    rewritten by each converge over all of them), when the provisioner writes one."""
+    path = _session(request).inventory_path(infra_platform)
+    if not path.is_file():
+        pytest.fail(
+            f"the {_session(request).provisioner.name} provisioner writes no inventory", pytrace=False
+        )
+    return path
 
 
 @pytest.fixture(scope="session")

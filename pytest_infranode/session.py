@@ -29,9 +29,12 @@ from pytest_infranode.keep import KeepPolicy
 from pytest_infranode.keep import Kept
 from pytest_infranode.keep import keep_workers_nodes
 from pytest_infranode.node import Node
+from pytest_infranode.node import container_name
 from pytest_infranode.platforms import Catalog
 from pytest_infranode.platforms import Platform
 from pytest_infranode.provisioners.base import ConvergeResult
+from pytest_infranode.provisioners.base import ConvergesTogether
+from pytest_infranode.provisioners.base import InventoryHost
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.registry import build_provisioners
@@ -176,6 +179,11 @@ class InfraSession:
         """Short names chosen by an ``infra_node`` marker; without one, the default node."""
         return self.layout.select(names, group)
 
+    def select_hosts(self, specs: list[object], where: str = "") -> list[str]:
+        """Short names chosen by a test module's ``testinfra_hosts`` (see
+        :meth:`NodeLayout.select_hosts`)."""
+        return self.layout.select_hosts(specs, [p.name for p in self.platforms], where)
+
     # the daemon
     def connect(self) -> Engine:
         """Connect to the daemon once, and sweep what expired sessions left there."""
@@ -200,6 +208,8 @@ class InfraSession:
                 eager=eager,
                 name_of=self.node_name,
                 on_failure=lambda target: self.keep.record_failure(target.platform.name),
+                group_of=self.converged_together,
+                make_group=self.factory.make_group,
             )
         return self._bringup
 
@@ -220,8 +230,78 @@ class InfraSession:
                 register=lambda target, node, made: self.bringup.register(target, node, made),
                 taken=lambda: {n.container_id for n in self.bringup.made},
                 say=self.say,
+                inventory_of=self.inventory_path,
             )
         return self._factory
+
+    # one run over the nodes of a platform (a provisioner that offers ConvergesTogether)
+    def converged_together(self, target: Target) -> tuple[Target, ...]:
+        """The targets converged in one run with ``target`` (itself among them), or () when it
+        is converged alone: its provisioner does not offer it, it has no other node with the
+        same provisioner settings, or a ``conftest.py`` converges nodes itself (the
+        ``pytest_infranode_converge`` hook is per node). Under xdist the first worker that
+        needs one of them makes them all (see ``SharedNodes.group``)."""
+        if not self._converge_hook_is_ours():
+            return ()
+        config = self.layout.provisioner_of(target.node)
+        if not isinstance(self.provisioners[config.name], ConvergesTogether):
+            return ()
+        return tuple(Target(target.platform, n) for n in self.layout.converged_together(target.node))
+
+    def _converge_hook_is_ours(self) -> bool:
+        caller = getattr(self.hook, "pytest_infranode_converge", None)
+        impls = caller.get_hookimpls() if caller is not None else []
+        # wrappers (the live progress) wrap a converge, they do not make one
+        return all(impl.plugin is self or impl.wrapper or impl.hookwrapper for impl in impls)
+
+    def inventory_path(self, platform: Platform) -> Path:
+        """The inventory of ``platform``'s nodes for this session: written before collection
+        (:meth:`write_inventories`), rewritten by each run over them; it stays for the session
+        (``MOLECULE_INVENTORY_FILE`` names it)."""
+        return self.log_dir / f"{container_name(self.session_id, platform.name)}.inventory.yml"
+
+    def inventory_hosts(self, platform: Platform) -> list[InventoryHost]:
+        """The hosts of ``platform``'s inventory: every node, reached by its container name."""
+        hosts = []
+        for short, config in self.layout.configs.items():
+            hosts.append(
+                InventoryHost(
+                    name=short or platform.name,
+                    container=self.node_name(Target(platform, short)),
+                    platform=platform,
+                    groups=config.groups,
+                )
+            )
+        return hosts
+
+    def write_inventories(self) -> list[Path]:
+        """Write each platform's session inventory, when the top-level provisioner can write
+        one (before any node exists: the hosts are the containers' names, which the tools
+        accept). Returns the files, in platform order."""
+        provisioner = self.provisioner
+        if not isinstance(provisioner, ConvergesTogether):
+            return []
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for platform in self.platforms:
+            path = self.inventory_path(platform)
+            path.write_text(
+                provisioner.inventory_text(self.inventory_hosts(platform), self.settings.provisioner)
+            )
+            written.append(path)
+        return written
+
+    def inventory_env(self) -> dict[str, str]:
+        """The environment the specs' own runs of the provisioner's tool need to use the
+        session inventory (empty when the provisioner writes none)."""
+        provisioner = self.provisioner
+        if not isinstance(provisioner, ConvergesTogether):
+            return {}
+        return dict(provisioner.inventory_env(self.settings.provisioner))
+
+    def inventory_name(self, node: Node) -> str:
+        """The host name of ``node`` in the session inventory."""
+        return node.short_name or node.platform.name
 
     def plan(self, targets: list[Target]) -> None:
         """Tell the session which nodes the collected tests use; the first :meth:`node_for` then

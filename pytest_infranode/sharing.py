@@ -194,6 +194,41 @@ class SharedNodes:
         record.raise_error()
         return attach(record)
 
+    def group(
+        self,
+        keys: list[str],
+        make: Callable[[], dict[str, Node | InfranodeError]],
+        attach: Callable[[str, NodeRecord], Node],
+        failed: Callable[[str, InfranodeError], NodeRecord],
+        made: Callable[[str, Node], NodeRecord],
+        start_afresh: Callable[[str], None],
+    ) -> dict[str, Node | InfranodeError]:
+        """The nodes of ``keys``, converged in one run: made together by the first worker that
+        needs one of them, under one file lock, each with its record; the others attach to
+        each (or get its error)."""
+        with self.shared.locked(f"group-{keys[0]}"):
+            found = {key: self.shared.read(f"node-{key}") for key in keys}
+            if any(data is None for data in found.values()):
+                for key in keys:
+                    start_afresh(key)
+                outcome = make()
+                for key in keys:
+                    result = outcome[key]
+                    record = made(key, result) if isinstance(result, Node) else failed(key, result)
+                    self.shared.write(f"node-{key}", record.to_json())
+                return outcome
+        attached: dict[str, Node | InfranodeError] = {}
+        for key, data in found.items():
+            assert data is not None
+            record = NodeRecord.from_json(data)
+            try:
+                record.raise_error()
+            except InfranodeError as err:
+                attached[key] = err
+                continue
+            attached[key] = attach(key, record)
+        return attached
+
     def network(self, platform_name: str, create: Callable[[], str]) -> str:
         """The id of the network the nodes of ``platform_name`` share, made by the first worker."""
         with self.shared.locked(f"network-{platform_name}"):

@@ -102,6 +102,46 @@ class NodeLayout:
             if any(f"{platform.name}/{n}" in wanted for n in self.dependents(name))
         ]
 
+    def dependencies(self, name: str) -> set[str]:
+        """Every node ``name`` (transitively) depends on, without itself."""
+        found: set[str] = set()
+        todo = list(self.configs[name].depends_on)
+        while todo:
+            dep = todo.pop()
+            if dep not in found and dep in self.configs:
+                found.add(dep)
+                todo += self.configs[dep].depends_on
+        return found
+
+    def converged_together(self, name: str) -> list[str]:
+        """The nodes converged in one run with ``name`` (those sharing its provisioner
+        settings, in converge order), when a provisioner can (see ``ConvergesTogether``); empty
+        when ``name`` is converged alone.
+
+        A node converged alone that depends on one of them, and on which one of them depends,
+        would have to be converged in the middle of the run: then every node is converged
+        alone (``depends_on`` decides, as without one run).
+        """
+        if not self.settings.nodes or name not in self.configs:
+            return []
+        config = self.provisioner_of(name)
+        members = [n for n in self.order if self.provisioner_of(n) == config]
+        if len(members) < 2:
+            return []
+        outside = {d for m in members for d in self.dependencies(m)} - set(members)
+        if any(set(members) & self.dependencies(d) for d in outside):
+            return []
+        return members
+
+    def levels(self, names: list[str]) -> list[list[str]]:
+        """``names`` in ``depends_on`` levels: the first holds those that depend on none of
+        them, each next one those whose dependencies among them are in earlier levels. Pure."""
+        level: dict[str, int] = {}
+        for name in [n for n in self.order if n in names]:
+            deps = [d for d in self.dependencies(name) if d in names]
+            level[name] = 1 + max((level[d] for d in deps), default=-1)
+        return [[n for n in level if level[n] == i] for i in range(max(level.values(), default=-1) + 1)]
+
     def with_dependencies(self, target: Target) -> list[Target]:
         """``target`` after every node it (transitively) depends on."""
         return [Target(target.platform, n) for n in self.order if target.node in self.dependents(n)]
@@ -139,6 +179,59 @@ class NodeLayout:
             chosen += [m for m in members if m not in chosen]
         return chosen or [self.default]
 
+    def select_hosts(
+        self, specs: Iterable[object], platform_names: Iterable[str] = (), where: str = ""
+    ) -> list[str]:
+        """Short names chosen by a test module's ``testinfra_hosts`` (testinfra's host specs):
+        ``NAME`` or ``GROUP``, ``BACKEND://NAME`` or ``BACKEND://GROUP`` (``docker://web``,
+        ``ssh://user@web``, the inventory backend's ``…://servers``), ``all``, and the inventory
+        names that testinfra's inventory runner returns (the nodes' names); each node
+        once, in ``nodes:`` order. An empty list chooses none (the tests are skipped, as
+        testinfra does). Without ``nodes:``, the single node is the platform's name and ``all``.
+
+        :raises SettingsError: a host that is no node or group, or ``local://``.
+        """
+        declared = [n for n in self.configs if n]
+        where = where or "testinfra_hosts"
+        chosen: set[str] = set()
+        for spec in specs:
+            if not isinstance(spec, str):
+                raise SettingsError(
+                    f"testinfra_hosts holds {spec!r}, not a host name",
+                    where=where,
+                    fix='list host names: testinfra_hosts = ["servers"]',
+                )
+            scheme, _, rest = spec.rpartition("://")
+            name = rest.split("?", 1)[0].rsplit("@", 1)[-1].strip()
+            if scheme == "local" or not name:
+                raise SettingsError(
+                    f"testinfra_hosts names {spec!r}: the specs run in the nodes, not on the runner",
+                    where=where,
+                    fix="name nodes or groups of `nodes:` (NAME, GROUP, BACKEND://NAME, all)",
+                )
+            for part in name.split(","):
+                chosen |= self._hosts_named(part.strip(), declared, set(platform_names), where)
+        return [n for n in self.configs if n in chosen]
+
+    def _hosts_named(self, name: str, declared: list[str], platforms: set[str], where: str) -> set[str]:
+        if name == "all" or (not declared and name in platforms | {""}):
+            return set(self.configs)
+        if name in declared:
+            return {name}
+        members = {n for n, c in self.configs.items() if name in c.groups}
+        if members:
+            return members
+        groups = sorted({g for c in self.configs.values() for g in c.groups})
+        close = difflib.get_close_matches(name, [*declared, *groups], n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        known = (
+            f"nodes: {', '.join(declared)}; groups: {', '.join(groups) or 'none'}"
+            if declared
+            else (f"the single node of each platform: {', '.join(sorted(platforms))}, or all")
+        )
+        raise SettingsError(
+            f"testinfra_hosts names {name!r}, which is no node or group", where=where, fix=hint + known
+        )
 
 def _describe(platform: str, node: str) -> str:
     return f"platform {platform!r} node {node!r}" if node else f"platform {platform!r}"

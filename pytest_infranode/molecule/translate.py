@@ -28,6 +28,7 @@ from typing import Literal
 from typing import final
 
 from pytest_infranode.errors import SettingsError
+from pytest_infranode.molecule.environment import SESSION_VARIABLES
 from pytest_infranode.molecule.interpolation import RUNTIME_VARIABLES
 from pytest_infranode.molecule.interpolation import molecule_variables
 from pytest_infranode.molecule.model import DEFAULT_TEST_SEQUENCE
@@ -418,8 +419,8 @@ class _Translator:
         if definitions:
             data["platform_definitions"] = definitions
         self.sequence()
-        tests, options = self.verifier()
-        self.multi_host(len(s.platforms))
+        tests, options = self.verifier(layout)
+        self.multi_host(len(s.platforms), layout)
         self.variables()
         if self.config_dir != s.directory.resolve():
             self.gap(
@@ -896,7 +897,7 @@ class _Translator:
                 env[name] = known[name]
                 if known[name].startswith("/"):
                     written.append((name, where))
-            elif name in RUNTIME_VARIABLES:
+            elif name in RUNTIME_VARIABLES and name not in SESSION_VARIABLES:
                 self.gap(
                     f"{name} in a playbook",
                     where,
@@ -907,8 +908,8 @@ class _Translator:
             self.gap(
                 ", ".join(n for n, _ in written),
                 written[0][1],
-                "written into `env:` as absolute paths of this checkout: the plugin does not set MOLECULE_* "
-                "variables yet",
+                "written into `env:` as absolute paths of this checkout (the plugin sets them too, "
+                "from where infranode.yaml is, when it sits next to molecule.yml)",
                 "run the import again when the role moves",
                 kind="changed",
                 friction=3,
@@ -1057,7 +1058,7 @@ class _Translator:
                     f"(and `ansible-galaxy collection install -r {self.rel_to_role(path)}`) before pytest",
                 )
 
-    def verifier(self) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    def verifier(self, layout: Layout = "nodes") -> tuple[tuple[Path, ...], tuple[str, ...]]:
         s = self.s
         v = s.verifier
         if v.name in ("goss", "inspec"):
@@ -1095,37 +1096,43 @@ class _Translator:
                 friction=3,
             )
         for what, where in ((u.what, u.where) for u in s.uses):
-            if what == "testinfra_hosts":
+            # the specs' own host selection, host.ansible and MOLECULE_* work on the nodes of
+            # one platform (the nodes layout); each platform of the other layout has one node
+            if what == "testinfra_hosts" and layout == "platforms":
                 self.gap(
                     "testinfra_hosts",
                     where,
-                    "the specs' own host selection is not used yet: each spec runs on the first node",
-                    "until then, mark each spec with the nodes it is for: "
-                    '`@pytest.mark.infra_node(group="GROUP")` or `@pytest.mark.infra_node("NAME")`',
+                    "each Molecule platform is a platform of its own here, with one node: a spec runs "
+                    "on every platform, whichever hosts it chooses",
+                    "use @pytest.mark.infra_platforms(NAME) on the specs of one platform",
                     friction=1,
                 )
-            elif what == "host.ansible":
-                self.gap(
-                    "host.ansible",
-                    where,
-                    "host.ansible(...) needs testinfra's ansible backend; the plugin's `host` runs commands "
-                    "through its own channel",
-                    friction=5,
-                )
             elif what.startswith("env:MOLECULE_") and _in_spec(where):
-                self.gap(
-                    f"{what.removeprefix('env:')} in a spec",
-                    where,
-                    "pytest does not get Molecule's variables from the plugin yet"
-                    + (": collection fails with KeyError" if "environ[" in _line_text(where) else ""),
-                    friction=3,
-                )
+                name = what.removeprefix("env:")
+                if name not in SESSION_VARIABLES:
+                    self.gap(
+                        f"{name} in a spec",
+                        where,
+                        "Molecule sets it, the plugin does not"
+                        + (": collection fails with KeyError" if "environ[" in _line_text(where) else ""),
+                        friction=3,
+                    )
+                elif name == "MOLECULE_INVENTORY_FILE" and layout == "platforms":
+                    self.gap(
+                        f"{name} in a spec",
+                        where,
+                        "names the session inventory of the first platform only (each platform's "
+                        "node is in an inventory of its own)",
+                        kind="changed",
+                        friction=3,
+                    )
         return (v.directory, *(Path(p) for p in v.tests if v.directory not in Path(p).parents)), tuple(
             options
         )
 
-    def multi_host(self, count: int) -> None:
-        if count < 2:
+    def multi_host(self, count: int, layout: Layout = "nodes") -> None:
+        """Cross-host references need one run over the nodes: the nodes layout has it."""
+        if count < 2 or layout == "nodes":
             return
         cross = self.uses("cross-host:")
         if cross:
@@ -1133,8 +1140,9 @@ class _Translator:
             self.gap(
                 "one Ansible run over the inventory",
                 cross[0][1],
-                f"each node is converged alone, with an inventory holding only itself: {names} of other "
-                "hosts do not work yet",
+                f"each Molecule platform is a platform of its own here, converged alone: {names} of "
+                "other hosts do not work across platforms",
+                "give the platforms one image (the nodes layout: one run over all of them)",
                 friction=2,
             )
 

@@ -22,6 +22,9 @@ No sshd and no docker CLI: the inventory uses the ``infranode`` connection plugi
 ``ansible_plugins/connection/``, which runs commands and copies files through pytest-infranode's
 engine (the Docker SDK). The inventory host is named after the platform (``debian-12``), or
 after the node for named nodes (``nodes: {web: …}``); ``host_vars`` are keyed by that name.
+Named nodes of one platform that share these settings are converged by one run over an
+inventory of all of them (:meth:`AnsibleProvisioner.converge_together`, the contract's
+``ConvergesTogether``), written to the session's inventory file, which stays.
 
 "Changed" is Ansible's own: a task reported ``changed``. The ``infranode_changes`` callback
 records each changed task; a node's second converge (the idempotence check) runs with
@@ -34,6 +37,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -45,6 +49,7 @@ from pytest_infranode.provisioners._common import docker_host_for_tools
 from pytest_infranode.provisioners._common import require_tool
 from pytest_infranode.provisioners._common import run_streaming
 from pytest_infranode.provisioners.base import ConvergeResult
+from pytest_infranode.provisioners.base import InventoryHost
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.base import command_step
@@ -135,45 +140,77 @@ def _groups(opts: Options) -> dict[str, list[str]]:
     raise opts.error("groups", "`groups` must be a list of group names, or a mapping of group to platforms")
 
 
+def host_of(node: Node) -> InventoryHost:
+    """``node`` as an inventory host: named nodes (``nodes: {web: …}``) by their short name,
+    which is their hostname too; else the platform's name. Pure."""
+    return InventoryHost(
+        name=getattr(node, "short_name", "") or node.platform.name,
+        container=node.container_id,
+        platform=node.platform,
+        groups=tuple(getattr(node, "groups", ())),
+    )
+
+
 def inventory(
     config: ProvisionerConfig, node: Node, *, docker_host: str | None, prepare: bool = False
 ) -> dict[str, Any]:
-    """The generated inventory for one node (YAML inventory structure). Pure.
+    """The generated inventory for one node (YAML inventory structure). Pure."""
+    return group_inventory(config, [host_of(node)], docker_host=docker_host, prepare=prepare)
 
-    For the prepare playbook, ``user`` and ``become`` are left out: it runs as the image's
-    user (root) and makes the node ready for them (users, sudo rules).
+
+def group_inventory(
+    config: ProvisionerConfig,
+    hosts: Sequence[InventoryHost],
+    *,
+    docker_host: str | None,
+    prepare: bool = False,
+) -> dict[str, Any]:
+    """The generated inventory of ``hosts`` (YAML inventory structure), in their order. Pure.
+
+    Each host's groups are those of ``groups`` naming it (by inventory name, platform name,
+    family or alias, or ``all``) and its node's own ``groups:``. For the prepare playbook,
+    ``user`` and ``become`` are left out: it runs as the image's user (root) and makes the node
+    ready for them (users, sudo rules).
     """
     opts = _options(config)
-    # Named nodes (``nodes:``) are inventory hosts by their short name; else the platform's.
-    host = getattr(node, "short_name", "") or node.platform.name
-    names = {host, node.platform.name, node.platform.family, *node.platform.aliases, "all"}
-    hostvars: dict[str, Any] = {
-        "ansible_connection": "infranode",
-        "ansible_host": node.container_id,
-        "ansible_python_interpreter": "auto_silent",
-    }
-    if docker_host:
-        hostvars["ansible_infranode_docker_host"] = docker_host
     user = opts.string("user")
-    if user and not prepare:
-        hostvars["ansible_user"] = user
-    if "become" in config.options and not prepare:
-        hostvars["ansible_become"] = opts.boolean("become")
-    hostvars.update(opts.mapping("host_vars").get(host, {}))
+    host_vars = opts.mapping("host_vars")
     group_vars = opts.mapping("group_vars")
+    all_hosts: dict[str, Any] = {}
     children: dict[str, Any] = {}
-    for group, members in _groups(opts).items():
-        children[group] = {"hosts": {host: None} if names & set(members) else {}}
+    for group in _groups(opts):
+        children[group] = {"hosts": {}}
+    for host in hosts:
+        variables: dict[str, Any] = {
+            "ansible_connection": "infranode",
+            "ansible_host": host.container,
+            "ansible_python_interpreter": "auto_silent",
+        }
+        if docker_host:
+            variables["ansible_infranode_docker_host"] = docker_host
+        if user and not prepare:
+            variables["ansible_user"] = user
+        if "become" in config.options and not prepare:
+            variables["ansible_become"] = opts.boolean("become")
+        variables.update(host_vars.get(host.name, {}))
+        all_hosts[host.name] = variables
+        p = host.platform
+        names = {host.name, p.name, p.family, *p.aliases, "all"}
+        for group, members in _groups(opts).items():
+            if names & set(members):
+                children[group]["hosts"][host.name] = None
+        for group in host.groups:
+            if group != "all":
+                children.setdefault(group, {"hosts": {}})["hosts"][host.name] = None
     for group, variables in group_vars.items():
         if group != "all":
             children.setdefault(group, {"hosts": {}})["vars"] = variables
-    return {
-        "all": {
-            "hosts": {host: hostvars},
-            "vars": group_vars.get("all", {}),
-            "children": children,
-        }
-    }
+    return {"all": {"hosts": all_hosts, "vars": group_vars.get("all", {}), "children": children}}
+
+
+def limit_args(limit: Sequence[str]) -> list[str]:
+    """``--limit`` for a run over some hosts of the inventory only. Pure."""
+    return ["--limit", ",".join(limit)] if limit else []
 
 
 def playbook_argv(
@@ -240,8 +277,9 @@ def playbook_env(config: ProvisionerConfig, work: Path, base: dict[str, str]) ->
     return env
 
 
-def read_changes(path: Path) -> list[str]:
-    """Changed tasks recorded by the callback, as ``task (action)`` plus the diff. Pure."""
+def read_changes(path: Path, *, hosts: bool = False) -> list[str]:
+    """Changed tasks recorded by the callback, as ``task (action)`` plus the diff (``host:``
+    first with ``hosts``, for a run over several). Pure."""
     if not path.is_file():
         return []
     changes = []
@@ -249,7 +287,8 @@ def read_changes(path: Path) -> list[str]:
         if not line.strip():
             continue
         entry = json.loads(line)
-        text = f"changed: {entry['task']} ({entry['action']})"
+        where = f" [{entry.get('host', '?')}]" if hosts else ""
+        text = f"changed{where}: {entry['task']} ({entry['action']})"
         if entry.get("diff"):
             text += "\n" + str(entry["diff"]).rstrip("\n")
         changes.append(text)
@@ -285,53 +324,101 @@ class AnsibleProvisioner:
         return found
 
     def converge(self, node: Node, config: ProvisionerConfig, output: OutputSink) -> ConvergeResult:
+        with tempfile.TemporaryDirectory(prefix="infranode-ansible-") as tmp:
+            return self._run([node], config, output, inventory_path=Path(tmp) / "inventory.yml")
+
+    def inventory_text(self, hosts: Sequence[InventoryHost], config: ProvisionerConfig) -> str:
+        """The session's inventory of ``hosts`` (JSON, which the yaml inventory plugin reads)."""
+        return json.dumps(group_inventory(config, hosts, docker_host=None), indent=2) + "\n"
+
+    def inventory_env(self, config: ProvisionerConfig) -> dict[str, str]:
+        """Our connection plugin, for ``ansible`` run by the specs (``host.ansible(...)``)."""
+        existing = os.environ.get("ANSIBLE_CONNECTION_PLUGINS")
+        paths = [str(PLUGINS / "connection"), *filter(None, [existing])]
+        if existing and str(PLUGINS / "connection") in existing.split(os.pathsep):
+            paths = [existing]
+        return {"ANSIBLE_CONNECTION_PLUGINS": os.pathsep.join(paths)}
+
+    def converge_together(
+        self,
+        nodes: Sequence[Node],
+        config: ProvisionerConfig,
+        output: OutputSink,
+        *,
+        inventory: Path,
+        limit: Sequence[str] = (),
+    ) -> ConvergeResult:
+        """One ansible-playbook run over an inventory of every node (``--limit`` to some)."""
+        return self._run(nodes, config, output, inventory_path=inventory, limit=limit)
+
+    def _run(
+        self,
+        nodes: Sequence[Node],
+        config: ProvisionerConfig,
+        output: OutputSink,
+        *,
+        inventory_path: Path,
+        limit: Sequence[str] = (),
+    ) -> ConvergeResult:
+        """The prepare playbook (first round only) and the playbook, over ``nodes``' inventory,
+        written to ``inventory_path``; the work files (vars, changes) go next to it."""
         validate(config)
         opts = _options(config)
         tool = require_tool(NAME, TOOL, INSTALL)
-        again = node.converge_round > 1
-        with tempfile.TemporaryDirectory(prefix="infranode-ansible-") as tmp:
-            work = Path(tmp)
-            (work / "tmp").mkdir()
-            docker_host = docker_host_for_tools(node)
-            inventory_path = work / "inventory.yml"
-            prepare_inventory_path = work / "prepare-inventory.yml"
-            # JSON is YAML: the yaml inventory plugin reads it.
-            inventory_path.write_text(json.dumps(inventory(config, node, docker_host=docker_host), indent=2))
-            prepare_inventory_path.write_text(
-                json.dumps(inventory(config, node, docker_host=docker_host, prepare=True), indent=2)
-            )
-            extra = opts.mapping("extra_vars")
-            extra_path = None
-            if extra:
-                extra_path = work / "extra_vars.json"
-                extra_path.write_text(json.dumps(extra))
-            env = playbook_env(config, work, dict(os.environ))
-            outputs: list[str] = []
-            prepare = opts.path("prepare")
-            if prepare is not None and not again:
-                argv = playbook_argv(
-                    tool, prepare, prepare_inventory_path, extra_vars_path=extra_path, diff=False, args=[]
-                )
-                output(f"$ {' '.join(argv)}\n".encode())
-                status, text = run_streaming(argv, output, env=env, cwd=config.base_dir)
-                outputs.append(text)
-                if status != 0:
-                    return ConvergeResult(status, "".join(outputs))
-                (work / "changes.jsonl").unlink(missing_ok=True)
-            playbook = opts.path("playbook", required=True)
-            assert playbook is not None
+        first = nodes[0]
+        again = max(n.converge_round for n in nodes) > 1
+        together = len(nodes) > 1 or bool(limit)
+        work = inventory_path.parent / (inventory_path.stem + ".work")
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "tmp").mkdir(exist_ok=True)
+        (work / "changes.jsonl").unlink(missing_ok=True)
+        docker_host = docker_host_for_tools(first)
+        hosts = [host_of(n) for n in nodes]
+        prepare_inventory_path = inventory_path.with_name(inventory_path.stem + ".prepare.yml")
+        # JSON is YAML: the yaml inventory plugin reads it.
+        inventory_path.write_text(
+            json.dumps(group_inventory(config, hosts, docker_host=docker_host), indent=2)
+        )
+        prepare_inventory_path.write_text(
+            json.dumps(group_inventory(config, hosts, docker_host=docker_host, prepare=True), indent=2)
+        )
+        extra = opts.mapping("extra_vars")
+        extra_path = None
+        if extra:
+            extra_path = work / "extra_vars.json"
+            extra_path.write_text(json.dumps(extra))
+        env = playbook_env(config, work, dict(os.environ))
+        outputs: list[str] = []
+        prepare = opts.path("prepare")
+        if prepare is not None and not again:
             argv = playbook_argv(
                 tool,
-                playbook,
-                inventory_path,
+                prepare,
+                prepare_inventory_path,
                 extra_vars_path=extra_path,
-                diff=again,
-                args=converge_args(config, again=again),
+                diff=False,
+                args=limit_args(limit),
             )
             output(f"$ {' '.join(argv)}\n".encode())
             status, text = run_streaming(argv, output, env=env, cwd=config.base_dir)
             outputs.append(text)
-            changes = read_changes(work / "changes.jsonl")
+            if status != 0:
+                return ConvergeResult(status, "".join(outputs))
+            (work / "changes.jsonl").unlink(missing_ok=True)
+        playbook = opts.path("playbook", required=True)
+        assert playbook is not None
+        argv = playbook_argv(
+            tool,
+            playbook,
+            inventory_path,
+            extra_vars_path=extra_path,
+            diff=again,
+            args=[*converge_args(config, again=again), *limit_args(limit)],
+        )
+        output(f"$ {' '.join(argv)}\n".encode())
+        status, text = run_streaming(argv, output, env=env, cwd=config.base_dir)
+        outputs.append(text)
+        changes = read_changes(work / "changes.jsonl", hosts=together)
         return ConvergeResult(status, "".join(outputs), changed=bool(changes), changes=tuple(changes))
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from typing import runtime_checkable
 
 if TYPE_CHECKING:
     from pytest_infranode.node import Node
+    from pytest_infranode.platforms import Platform
     from pytest_infranode.settings import ProvisionerConfig
 
 OutputSink = Callable[[bytes], None]
@@ -140,6 +142,9 @@ class Provisioner(Protocol):
     - *the steps of its output* (optional member, see :class:`AnnouncesSteps`): which lines name
       the step the tool is at (a task, an operation, a resource), for the live progress lines;
       else the ``$ command`` headers (:func:`command_step`).
+    - *one run over several nodes* (optional members, see :class:`ConvergesTogether`): the named
+      nodes of one platform that share its settings are converged by one run of the tool over
+      an inventory holding all of them (cross-host references work), else node by node.
     """
 
     name: str
@@ -170,6 +175,64 @@ class AnnouncesSteps(Protocol):
     def step_of(self, line: str) -> str | None:
         """The step ``line`` announces (``TASK [web : Install nginx]``), or None. Pure."""
         ...
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class InventoryHost:
+    """One node as a host of a whole-group inventory (see :class:`ConvergesTogether`).
+
+    :param name: its inventory name: the node's name in ``nodes:``, which is its hostname too.
+    :param container: the container the tool reaches (its id, or its name before it exists).
+    :param platform: the node's platform (groups may name platforms and families).
+    :param groups: the node's own ``groups:``; they are inventory groups too.
+    """
+
+    name: str
+    container: str
+    platform: Platform
+    groups: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class ConvergesTogether(Protocol):
+    """A provisioner that converges several booted nodes of one platform in one run over an
+    inventory holding all of them (Ansible's model: ``delegate_to``, ``hostvars`` of other
+    hosts and group loops need it).
+
+    The session calls :meth:`converge_together` once the nodes have booted, instead of
+    ``converge`` per node; ``limit`` narrows a run to some hosts of the inventory (the session
+    converges ``depends_on`` levels one after the other). The inventory is a file the session
+    names, in its log directory, and stays for the session (the specs may read it).
+    """
+
+    def inventory_text(self, hosts: Sequence[InventoryHost], config: ProvisionerConfig) -> str:
+        """The inventory of ``hosts`` as file text, before or after their containers exist."""
+        ...
+
+    def inventory_env(self, config: ProvisionerConfig) -> Mapping[str, str]:
+        """What the tool's other commands need in their environment to use the inventory (its
+        connection plugin): the session sets it, so that the specs' own runs of the tool reach
+        the nodes (testinfra's module runner, for one)."""
+        ...
+
+    def converge_together(
+        self,
+        nodes: Sequence[Node],
+        config: ProvisionerConfig,
+        output: OutputSink,
+        *,
+        inventory: Path,
+        limit: Sequence[str] = (),
+    ) -> ConvergeResult:
+        """Converge ``nodes`` (in ``limit`` only, when given: inventory names) in one run,
+        writing the inventory to ``inventory`` first. ``changes`` name the host of each."""
+        ...
+
+
+def converges_together(provisioner: Provisioner) -> bool:
+    """Whether ``provisioner`` offers the whole-group converge of :class:`ConvergesTogether`."""
+    return isinstance(provisioner, ConvergesTogether)
 
 
 def command_step(line: str) -> str | None:

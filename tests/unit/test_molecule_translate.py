@@ -157,13 +157,16 @@ def test_the_cluster_gaps_name_the_frictions_of_issue_19() -> None:
     t = of("cluster_hosts")
     gaps = subjects(t)
     tests = t.scenario.directory / "tests"
-    assert gaps["testinfra_hosts"].friction == 1
-    assert gaps["testinfra_hosts"].where == f"{tests / 'test_clients.py'}:3"
-    assert gaps["one Ansible run over the inventory"].friction == 2
-    assert "delegate_to, groups, hostvars of other hosts" in gaps["one Ansible run over the inventory"].reason
-    assert gaps["MOLECULE_INVENTORY_FILE in a spec"].friction == 3
-    assert gaps["MOLECULE_INVENTORY_FILE in a spec"].reason.endswith("collection fails with KeyError")
-    assert gaps["host.ansible"].friction == 5
+    # fixed in the nodes layout: the specs' hosts (1), one run (2), MOLECULE_* (3), host.ansible (5)
+    for fixed in (
+        "testinfra_hosts",
+        "one Ansible run over the inventory",
+        "MOLECULE_INVENTORY_FILE in a spec",
+    ):
+        assert fixed not in gaps
+    assert "host.ansible" not in gaps
+    assert {g.friction for g in t.gaps} == {3, 6, 0}  # MOLECULE_PROJECT_DIRECTORY written; hostname
+    assert tests.is_dir()
     assert gaps["platform client-2: hostname"].friction == 6
     assert "'second-client'" in gaps["platform client-2: hostname"].reason
     link = gaps["provisioner.inventory.links.group_vars"]
@@ -175,7 +178,7 @@ def test_the_cluster_gaps_name_the_frictions_of_issue_19() -> None:
     assert gaps["MOLECULE_PROJECT_DIRECTORY"].kind == "changed"  # an absolute path of this checkout
     # the default sleep command is one gap for the three nodes of the one platform
     assert gaps["platforms server-1, client-1, client-2: command"].kind == "changed"
-    assert {g.friction for g in t.unsupported} == {0, 1, 2, 3, 5, 6}
+    assert {g.friction for g in t.unsupported} == {0, 6}  # the links; the hostname
 
 
 def test_infra_platform_retargets_the_nodes_layout(tmp_path: Path) -> None:
@@ -509,7 +512,7 @@ def test_the_written_file_lists_its_gaps_as_comments() -> None:
     assert text.startswith("# Written by `infranode import molecule default` from molecule.yml.\n")
     data = yaml.safe_load(text)
     assert data["platforms"] == ["debian-12"]
-    assert "# - [not supported] testinfra_hosts: the specs' own host selection is not used yet" in text
+    assert "testinfra_hosts" not in text  # the specs' own host selection works: not listed
     assert "# - [changed] platform client-2" not in text  # the hostname is not supported: no "changed"
     assert "# - [not supported] platform client-2: hostname" in text
 
@@ -522,3 +525,28 @@ def test_the_pytest_command_finds_infranode_yaml(tmp_path: Path) -> None:
         "molecule/default/tests",
         "-v",
     ]
+
+
+def test_host_selection_and_cross_host_use_stay_listed_in_the_platforms_layout(tmp_path: Path) -> None:
+    """Each platform of the different-images layout has one node: the specs' hosts and
+    cross-host references cannot work across platforms, so they are still listed there."""
+    role = tmp_path / "myrole"
+    folder = role / "molecule" / "default"
+    (folder / "tests").mkdir(parents=True)
+    (role / "tasks").mkdir()
+    (role / "tasks" / "main.yml").write_text("- debug: {msg: \"{{ hostvars['b'] }}\"}\n")
+    (folder / "molecule.yml").write_text(
+        "driver: {name: docker}\nverifier: {name: testinfra}\n"
+        "platforms:\n  - {name: a, image: debian:12}\n  - {name: b, image: debian:13}\n"
+    )
+    (folder / "converge.yml").write_text("- hosts: all\n  roles: [myrole]\n")
+    (folder / "tests" / "test_x.py").write_text(
+        "import os\ntestinfra_hosts = [os.environ['MOLECULE_INVENTORY_FILE'] and 'ansible://a']\n"
+    )
+    t = translate(read_scenario(role, environ={}))
+    gaps = subjects(t)
+    assert t.layout == "platforms"
+    assert gaps["testinfra_hosts"].friction == 1
+    assert "a spec runs on every platform" in gaps["testinfra_hosts"].reason
+    assert gaps["one Ansible run over the inventory"].friction == 2
+    assert gaps["MOLECULE_INVENTORY_FILE in a spec"].kind == "changed"

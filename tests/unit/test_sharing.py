@@ -94,3 +94,53 @@ def test_the_controller_and_its_workers_share_one_identity_and_directory() -> No
         assert worker.shared == joined.path == shared.path
     finally:
         shared.remove()
+
+
+def test_nodes_converged_in_one_run_are_made_once_for_every_worker(tmp_path: Path) -> None:
+    """The first worker makes the whole run's nodes and writes each one's record; another worker
+    attaches to each, or gets its error."""
+    from pytest_infranode.errors import ConvergeError
+    from pytest_infranode.errors import InfranodeError
+    from pytest_infranode.node import Node
+    from pytest_infranode.platforms import BUILTIN_PLATFORMS
+    from pytest_infranode.sharing import NodeRecord
+    from pytest_infranode.sharing import SharedNodes
+    from tests.unit.fakes import FakeEngine
+
+    d12 = next(p for p in BUILTIN_PLATFORMS if p.name == "debian-12")
+    db = Node(FakeEngine(), d12, session_id="0123456789abcdef", image="img", short_name="db")
+    db.container_id = "id-db"
+    keys = ["debian-12/db", "debian-12/web"]
+    err = ConvergeError("converge of web failed", where="here")
+    runs: list[str] = []
+    afresh: list[str] = []
+
+    def make() -> dict[str, Node | InfranodeError]:
+        runs.append("run")
+        return {"debian-12/db": db, "debian-12/web": err}
+
+    def made(key: str, node: Node) -> NodeRecord:
+        return NodeRecord(
+            platform="debian-12", node=node.short_name, worker=1, container_id=node.container_id
+        )
+
+    def failed(key: str, error: InfranodeError) -> NodeRecord:
+        return NodeRecord(platform="debian-12", node="web", worker=1, error=(error.what, error.where, "", ""))
+
+    attached: list[str] = []
+
+    def attach(key: str, record: NodeRecord) -> Node:
+        attached.append(record.container_id)
+        return db
+
+    for _worker in range(2):
+        outcome = SharedNodes(SharedDir(tmp_path)).group(
+            keys, make=make, attach=attach, failed=failed, made=made, start_afresh=afresh.append
+        )
+        assert outcome["debian-12/db"] is db
+        web = outcome["debian-12/web"]
+        assert isinstance(web, InfranodeError)
+        assert web.what == "converge of web failed"
+    assert runs == ["run"]  # one run, by the first worker
+    assert afresh == keys
+    assert attached == ["id-db"]  # the second worker attached to db, and got web's error
