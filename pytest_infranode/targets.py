@@ -233,6 +233,7 @@ class NodeLayout:
             f"testinfra_hosts names {name!r}, which is no node or group", where=where, fix=hint + known
         )
 
+
 def _describe(platform: str, node: str) -> str:
     return f"platform {platform!r} node {node!r}" if node else f"platform {platform!r}"
 
