@@ -44,6 +44,21 @@ def idempotence_verdict(result: ConvergeResult | None) -> str:
     return "not idempotent" if result.changed else "ok"
 
 
+def not_idempotent(what: str, result: ConvergeResult, secrets: list[str], where: str) -> ConvergeError:
+    """The error of a second converge that changed something: ``what`` (who, and with which
+    provisioner) "changed N thing(s)", with the changes, secrets masked, as its detail."""
+    changes = [mask(c, secrets) for c in result.changes] or ["(the provisioner did not say what)"]
+    err = ConvergeError(
+        f"{what} changed " + (f"{len(result.changes)} thing(s)" if result.changes else "something"),
+        where=where,
+        fix="make the converge idempotent (a task that always reports a change, a file "
+        "rewritten every run …), or drop --infra-idempotence",
+        exit_status=result.exit_status,
+    )
+    err.detail = "--- what the second converge changed ---\n" + "\n".join(changes)
+    return err
+
+
 def _label(node: Node) -> str:
     return node.short_name or node.platform.name
 
@@ -262,18 +277,12 @@ class Converger:
         if result.changed:
             for node in nodes:
                 node.failed()
-            changes = [mask(c, secrets) for c in result.changes] or ["(the provisioner did not say what)"]
-            err = ConvergeError(
-                f"nodes {names} are not idempotent: the second run with "
-                f"{provisioner_name(provisioner)} changed "
-                + (f"{len(result.changes)} thing(s)" if result.changes else "something"),
-                where=where,
-                fix="make the converge idempotent (a task that always reports a change, a file "
-                "rewritten every run …), or drop --infra-idempotence",
-                exit_status=result.exit_status,
+            raise not_idempotent(
+                f"nodes {names} are not idempotent: the second run with {provisioner_name(provisioner)}",
+                result,
+                secrets,
+                where,
             )
-            err.detail = "--- what the second converge changed ---\n" + "\n".join(changes)
-            raise err
 
     def side_effect(self, node: Node, commands: tuple[str, ...], config: ProvisionerConfig) -> None:
         """Molecule's ``side_effect``: commands run in the node after its converge."""
@@ -364,14 +373,9 @@ class Converger:
             return
         if result.changed:
             node.failed()
-            changes = [mask(c, secrets) for c in result.changes] or ["(the provisioner did not say what)"]
-            err = ConvergeError(
-                f"{node.name} is not idempotent: the second converge with {provisioner.name} changed "
-                + (f"{len(result.changes)} thing(s)" if result.changes else "something"),
-                where=where,
-                fix="make the converge idempotent (a task that always reports a change, a file "
-                "rewritten every run …), or drop --infra-idempotence",
-                exit_status=result.exit_status,
+            raise not_idempotent(
+                f"{node.name} is not idempotent: the second converge with {provisioner.name}",
+                result,
+                secrets,
+                where,
             )
-            err.detail = "--- what the second converge changed ---\n" + "\n".join(changes)
-            raise err
