@@ -202,8 +202,11 @@ def test_kept_node_survives_the_next_session_until_cleanup(
         infra_run("--infra-platform=debian-12").result.assert_outcomes(passed=1)
         # The test process of the kept node has exited, yet its kept node is spared.
         assert all(engine.container_state(cid) == "running" for cid in kept_ids)
+        # the hint names this session's removal, not a sweep of every session's kept nodes
+        hint = f"infranode cleanup --session {match.group(1)}"
+        assert hint in kept_run.stdout.str()
         cleanup = subprocess.run(
-            [sys.executable, "-m", "pytest_infranode.cli", "cleanup"],
+            [sys.executable, "-m", "pytest_infranode.cli", *hint.split()[1:]],
             capture_output=True,
             text=True,
             check=False,

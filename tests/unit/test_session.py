@@ -96,6 +96,7 @@ def test_keep_failure_keeps_the_nodes_of_a_failed_platform(tmp_path: Path, engin
     assert kept.name.endswith(reaper.KEPT_SUFFIX)
     assert removed.state == "removed"
     assert session.summary_lines()[0].startswith(f"kept {kept.name} (debian-12): enter it with")
+    assert session.summary_lines()[0].endswith(f"with `infranode cleanup --session {session.session_id}`")
 
 
 def test_a_platform_done_with_is_removed_before_the_end(tmp_path: Path, engine: FakeEngine) -> None:
