@@ -47,7 +47,7 @@ def pytest_infranode_add_provisioners() -> list[Provisioner]:
 
     Called once, at configure time.
 
-    :return: a list of objects satisfying :class:`~pytest_infranode.Provisioner`; a name already
+    :return: a list of objects satisfying :class:`~pytest_infranode.provisioners.base.Provisioner`; a name already
         taken by another plugin is an error that names both. None adds nothing.
 
     May be implemented in plugins and in the rootdir's ``conftest.py``.
@@ -84,7 +84,7 @@ def pytest_infranode_converge(
     :param provisioner: the provisioner chosen in the settings.
     :param config: the provisioner's settings.
     :param output: call it with bytes of output; they go to the node's converge log.
-    :return: a :class:`~pytest_infranode.ConvergeResult`, or None to let the next
+    :return: a :class:`~pytest_infranode.provisioners.base.ConvergeResult`, or None to let the next
         implementation converge. The built-in implementation runs ``provisioner.converge`` and
         is ``trylast``, so a ``conftest.py`` that returns a result takes over.
 
