@@ -47,8 +47,9 @@ def pytest_infranode_add_provisioners() -> list[Provisioner]:
 
     Called once, at configure time.
 
-    :return: a list of objects satisfying :class:`~pytest_infranode.provisioners.base.Provisioner`; a name already
-        taken by another plugin is an error that names both. None adds nothing.
+    :return: a list of objects satisfying
+        :class:`~pytest_infranode.provisioners.base.Provisioner`; a name already taken by
+        another plugin is an error that names both. None adds nothing.
 
     May be implemented in plugins and in the rootdir's ``conftest.py``.
 

@@ -3,7 +3,8 @@ infranode.yaml, and how each value is checked. Pure.
 
 ``plugin.py`` registers the command-line options and ini keys from :data:`OPTIONS`,
 ``settings.py`` layers them (command line > ini > YAML > default) from the same table and
-accepts the YAML keys of :data:`YAML_KEYS`; the README reference is checked against it.
+accepts the YAML keys of :data:`YAML_KEYS`; the documentation's configuration reference is
+drawn from it (``docs/_ext/``).
 """
 
 from __future__ import annotations
