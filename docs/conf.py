@@ -57,8 +57,7 @@ def _type_checking_names(module_name: str) -> None:
     module = importlib.import_module(module_name)
     tree = ast.parse(Path(module.__file__ or "").read_text(encoding="utf-8"))
     for statement in tree.body:
-        guarded = isinstance(statement, ast.If) and ast.unparse(statement.test).endswith("TYPE_CHECKING")
-        if guarded:
+        if isinstance(statement, ast.If) and ast.unparse(statement.test).endswith("TYPE_CHECKING"):
             for imported in statement.body:
                 if isinstance(imported, ast.Import | ast.ImportFrom):
                     exec(compile(ast.Module([imported], []), module.__file__ or "", "exec"), vars(module))

@@ -38,7 +38,6 @@ class OptionRow:
     command_line: str
     """``--infra-keep={never,failure,always}``, ``--infra-idempotence``: as ``pytest --help`` shows it."""
     ini_key: str
-    ini_help: str
     yaml_key: str | None
     default: str
     meaning: str
@@ -98,7 +97,6 @@ def option_rows() -> list[OptionRow]:
                 noun=option.noun,
                 command_line=_value_form(option.flag, recorder.options[option.flag]),
                 ini_key=option.ini_key,
-                ini_help=recorder.ini[option.ini_key],
                 yaml_key=option.yaml_key,
                 default=default,
                 meaning=meaning,
