@@ -1,7 +1,7 @@
 """Converging a booted node: the provisioner through the converge hook, its log, its timeout, the
-idempotence check and ``side_effect:``. A failure leaves the node ``failed`` and raises
-:class:`~pytest_infranode.errors.ConvergeError`; what happens to the node then is the keep
-policy's (``keep.py``), decided by the caller."""
+idempotence check, the provisioner's own side effect and ``side_effect:``. A failure leaves the
+node ``failed`` and raises :class:`~pytest_infranode.errors.ConvergeError`; what happens to the
+node then is the keep policy's (``keep.py``), decided by the caller."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import ConvergesTogether
 from pytest_infranode.provisioners.base import MaskingSink
 from pytest_infranode.provisioners.base import Provisioner
+from pytest_infranode.provisioners.base import RunsSideEffect
 from pytest_infranode.provisioners.base import mask
 from pytest_infranode.provisioners.base import secrets_of
 from pytest_infranode.settings import ProvisionerConfig
@@ -284,9 +285,59 @@ class Converger:
                 where,
             )
 
+    def provisioner_side_effect(
+        self,
+        nodes: Sequence[Node],
+        provisioner: Provisioner,
+        config: ProvisionerConfig,
+        *,
+        inventory: Path | None,
+    ) -> None:
+        """The provisioner's own side effect (Molecule's ``side_effect.yml``), when ``config``
+        names one, over the converged ``nodes`` (the nodes of one run, or one node), appended to
+        their converge log; a failure fails them all."""
+        if not isinstance(provisioner, RunsSideEffect):
+            return
+        what = provisioner.side_effect_of(config)
+        if what is None:
+            return
+        log_path = self._log_of(nodes[0])
+        platform = nodes[0].platform.name
+        names = ", ".join(n.name for n in nodes)
+        self.say(f"{platform}: running the side effect {what} on {names}")
+        secrets = secrets_of(config, os.environ)
+        started = time.monotonic()
+        with self._log_sink(
+            platform if len(nodes) > 1 else _label(nodes[0]), log_path, secrets, append=True
+        ) as output:
+            output(f"\n--- infranode: side effect ({what}) ---\n".encode())
+            result = provisioner.side_effect(nodes, config, output, inventory=inventory)
+        took = time.monotonic() - started
+        for node in nodes:
+            node.record_time("side_effect", took)
+        if not result.ok:
+            for node in nodes:
+                node.failed(str(log_path))
+            raise ConvergeError(
+                f"the side effect of {names} failed: {what} ({provisioner.name} provisioner) exited "
+                f"with status {result.exit_status}" + (f": {result.reason}" if result.reason else ""),
+                where=f"platform {platform}; full log: {log_path}",
+                fix=f"fix {what} (`side_effect` in {config.source.where('provisioner')}); keep the "
+                "node for a look with --infra-keep=failure",
+                exit_status=result.exit_status,
+                log_tail=mask(result.tail(), secrets) or mask(_log_tail(log_path), secrets),
+            )
+
+    def _log_of(self, node: Node) -> Path:
+        """The node's converge log, to append to (a converge cache hit wrote none yet)."""
+        if node.converge_log:
+            return Path(node.converge_log)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return self.log_dir / f"{node.name}.converge.log"
+
     def side_effect(self, node: Node, commands: tuple[str, ...], config: ProvisionerConfig) -> None:
         """Molecule's ``side_effect``: commands run in the node after its converge."""
-        log_path = Path(node.converge_log)
+        log_path = self._log_of(node)
         started = time.monotonic()
         secrets = secrets_of(config, os.environ)
         with self._log_sink(_label(node), log_path, secrets, append=True) as output:

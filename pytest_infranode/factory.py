@@ -151,6 +151,7 @@ class NodeFactory:
                 self.converger.converge(node, provisioner, config)
                 if save_as is not None:
                     self._save_converged(node, engine, save_as)
+            self.converger.provisioner_side_effect([node], provisioner, config, inventory=None)
             side_effect = self.layout.configs[target.node].side_effect
             if side_effect:
                 self.converger.side_effect(node, side_effect, config)
@@ -244,6 +245,9 @@ class NodeFactory:
                 levels=self.layout.levels([t.node for t in group]),
                 inventory=self.inventory_of(platform),
                 log_name=container_name(self.identity.session_id, platform.name),
+            )
+            self.converger.provisioner_side_effect(
+                nodes, provisioner, config, inventory=self.inventory_of(platform)
             )
         except InfranodeError as err:
             for node in nodes:

@@ -788,6 +788,8 @@ class _Translator:
         body: dict[str, Any] = {"name": "ansible", "playbook": self.rel(prov.playbooks.converge)}
         if prov.playbooks.prepare is not None:
             body["prepare"] = self.rel(prov.playbooks.prepare)
+        if prov.playbooks.side_effect is not None and "side_effect" in s.test_sequence:
+            body["side_effect"] = self.rel(prov.playbooks.side_effect)
         env = self.env()
         if s.role.is_role and "ANSIBLE_ROLES_PATH" not in env:
             body["roles_path"] = self.rel(s.role.directory.parent)
@@ -963,15 +965,6 @@ class _Translator:
     def playbooks(self) -> None:
         s = self.s
         books = s.provisioner.playbooks
-        if books.side_effect is not None and "side_effect" in s.test_sequence:
-            self.gap(
-                "side_effect playbook",
-                self.where_of_playbook("side_effect"),
-                f"{books.side_effect.name} is not run: `side_effect:` of a node takes shell commands, not a "
-                "playbook",
-                "until then, write the side effect as shell commands in `side_effect:` of the node",
-                friction=7,
-            )
         if books.verify is not None and s.verifier.name == "ansible" and "verify" in s.test_sequence:
             self.gap(
                 "verify playbook",

@@ -6,6 +6,7 @@ Options (under ``provisioner:`` in infranode.yaml)::
       name: ansible
       playbook: site.yml            # required; relative to the configuration file
       prepare: prepare.yml          # optional; run first, not part of the idempotence check
+      side_effect: side_effect.yml  # optional; run after the converge (and idempotence check)
       groups: [web]                 # groups every node joins; or {web: [debian-12, rhel]}
       host_vars: {debian-12: {http_port: 8080}}   # per platform name
       group_vars: {all: {site: demo}, web: {workers: 2}}
@@ -63,6 +64,7 @@ NAME = "ansible"
 OPTIONS = (
     "playbook",
     "prepare",
+    "side_effect",
     "groups",
     "host_vars",
     "group_vars",
@@ -108,6 +110,7 @@ def validate(config: ProvisionerConfig) -> None:
     opts = _options(config)
     opts.path("playbook", required=True)
     opts.path("prepare")
+    opts.path("side_effect")
     opts.path("config")
     opts.paths("roles_path", directory=True)
     _groups(opts)
@@ -351,6 +354,29 @@ class AnsibleProvisioner:
         """One ansible-playbook run over an inventory of every node (``--limit`` to some)."""
         return self._run(nodes, config, output, inventory_path=inventory, limit=limit)
 
+    def side_effect_of(self, config: ProvisionerConfig) -> str | None:
+        """The ``side_effect`` playbook, as the configuration names it."""
+        value = config.options.get("side_effect")
+        return str(value) if value else None
+
+    def side_effect(
+        self,
+        nodes: Sequence[Node],
+        config: ProvisionerConfig,
+        output: OutputSink,
+        *,
+        inventory: Path | None,
+    ) -> ConvergeResult:
+        """The ``side_effect`` playbook over ``nodes``' inventory, with the user's ``args``, as
+        Molecule runs its ``side_effect.yml``: no prepare, no diff, no idempotence tags."""
+        side_effect = _options(config).path("side_effect", required=True)
+        assert side_effect is not None
+        if inventory is not None:
+            return self._run(nodes, config, output, inventory_path=inventory, playbook=side_effect)
+        with tempfile.TemporaryDirectory(prefix="infranode-ansible-") as tmp:
+            path = Path(tmp) / "inventory.yml"
+            return self._run(nodes, config, output, inventory_path=path, playbook=side_effect)
+
     def _run(
         self,
         nodes: Sequence[Node],
@@ -359,14 +385,16 @@ class AnsibleProvisioner:
         *,
         inventory_path: Path,
         limit: Sequence[str] = (),
+        playbook: Path | None = None,
     ) -> ConvergeResult:
         """The prepare playbook (first round only) and the playbook, over ``nodes``' inventory,
-        written to ``inventory_path``; the work files (vars, changes) go next to it."""
+        written to ``inventory_path``; the work files (vars, changes) go next to it. Given
+        ``playbook`` (the side effect's), that one alone is run, as in a first round."""
         validate(config)
         opts = _options(config)
         tool = require_tool(NAME, TOOL, INSTALL)
         first = nodes[0]
-        again = max(n.converge_round for n in nodes) > 1
+        again = playbook is None and max(n.converge_round for n in nodes) > 1
         together = len(nodes) > 1 or bool(limit)
         work = inventory_path.parent / (inventory_path.stem + ".work")
         work.mkdir(parents=True, exist_ok=True)
@@ -390,7 +418,7 @@ class AnsibleProvisioner:
         env = playbook_env(config, work, dict(os.environ))
         outputs: list[str] = []
         prepare = opts.path("prepare")
-        if prepare is not None and not again:
+        if prepare is not None and not again and playbook is None:
             argv = playbook_argv(
                 tool,
                 prepare,
@@ -405,7 +433,7 @@ class AnsibleProvisioner:
             if status != 0:
                 return ConvergeResult(status, "".join(outputs))
             (work / "changes.jsonl").unlink(missing_ok=True)
-        playbook = opts.path("playbook", required=True)
+        playbook = playbook or opts.path("playbook", required=True)
         assert playbook is not None
         argv = playbook_argv(
             tool,

@@ -145,6 +145,8 @@ class Provisioner(Protocol):
     - *one run over several nodes* (optional members, see :class:`ConvergesTogether`): the named
       nodes of one platform that share its settings are converged by one run of the tool over
       an inventory holding all of them (cross-host references work), else node by node.
+    - *a side effect of its own* (optional members, see :class:`RunsSideEffect`): Molecule's
+      side effect step, run after the converge and the idempotence check, before the tests.
     """
 
     name: str
@@ -228,6 +230,39 @@ class ConvergesTogether(Protocol):
         """Converge ``nodes`` (in ``limit`` only, when given: inventory names) in one run,
         writing the inventory to ``inventory`` first. ``changes`` name the host of each."""
         ...
+
+
+@runtime_checkable
+class RunsSideEffect(Protocol):
+    """A provisioner with a side effect step of its own, as Molecule has (``side_effect.yml``):
+    something done to the converged nodes (a service stopped, a file removed) that the specs
+    then check the machine for. The session runs it after the converge and its idempotence
+    check, before the tests, over the nodes converged together (or one node), with their output
+    appended to their converge log; a failure fails the nodes like a failed converge. It is not
+    part of a cached converge: a converge cache hit runs it again.
+    """
+
+    def side_effect_of(self, config: ProvisionerConfig) -> str | None:
+        """What ``config``'s side effect runs, in a few words (``side_effect.yml``), or None
+        when it names none. Pure apart from reading the options."""
+        ...
+
+    def side_effect(
+        self,
+        nodes: Sequence[Node],
+        config: ProvisionerConfig,
+        output: OutputSink,
+        *,
+        inventory: Path | None,
+    ) -> ConvergeResult:
+        """Run the side effect over ``nodes`` (writing an inventory of all of them to
+        ``inventory`` first when given, else to a temporary file of its own)."""
+        ...
+
+
+def side_effect_of(provisioner: Provisioner, config: ProvisionerConfig) -> str | None:
+    """What ``provisioner``'s own side effect runs under ``config`` (None: it has none)."""
+    return provisioner.side_effect_of(config) if isinstance(provisioner, RunsSideEffect) else None
 
 
 def converges_together(provisioner: Provisioner) -> bool:
