@@ -27,7 +27,8 @@ from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import ConvergesTogether
 from pytest_infranode.provisioners.base import MaskingSink
 from pytest_infranode.provisioners.base import Provisioner
-from pytest_infranode.provisioners.base import RunsSideEffect
+from pytest_infranode.provisioners.base import RunsActions
+from pytest_infranode.provisioners.base import action_of
 from pytest_infranode.provisioners.base import mask
 from pytest_infranode.provisioners.base import secrets_of
 from pytest_infranode.settings import ProvisionerConfig
@@ -296,11 +297,10 @@ class Converger:
         """The provisioner's own side effect (Molecule's ``side_effect.yml``), when ``config``
         names one, over the converged ``nodes`` (the nodes of one run, or one node), appended to
         their converge log; a failure fails them all."""
-        if not isinstance(provisioner, RunsSideEffect):
-            return
-        what = provisioner.side_effect_of(config)
+        what = action_of(provisioner, "side_effect", config)
         if what is None:
             return
+        assert isinstance(provisioner, RunsActions)
         log_path = self._log_of(nodes[0])
         platform = nodes[0].platform.name
         names = ", ".join(n.name for n in nodes)
@@ -311,7 +311,7 @@ class Converger:
             platform if len(nodes) > 1 else _label(nodes[0]), log_path, secrets, append=True
         ) as output:
             output(f"\n--- infranode: side effect ({what}) ---\n".encode())
-            result = provisioner.side_effect(nodes, config, output, inventory=inventory)
+            result = provisioner.run_action("side_effect", nodes, config, output, inventory=inventory)
         took = time.monotonic() - started
         for node in nodes:
             node.record_time("side_effect", took)
@@ -327,6 +327,31 @@ class Converger:
                 exit_status=result.exit_status,
                 log_tail=mask(result.tail(), secrets) or mask(_log_tail(log_path), secrets),
             )
+
+    def verify(
+        self,
+        nodes: Sequence[Node],
+        provisioner: Provisioner,
+        config: ProvisionerConfig,
+        *,
+        inventory: Path | None,
+        log_name: str,
+    ) -> tuple[ConvergeResult, Path]:
+        """The provisioner's ``verify`` action over the converged ``nodes``: a test's body, so it
+        never fails the nodes; its result (tail masked) and its own log are the caller's."""
+        what = action_of(provisioner, "verify", config)
+        assert what is not None
+        assert isinstance(provisioner, RunsActions)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{log_name}.verify.log"
+        platform = nodes[0].platform.name
+        names = ", ".join(n.name for n in nodes)
+        self.say(f"{platform}: running {what} on {names} (log: {log_path})")
+        secrets = secrets_of(config, os.environ)
+        with self._log_sink(platform, log_path, secrets, append=False) as output:
+            result = provisioner.run_action("verify", nodes, config, output, inventory=inventory)
+        tail = mask(result.tail(), secrets) or mask(_log_tail(log_path), secrets)
+        return ConvergeResult(result.exit_status, tail, reason=result.reason), log_path
 
     def _log_of(self, node: Node) -> Path:
         """The node's converge log, to append to (a converge cache hit wrote none yet)."""

@@ -490,6 +490,16 @@ def infra_nodes(request: pytest.FixtureRequest, infra_platform: Platform) -> dic
     pytest.fail(message, pytrace=False)  # outside `except`: the error once, not chained twice
 
 
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """The provisioner's ``verify`` file (``verify.yml``), collected as a test per platform."""
+    infra = parent.config.stash.get(SESSION_KEY, None)
+    if infra is None:
+        return None
+    from pytest_infranode import verifyitems
+
+    return verifyitems.collect(file_path, parent, infra)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Tell the session which nodes the selected tests use, to make them side by side."""
     infra = session.config.stash.get(SESSION_KEY, None)
@@ -500,6 +510,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     targets: list[Target] = []
     for position, item in enumerate(session.items):
         item.stash[POSITION_KEY] = position
+        verify_platform = getattr(item, "verify_platform", None)
+        if verify_platform is not None:  # a verify test (verifyitems.py): every node of its platform
+            infra.last_use[verify_platform.name] = position
+            targets += [Target(verify_platform, short) for short in infra.layout.configs]
+            continue
         callspec = getattr(item, "callspec", None)
         fixtures = getattr(item, "fixturenames", ())
         if callspec is None or "_infra_target" not in callspec.params:

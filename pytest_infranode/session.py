@@ -37,6 +37,7 @@ from pytest_infranode.provisioners.base import ConvergesTogether
 from pytest_infranode.provisioners.base import InventoryHost
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import Provisioner
+from pytest_infranode.provisioners.base import action_of
 from pytest_infranode.registry import build_provisioners
 from pytest_infranode.registry import check_known
 from pytest_infranode.removal import Remover
@@ -330,6 +331,22 @@ class InfraSession:
     def nodes_of(self, platform: Platform) -> dict[str, Node]:
         """Every node of ``platform`` by short name (converged in order); see ``infra_nodes``."""
         return {(short or DEFAULT_NODE): self.node_for(platform, short) for short in self.layout.configs}
+
+    def verify(self, platform: Platform) -> tuple[str, ConvergeResult, Path]:
+        """Run the provisioner's ``verify`` action (Molecule's ``verify.yml``) over every node of
+        ``platform``, made and converged first: what it ran, its result and its log."""
+        nodes = list(self.nodes_of(platform).values())
+        config = self.settings.provisioner
+        what = action_of(self.provisioner, "verify", config) or "verify"
+        inventory = self.inventory_path(platform) if isinstance(self.provisioner, ConvergesTogether) else None
+        result, log = self.converger.verify(
+            nodes,
+            self.provisioner,
+            config,
+            inventory=inventory,
+            log_name=container_name(self.session_id, platform.name),
+        )
+        return what, result, log
 
     def find_node(self, target: Target) -> Node | None:
         """The node of ``target`` if it was made (live, kept or removed)."""

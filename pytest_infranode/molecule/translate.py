@@ -790,6 +790,9 @@ class _Translator:
             body["prepare"] = self.rel(prov.playbooks.prepare)
         if prov.playbooks.side_effect is not None and "side_effect" in s.test_sequence:
             body["side_effect"] = self.rel(prov.playbooks.side_effect)
+        if self.runs_verify_playbook():
+            assert prov.playbooks.verify is not None
+            body["verify"] = self.rel(prov.playbooks.verify)
         env = self.env()
         if s.role.is_role and "ANSIBLE_ROLES_PATH" not in env:
             body["roles_path"] = self.rel(s.role.directory.parent)
@@ -965,14 +968,6 @@ class _Translator:
     def playbooks(self) -> None:
         s = self.s
         books = s.provisioner.playbooks
-        if books.verify is not None and s.verifier.name == "ansible" and "verify" in s.test_sequence:
-            self.gap(
-                "verify playbook",
-                self.where_of_playbook("verify"),
-                f"{books.verify.name} is not run: the plugin's checks are pytest specs (the `host` fixture)",
-                "write the checks as testinfra specs (`def test_x(host): ...`)",
-                friction=7,
-            )
         if books.cleanup is not None:
             self.gap(
                 "cleanup playbook",
@@ -1051,6 +1046,17 @@ class _Translator:
                     f"(and `ansible-galaxy collection install -r {self.rel_to_role(path)}`) before pytest",
                 )
 
+    def runs_verify_playbook(self) -> bool:
+        """The Ansible verifier with a verify playbook in the test sequence: the playbook is
+        the ansible provisioner's ``verify:``, collected by pytest as a test per platform."""
+        s = self.s
+        return (
+            s.provisioner.playbooks.verify is not None
+            and s.verifier.name == "ansible"
+            and s.verifier.enabled
+            and "verify" in s.test_sequence
+        )
+
     def verifier(self, layout: Layout = "nodes") -> tuple[tuple[Path, ...], tuple[str, ...]]:
         s = self.s
         v = s.verifier
@@ -1059,6 +1065,9 @@ class _Translator:
                 f"verifier {v.name}", self.at("verifier.name"), "only testinfra specs run as pytest tests"
             )
             return (), ()
+        if self.runs_verify_playbook():
+            assert s.provisioner.playbooks.verify is not None
+            return (s.provisioner.playbooks.verify,), ()
         if v.name != "testinfra" or not v.enabled:
             return (), ()
         if not v.tests:

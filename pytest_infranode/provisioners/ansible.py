@@ -7,6 +7,7 @@ Options (under ``provisioner:`` in infranode.yaml)::
       playbook: site.yml            # required; relative to the configuration file
       prepare: prepare.yml          # optional; run first, not part of the idempotence check
       side_effect: side_effect.yml  # optional; run after the converge (and idempotence check)
+      verify: verify.yml            # optional; a test per platform, over all its nodes
       groups: [web]                 # groups every node joins; or {web: [debian-12, rhel]}
       host_vars: {debian-12: {http_port: 8080}}   # per platform name
       group_vars: {all: {site: demo}, web: {workers: 2}}
@@ -49,6 +50,7 @@ from pytest_infranode.provisioners._common import Options
 from pytest_infranode.provisioners._common import docker_host_for_tools
 from pytest_infranode.provisioners._common import require_tool
 from pytest_infranode.provisioners._common import run_streaming
+from pytest_infranode.provisioners.base import ACTIONS
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import InventoryHost
 from pytest_infranode.provisioners.base import OutputSink
@@ -65,6 +67,7 @@ OPTIONS = (
     "playbook",
     "prepare",
     "side_effect",
+    "verify",
     "groups",
     "host_vars",
     "group_vars",
@@ -111,6 +114,7 @@ def validate(config: ProvisionerConfig) -> None:
     opts.path("playbook", required=True)
     opts.path("prepare")
     opts.path("side_effect")
+    opts.path("verify")
     opts.path("config")
     opts.paths("roles_path", directory=True)
     _groups(opts)
@@ -354,28 +358,32 @@ class AnsibleProvisioner:
         """One ansible-playbook run over an inventory of every node (``--limit`` to some)."""
         return self._run(nodes, config, output, inventory_path=inventory, limit=limit)
 
-    def side_effect_of(self, config: ProvisionerConfig) -> str | None:
-        """The ``side_effect`` playbook, as the configuration names it."""
-        value = config.options.get("side_effect")
+    def action_of(self, action: str, config: ProvisionerConfig) -> str | None:
+        """The ``side_effect`` or ``verify`` playbook, as the configuration names it."""
+        value = config.options.get(action) if action in ACTIONS else None
         return str(value) if value else None
 
-    def side_effect(
+    def run_action(
         self,
+        action: str,
         nodes: Sequence[Node],
         config: ProvisionerConfig,
         output: OutputSink,
         *,
         inventory: Path | None,
     ) -> ConvergeResult:
-        """The ``side_effect`` playbook over ``nodes``' inventory, with the user's ``args``, as
-        Molecule runs its ``side_effect.yml``: no prepare, no diff, no idempotence tags."""
-        side_effect = _options(config).path("side_effect", required=True)
-        assert side_effect is not None
+        """The ``side_effect`` or ``verify`` playbook over ``nodes``' inventory, with the user's
+        ``args``, as Molecule runs its ``side_effect.yml`` and ``verify.yml``: no prepare, no
+        diff, no idempotence tags."""
+        if action not in ACTIONS:
+            raise ValueError(f"the ansible provisioner runs no action {action!r}")
+        playbook = _options(config).path(action, required=True)
+        assert playbook is not None
         if inventory is not None:
-            return self._run(nodes, config, output, inventory_path=inventory, playbook=side_effect)
+            return self._run(nodes, config, output, inventory_path=inventory, playbook=playbook)
         with tempfile.TemporaryDirectory(prefix="infranode-ansible-") as tmp:
             path = Path(tmp) / "inventory.yml"
-            return self._run(nodes, config, output, inventory_path=path, playbook=side_effect)
+            return self._run(nodes, config, output, inventory_path=path, playbook=playbook)
 
     def _run(
         self,
@@ -389,7 +397,7 @@ class AnsibleProvisioner:
     ) -> ConvergeResult:
         """The prepare playbook (first round only) and the playbook, over ``nodes``' inventory,
         written to ``inventory_path``; the work files (vars, changes) go next to it. Given
-        ``playbook`` (the side effect's), that one alone is run, as in a first round."""
+        ``playbook`` (an action's: side effect, verify), that one alone is run, as in a first round."""
         validate(config)
         opts = _options(config)
         tool = require_tool(NAME, TOOL, INSTALL)

@@ -145,8 +145,9 @@ class Provisioner(Protocol):
     - *one run over several nodes* (optional members, see :class:`ConvergesTogether`): the named
       nodes of one platform that share its settings are converged by one run of the tool over
       an inventory holding all of them (cross-host references work), else node by node.
-    - *a side effect of its own* (optional members, see :class:`RunsSideEffect`): Molecule's
-      side effect step, run after the converge and the idempotence check, before the tests.
+    - *Molecule's other actions* (optional members, see :class:`RunsActions`): a side effect run
+      after the converge and the idempotence check, before the tests; checks written for the
+      tool, collected as a test per platform.
     """
 
     name: str
@@ -232,37 +233,47 @@ class ConvergesTogether(Protocol):
         ...
 
 
+ACTIONS = ("side_effect", "verify")
+"""Molecule's actions besides the converge that a provisioner may run itself (:class:`RunsActions`)."""
+
+
 @runtime_checkable
-class RunsSideEffect(Protocol):
-    """A provisioner with a side effect step of its own, as Molecule has (``side_effect.yml``):
-    something done to the converged nodes (a service stopped, a file removed) that the specs
-    then check the machine for. The session runs it after the converge and its idempotence
-    check, before the tests, over the nodes converged together (or one node), with their output
-    appended to their converge log; a failure fails the nodes like a failed converge. It is not
-    part of a cached converge: a converge cache hit runs it again.
+class RunsActions(Protocol):
+    """A provisioner that runs Molecule's other actions itself, given the configuration names
+    them (the ansible provisioner's ``side_effect:`` and ``verify:`` playbooks):
+
+    - ``side_effect``: something done to the converged nodes (a service stopped, a file
+      removed) that the specs then check the machine for. The session runs it after the
+      converge and its idempotence check, before the tests, over the nodes converged together
+      (or one node), its output appended to their converge log; a failure fails the nodes like
+      a failed converge. It is not part of a cached converge: a converge cache hit runs it again.
+    - ``verify``: checks written for the tool (Molecule's Ansible verifier), collected as one
+      pytest test per platform; it runs over every node of the platform and fails the test,
+      never the nodes.
     """
 
-    def side_effect_of(self, config: ProvisionerConfig) -> str | None:
-        """What ``config``'s side effect runs, in a few words (``side_effect.yml``), or None
-        when it names none. Pure apart from reading the options."""
+    def action_of(self, action: str, config: ProvisionerConfig) -> str | None:
+        """What ``config``'s ``action`` (one of :data:`ACTIONS`) runs, in a few words
+        (``side_effect.yml``), or None when it names none. Pure apart from reading the options."""
         ...
 
-    def side_effect(
+    def run_action(
         self,
+        action: str,
         nodes: Sequence[Node],
         config: ProvisionerConfig,
         output: OutputSink,
         *,
         inventory: Path | None,
     ) -> ConvergeResult:
-        """Run the side effect over ``nodes`` (writing an inventory of all of them to
-        ``inventory`` first when given, else to a temporary file of its own)."""
+        """Run ``action`` over ``nodes`` (writing an inventory of all of them to ``inventory``
+        first when given, else to a temporary file of its own)."""
         ...
 
 
-def side_effect_of(provisioner: Provisioner, config: ProvisionerConfig) -> str | None:
-    """What ``provisioner``'s own side effect runs under ``config`` (None: it has none)."""
-    return provisioner.side_effect_of(config) if isinstance(provisioner, RunsSideEffect) else None
+def action_of(provisioner: Provisioner, action: str, config: ProvisionerConfig) -> str | None:
+    """What ``provisioner`` runs for ``action`` under ``config`` (None: nothing)."""
+    return provisioner.action_of(action, config) if isinstance(provisioner, RunsActions) else None
 
 
 def converges_together(provisioner: Provisioner) -> bool:

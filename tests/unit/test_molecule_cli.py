@@ -65,13 +65,18 @@ def test_import_refuses_to_overwrite_without_force(hello: Path, capsys: pytest.C
 def test_import_prints_the_unsupported_list(hello: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["import", "molecule", "lifecycle"]) == 0
     out = capsys.readouterr().out
-    assert "not supported (2), left out of infranode.yaml:" in out
-    assert "side_effect" not in out.split("not supported (2)")[1]  # side_effect.yml is run now
-    assert "verify playbook: verify.yml is not run" in out
+    assert "not supported (1), left out of infranode.yaml:" in out
     assert "role infranode_tests.hello_service" in out
+    unsupported = out.split("not supported (1)")[1]
+    assert "side_effect" not in unsupported  # side_effect.yml and verify.yml are run now
+    assert "verify.yml is not run" not in unsupported
+    # verifier: ansible — the verify playbook is what pytest runs, a test per platform
     assert out.rstrip().endswith(
-        "the scenario has no testinfra specs (verifier: ansible): pytest has nothing to run"
+        "run the specs with:\n  pytest --rootdir=molecule/lifecycle molecule/lifecycle/verify.yml"
     )
+    written = (hello / "molecule" / "lifecycle" / "infranode.yaml").read_text(encoding="utf-8")
+    assert "side_effect: side_effect.yml\n" in written
+    assert "verify: verify.yml\n" in written
 
 
 def test_print_writes_nothing(hello: Path, capsys: pytest.CaptureFixture[str]) -> None:
