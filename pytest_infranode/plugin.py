@@ -20,6 +20,7 @@ import pytest
 from pytest_infranode import hookspecs
 from pytest_infranode.errors import DaemonError
 from pytest_infranode.errors import InfranodeError
+from pytest_infranode.errors import InfranodeWarning
 from pytest_infranode.options import OPTIONS
 from pytest_infranode.options import RawOptions
 from pytest_infranode.platforms import Platform
@@ -152,7 +153,37 @@ def pytest_configure(config: pytest.Config) -> None:
     tty = bool(reporter is not None and reporter.isatty())
     config.pluginmanager.register(ProgressPlugin(say, cache_dir, tty=tty), "infranode-progress")
     config.pluginmanager.register(_HostOverride(), "infranode-host")
+    _warn_unused_testinfra_options(config)
     _install_sigterm(config)
+
+
+TESTINFRA_OPTIONS = (
+    ("connection", "--connection"),
+    ("hosts", "--hosts"),
+    ("ansible_inventory", "--ansible-inventory"),
+    ("force_ansible", "--force-ansible"),
+    ("ssh_config", "--ssh-config"),
+    ("ssh_extra_args", "--ssh-extra-args"),
+    ("ssh_identity_file", "--ssh-identity-file"),
+    ("sudo", "--sudo"),
+    ("sudo_user", "--sudo-user"),
+)
+"""pytest-testinfra's options that choose or reach the hosts: with platforms given, the
+``host`` fixture is the plugin's, so they do nothing (Molecule's verifier passes the first three)."""
+
+
+def _warn_unused_testinfra_options(config: pytest.Config) -> None:
+    given = [flag for dest, flag in TESTINFRA_OPTIONS if config.getoption(dest, None)]
+    if given:
+        config.issue_config_time_warning(
+            InfranodeWarning(
+                f"pytest-testinfra's {', '.join(given)} not used: with platforms given, the `host` "
+                "fixture is bound to the plugin's nodes (through their exec channel); a "
+                "module's `testinfra_hosts` or `@pytest.mark.infra_node(...)` chooses the node, and "
+                "`host.ansible(...)` uses the session inventory. Drop the option(s)"
+            ),
+            stacklevel=2,
+        )
 
 
 def _session_inventory(config: pytest.Config, session: InfraSession, log_dir: Path) -> None:
