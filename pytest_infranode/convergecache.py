@@ -145,7 +145,8 @@ def converge_key(
         "provisioner options": _h(json.dumps(dict(config.options), sort_keys=True, default=str)),
         "node settings": _h(
             json.dumps(
-                [node.name, dict(node.env), list(node.capabilities), list(node.ports)],
+                [node.name, dict(node.env), list(node.capabilities), list(node.ports)]
+                + ([node.hostname] if node.hostname else []),  # keys without one stay as they were
                 sort_keys=True,
             )
         ),

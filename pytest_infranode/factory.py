@@ -111,6 +111,7 @@ class NodeFactory:
             cap_add=config.capabilities,
             groups=config.groups,
             owner=self.identity.owner,
+            hostname=config.hostname,
         )
 
     def _make(self, target: Target) -> Node:

@@ -59,6 +59,7 @@ class Node:
         groups: Sequence[str] = (),
         owner: str | None = None,
         image_cached: bool | None = None,
+        hostname: str = "",
     ) -> None:
         self.engine = engine
         self.platform = platform
@@ -71,6 +72,8 @@ class Node:
         self.ports: tuple[int, ...] = tuple(ports)
         self.extra_caps: tuple[str, ...] = tuple(cap_add)
         self.groups: tuple[str, ...] = tuple(groups)
+        self.hostname = hostname
+        """Its ``hostname:`` when that is not its short name ("" otherwise)."""
         self.name = container_name(session_id, platform.name, short_name)
         self.labels = labels.node_labels(session_id, platform.name, self.name, owner)
         self.outcome = ""
@@ -107,7 +110,7 @@ class Node:
         return ContainerSpec(
             name=self.name,
             image=self.image,
-            hostname=(self.short_name or self.name)[:63],
+            hostname=(self.hostname or self.short_name or self.name)[:63],
             labels=self.labels,
             command=p.command,
             init=p.init,
@@ -115,7 +118,9 @@ class Node:
             cap_add=tuple(dict.fromkeys((*p.cap_add, *self.extra_caps))),
             env={**p.env, **self.env},
             network=self.network,
-            network_aliases=(self.short_name,) if self.short_name and self.network else (),
+            network_aliases=tuple(dict.fromkeys(filter(None, (self.short_name, self.hostname))))
+            if self.short_name and self.network
+            else (),
             ports=self.ports,
             privileged=p.privileged,
         )

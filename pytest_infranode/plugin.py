@@ -158,29 +158,30 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 TESTINFRA_OPTIONS = (
-    ("connection", "--connection"),
-    ("hosts", "--hosts"),
-    ("ansible_inventory", "--ansible-inventory"),
-    ("force_ansible", "--force-ansible"),
-    ("ssh_config", "--ssh-config"),
-    ("ssh_extra_args", "--ssh-extra-args"),
-    ("ssh_identity_file", "--ssh-identity-file"),
-    ("sudo", "--sudo"),
-    ("sudo_user", "--sudo-user"),
+    "connection",
+    "hosts",
+    "ansible_inventory",
+    "force_ansible",
+    "ssh_config",
+    "ssh_extra_args",
+    "ssh_identity_file",
+    "sudo",
+    "sudo_user",
 )
-"""pytest-testinfra's options that choose or reach the hosts: with platforms given, the
-``host`` fixture is the plugin's, so they do nothing (Molecule's verifier passes the first three)."""
+"""pytest-testinfra's options (their ``dest``) that choose or reach the hosts: with platforms
+given, the ``host`` fixture is the plugin's, so they do nothing (Molecule's verifier passes the
+first three)."""
 
 
 def _warn_unused_testinfra_options(config: pytest.Config) -> None:
-    given = [flag for dest, flag in TESTINFRA_OPTIONS if config.getoption(dest, None)]
+    given = ["--" + dest.replace("_", "-") for dest in TESTINFRA_OPTIONS if config.getoption(dest, None)]
     if given:
         config.issue_config_time_warning(
             InfranodeWarning(
                 f"pytest-testinfra's {', '.join(given)} not used: with platforms given, the `host` "
-                "fixture is bound to the plugin's nodes (through their exec channel); a "
-                "module's `testinfra_hosts` or `@pytest.mark.infra_node(...)` chooses the node, and "
-                "`host.ansible(...)` uses the session inventory. Drop the option(s)"
+                "fixture is bound to the plugin's nodes (through their exec channel); a module's "
+                "`testinfra_hosts` or `@pytest.mark.infra_node(...)` chooses the node, and testinfra's "
+                "module runner on `host` uses the session inventory. Drop the option(s)"
             ),
             stacklevel=2,
         )

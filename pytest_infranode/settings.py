@@ -48,7 +48,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CONFIG_NAMES = ("infranode.yaml", "infranode.yml")
-NODE_KEYS = ("provisioner", "groups", "ports", "env", "capabilities", "depends_on", "side_effect")
+NODE_KEYS = ("provisioner", "groups", "ports", "env", "capabilities", "depends_on", "side_effect", "hostname")
 
 
 @final
@@ -108,6 +108,8 @@ class NodeConfig:
     :param capabilities: Linux capabilities added to the container.
     :param depends_on: nodes converged before this one.
     :param side_effect: shell commands run in the node after its converge.
+    :param hostname: its hostname, when it is not its name (``db.example.test``); another network
+        alias too. Its inventory name stays its name.
     """
 
     name: str
@@ -118,6 +120,7 @@ class NodeConfig:
     capabilities: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
     side_effect: tuple[str, ...] = ()
+    hostname: str = ""
     where: str = field(default="", compare=False)
     """Where the node was declared (``infranode.yaml:7 (nodes.web)``), for error messages."""
 
@@ -474,10 +477,50 @@ def _nodes_from(value: Any, source: Source, base_dir: Path, rule: FileRule) -> t
             side_effect=_str_list(
                 body.get("side_effect") or [], where, "side_effect", "side_effect: [systemctl restart app]"
             ),
+            hostname=_hostname(body.get("hostname"), name, source.where(key + ".hostname")),
             where=where,
         )
+    _check_hostnames(found, source)
     converge_order(found, source)  # refuses unknown names and cycles now, before any container
     return tuple(found.values())
+
+
+def _check_hostnames(nodes: Mapping[str, NodeConfig], source: Source) -> None:
+    """Each node answers on the network to its name and its hostname: no two the same."""
+    owner: dict[str, str] = {name: name for name in nodes}
+    for name, config in nodes.items():
+        if not config.hostname or config.hostname == name:
+            continue
+        other = owner.setdefault(config.hostname, name)
+        if other != name:
+            raise SettingsError(
+                f"hostname {config.hostname!r} of node {name!r} is "
+                + ("the name" if other == config.hostname and other in nodes else "the hostname")
+                + f" of node {other!r} too",
+                where=source.where(f"nodes.{name}.hostname"),
+                fix="give each node a hostname of its own (a node answers on the network to its name "
+                "and to its hostname)",
+            )
+
+
+_HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _hostname(value: Any, node: str, where: str) -> str:
+    """A node's ``hostname:``: lower-case labels of letters, digits and '-' joined by dots, at
+    most 63 characters (the kernel's limit for a hostname). Pure."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else ""
+    labels = text.split(".")
+    if not text or len(text) > 63 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise SettingsError(
+            f"hostname {value!r} of node {node!r} is not a hostname",
+            where=where,
+            fix="use lower-case letters, digits and '-' (not at either end), labels joined by '.', "
+            "63 characters at most: `hostname: db-1.example.test`",
+        )
+    return text
 
 
 def converge_order(nodes: Mapping[str, NodeConfig], source: Source = Source()) -> list[str]:

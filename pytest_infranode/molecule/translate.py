@@ -483,15 +483,8 @@ class _Translator:
             if ports:
                 node["ports"] = ports
             self.common_platform_keys(platform)
-            if platform.hostname and platform.hostname != platform.name:
-                self.pgap(
-                    platform,
-                    "hostname",
-                    self.at(f"{platform.key}.hostname"),
-                    f"a node's hostname is its name ({short!r}), not {platform.hostname!r}",
-                    "rename the platform to its hostname, or have the specs ask for the node's name",
-                    friction=6,
-                )
+            if platform.hostname and platform.hostname != short:
+                node["hostname"] = platform.hostname  # its inventory name stays `short`
             nodes[short] = node
             if platform is not first:
                 self.same_as_first(platform, first)

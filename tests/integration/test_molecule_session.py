@@ -41,14 +41,16 @@ def test_the_cluster_scenario_converges_in_one_run_and_its_specs_choose_their_ho
     command = shlex.split(printed[printed.index("run the specs with:") + 1])
     run = infra_run(*command[1:], "-v", subprocess=True)
     out = run.result.stdout.str()
-    # test_clients.py: 3 specs on each client; test_servers.py: 2 on the one server
-    run.result.assert_outcomes(passed=8)
+    # test_clients.py: 4 specs on each client; test_servers.py: 2 on the one server
+    run.result.assert_outcomes(passed=10)
     passed = sorted(
         line.split("::", 1)[1].split(" PASSED")[0] for line in out.splitlines() if " PASSED" in line
     )
     assert passed == [  # pytest runs them grouped by node
         "test_client_group_vars_from_the_link[debian-12-client-1]",
         "test_client_group_vars_from_the_link[debian-12-client-2]",
+        "test_client_has_its_molecule_hostname[debian-12-client-1]",
+        "test_client_has_its_molecule_hostname[debian-12-client-2]",
         "test_client_resolves_its_own_name[debian-12-client-1]",
         "test_client_resolves_its_own_name[debian-12-client-2]",
         "test_client_sees_the_servers[debian-12-client-1]",

@@ -104,6 +104,8 @@ def test_the_cluster_specs_are_collected_on_the_hosts_they_choose(
             "test_client_resolves_its_own_name[debian-12-client-2]",
             "test_client_group_vars_from_the_link[debian-12-client-1]",
             "test_client_group_vars_from_the_link[debian-12-client-2]",
+            "test_client_has_its_molecule_hostname[debian-12-client-1]",
+            "test_client_has_its_molecule_hostname[debian-12-client-2]",
             "test_server_knows_every_client[debian-12]",
             "test_server_port_comes_from_host_vars[debian-12]",
         ]

@@ -131,7 +131,7 @@ def test_the_cluster_becomes_three_nodes_in_two_groups(tmp_path: Path) -> None:
     assert t.data["nodes"] == {
         "server-1": {"groups": ["servers"], "ports": [7000]},
         "client-1": {"groups": ["clients"], "capabilities": ["NET_ADMIN"]},
-        "client-2": {"groups": ["clients"]},
+        "client-2": {"groups": ["clients"], "hostname": "second-client"},
     }
     prov = t.data["provisioner"]
     assert prov["groups"] == {"servers": ["server-1"], "clients": ["client-1", "client-2"]}
@@ -165,10 +165,11 @@ def test_the_cluster_gaps_name_the_frictions_of_issue_19() -> None:
     ):
         assert fixed not in gaps
     assert "host.ansible" not in gaps
-    assert {g.friction for g in t.gaps} == {3, 6, 0}  # MOLECULE_PROJECT_DIRECTORY written; hostname
+    assert {g.friction for g in t.gaps} == {3, 0}  # MOLECULE_PROJECT_DIRECTORY written
     assert tests.is_dir()
-    assert gaps["platform client-2: hostname"].friction == 6
-    assert "'second-client'" in gaps["platform client-2: hostname"].reason
+    assert "platform client-2: hostname" not in gaps  # fixed (6): the node's hostname:
+    assert t.data["nodes"]["client-2"]["hostname"] == "second-client"
+    assert "hostname" not in t.data["nodes"]["client-1"]
     link = gaps["provisioner.inventory.links.group_vars"]
     assert link.kind == "unsupported"
     assert link.fix.endswith("`ln -s ../../inventory/group_vars molecule/default/group_vars`")
@@ -178,7 +179,7 @@ def test_the_cluster_gaps_name_the_frictions_of_issue_19() -> None:
     assert gaps["MOLECULE_PROJECT_DIRECTORY"].kind == "changed"  # an absolute path of this checkout
     # the default sleep command is one gap for the three nodes of the one platform
     assert gaps["platforms server-1, client-1, client-2: command"].kind == "changed"
-    assert {g.friction for g in t.unsupported} == {0, 6}  # the links; the hostname
+    assert {g.friction for g in t.unsupported} == {0}  # the links
 
 
 def test_infra_platform_retargets_the_nodes_layout(tmp_path: Path) -> None:
@@ -514,8 +515,8 @@ def test_the_written_file_lists_its_gaps_as_comments() -> None:
     data = yaml.safe_load(text)
     assert data["platforms"] == ["debian-12"]
     assert "testinfra_hosts" not in text  # the specs' own host selection works: not listed
-    assert "# - [changed] platform client-2" not in text  # the hostname is not supported: no "changed"
-    assert "# - [not supported] platform client-2: hostname" in text
+    assert "platform client-2: hostname" not in text  # carried over as the node's hostname:
+    assert data["nodes"]["client-2"]["hostname"] == "second-client"
 
 
 def test_the_pytest_command_finds_infranode_yaml(tmp_path: Path) -> None:

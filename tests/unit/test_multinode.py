@@ -75,6 +75,18 @@ def test_without_nodes_there_are_none(tmp_path: Path) -> None:
         ("nodes: {web: {depends_on: [dbb]}, db: {}}\n", "node 'web' depends on 'dbb'"),
         ("nodes: {a: {depends_on: [b]}, b: {depends_on: [a]}}\n", "in a circle: a -> b -> a"),
         ("nodes: {web: 3}\n", "node 'web' must be a mapping"),
+        ("nodes: {web: {hostname: Web_1}}\n", "hostname 'Web_1' of node 'web' is not a hostname"),
+        ("nodes: {web: {hostname: -x.test}}\n", "hostname '-x.test' of node 'web' is not a hostname"),
+        ("nodes: {web: {hostname: 8080}}\n", "hostname 8080 of node 'web' is not a hostname"),
+        ("nodes: {web: {hostname: " + "a" * 64 + "}}\n", "is not a hostname"),
+        (
+            "nodes: {web: {hostname: db}, db: {}}\n",
+            "hostname 'db' of node 'web' is the name of node 'db' too",
+        ),
+        (
+            "nodes: {a: {hostname: x.test}, b: {hostname: x.test}}\n",
+            "hostname 'x.test' of node 'b' is the hostname of node 'a' too",
+        ),
     ],
 )
 def test_bad_nodes_are_refused_with_file_and_line(tmp_path: Path, yaml_text: str, message: str) -> None:
@@ -82,6 +94,21 @@ def test_bad_nodes_are_refused_with_file_and_line(tmp_path: Path, yaml_text: str
         _settings(tmp_path, yaml_text)
     assert message in str(excinfo.value)
     assert "infranode.yaml" in str(excinfo.value)
+
+
+def test_a_hostname_is_the_containers_and_one_more_alias(tmp_path: Path) -> None:
+    from pytest_infranode.node import Node
+    from pytest_infranode.platforms import BUILTIN_PLATFORMS
+
+    settings = _settings(tmp_path, "nodes: {db: {hostname: db-1.example.test}, web: {hostname: web}}\n")
+    db, web = settings.nodes
+    assert (db.hostname, web.hostname) == ("db-1.example.test", "web")
+    platform = next(p for p in BUILTIN_PLATFORMS if p.name == "debian-12")
+    node = Node(None, platform, session_id="s", image="i", short_name="db", network="n", hostname=db.hostname)  # type: ignore[arg-type]
+    assert node.spec.hostname == "db-1.example.test"
+    assert node.spec.network_aliases == ("db", "db-1.example.test")
+    plain = Node(None, platform, session_id="s", image="i", short_name="web", network="n")  # type: ignore[arg-type]
+    assert (plain.spec.hostname, plain.spec.network_aliases) == ("web", ("web",))
 
 
 def test_unknown_dependency_suggests_the_close_name(tmp_path: Path) -> None:
