@@ -233,10 +233,12 @@ class Node:
         if image:
             self.image = image
 
-    def take_over(self, container_id: str, name: str) -> None:
-        """Become the kept, converged container ``name`` of an earlier session (``--infra-reuse``)."""
+    def take_over(self, container_id: str, name: str, container_labels: Mapping[str, str]) -> None:
+        """Become the kept, converged container ``name`` of an earlier session (``--infra-reuse``),
+        whose labels (that session's) it keeps: Docker cannot change them."""
         self.container_id = container_id
         self.name = name
+        self.labels = dict(container_labels)
         self.reused = True
         self.state = "converged"
 

@@ -119,10 +119,11 @@ def node_table(rows: Iterable[NodeRow], *, idempotence: bool, converge_cache: bo
 
 
 def kept_line(name: str, platform: str, session_id: str) -> str:
-    """What to do with a kept node. The removal named is this session's only: a bare
-    ``infranode cleanup`` would also remove every other session's kept and expired nodes."""
+    """What to do with a kept node. The removal named is of ``session_id`` only (the session
+    whose label the node carries: an earlier one for a reused node): a bare ``infranode
+    cleanup`` would also remove every other session's kept and expired nodes."""
     return (
         f"kept {name} ({platform}): enter it with `infranode login {name}` "
-        f"(or docker exec -it {name} bash); remove it, with this session's other kept nodes and "
+        f"(or docker exec -it {name} bash); remove it, with its session's other kept nodes and "
         f"its network, with `infranode cleanup --session {session_id}`"
     )
