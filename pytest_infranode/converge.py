@@ -123,6 +123,11 @@ class Converger:
                 result = None
             finally:
                 timer.cancel()
+        if result is not None and result.ok and not result.ran and not node.timed_out:
+            self.say(f"{node.platform.name}: {node.name} left bare: no provisioner configured")
+            node.converged(bare=True)
+            self.hook.pytest_infranode_after_converge(node=node, result=result)
+            return
         node.converge_log = str(log_path)
         node.record_time("converge", time.monotonic() - started)
         if result is None or not result.ok or node.timed_out:

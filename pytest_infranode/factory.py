@@ -150,7 +150,7 @@ class NodeFactory:
                 self.converger.skipped(node)
             else:
                 self.converger.converge(node, provisioner, config)
-                if save_as is not None:
+                if save_as is not None and not node.bare:
                     self._save_converged(node, engine, save_as)
             side_effect = self.layout.configs[target.node].side_effect
             if side_effect:

@@ -87,6 +87,8 @@ class Node:
         """With ``--infra-cache=converge``: ``hit``, ``miss`` or ``off`` (not cacheable)."""
         self.reused = False
         """Taken over from a kept node of an earlier session (``--infra-reuse``)."""
+        self.bare = False
+        """Ready without a converge: no provisioner configured (the summary says ``none``)."""
         self.degraded_units = ""
         #: whether systemd can sandbox units here (:mod:`pytest_infranode.sandbox`), once booted
         self.sandbox: sandbox.Verdict = "unknown"
@@ -253,10 +255,12 @@ class Node:
         """A converge of the node starts: the first, or the idempotence check's second."""
         self.converge_round += 1
 
-    def converged(self, log_path: str = "") -> None:
-        """The converge (or the converge cache) made the booted node the machine under test."""
+    def converged(self, log_path: str = "", *, bare: bool = False) -> None:
+        """The converge (or the converge cache) made the booted node the machine under test;
+        ``bare``: nothing ran, the node is as its platform made it (no provisioner configured)."""
         if self.state != "booted":
             raise NodeError(f"only a booted node can be converged, not a {self.state} one", where=self.where)
+        self.bare = bare
         if log_path:
             self.converge_log = log_path
         self.state = "converged"

@@ -47,6 +47,9 @@ class ConvergeResult:
     reason: str = ""
     """Why it failed, in one sentence, when the provisioner knows better than its exit status
     (``user 'app' does not exist in the node``); shown in the converge error's first line."""
+    ran: bool = True
+    """False when nothing ran in the node (no provisioner configured): the node stays bare, and
+    the summary's converge column says ``none``."""
 
     @property
     def ok(self) -> bool:

@@ -108,6 +108,6 @@ def test_summary_shows_the_idempotence_verdict(pytester: pytest.Pytester, infra_
     )
     run = infra_run("--infra-platform=debian-12", "--infra-idempotence")
     run.result.assert_outcomes(passed=1, errors=1)
-    run.result.stdout.fnmatch_lines(["platform*node*image*cache*ready*converge*idempotence*result*"])
+    run.result.stdout.fnmatch_lines(["platform*node*image*cache*boot*converge*ready*idempotence*result*"])
     run.result.stdout.fnmatch_lines(["debian-12*-steady*ok*removed*"])
     run.result.stdout.fnmatch_lines(["debian-12*-drifting*not idempotent*failed, removed*"])
