@@ -26,6 +26,7 @@ class NoProvisioner:
     """Leaves the node bare."""
 
     name = "none"
+    leaves_bare = True
 
     def check(self, config: ProvisionerConfig) -> None:
         if config.options:
