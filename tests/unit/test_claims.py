@@ -12,6 +12,7 @@ import pluggy
 import pytest
 
 from pytest_infranode import claims
+from pytest_infranode import cli
 from pytest_infranode import hookspecs
 from pytest_infranode import labels
 from pytest_infranode import reaper
@@ -160,3 +161,24 @@ def test_a_claim_is_made_once_per_container_and_not_on_a_missing_one() -> None:
     assert marker.labels[labels.PID] == "h:2"
     assert marker.name == claims.marker_name(kept)
     assert claims.claimed_by(engine.list_containers([])) == {kept: "s2"}
+
+
+def test_the_cli_says_which_kept_node_a_live_session_uses_and_spares_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = FakeEngine()
+    kept = _container(engine, "old" + reaper.KEPT_SUFFIX, "s-old", GONE)
+    _container(engine, "dead", "s-old", GONE)
+    claims.claim(engine, kept, session_id="s-live", owner=LIVE[labels.PID])
+    monkeypatch.setattr(cli, "_engine", lambda _args: engine)
+    assert cli.main(["nodes"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == ["old-kept", "dead"]  # the claim is no node
+    assert listed[0].endswith("in use by session s-live")
+    assert cli.main(["cleanup"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "removed dead",
+        "kept old-kept: in use by session s-live (--infra-reuse), not removed",
+        "1 node(s) removed",
+    ]
+    assert engine.names() == [claims.marker_name(kept), "old-kept"]
