@@ -38,8 +38,9 @@ def test_summary_junit_properties_and_failure_sections(pytester: pytest.Pytester
     run.result.stdout.fnmatch_lines(
         [
             "*= infranode =*",
-            "platform*node*image*cache*ready*converge*result*",
-            f"debian-12*{node_name}*hit*s*s*removed*",
+            "platform*node*image*cache*boot*converge*ready*result*",
+            f"debian-12*{node_name}*hit*s*s*s*removed*",
+            "ready: from request to usable, boot and converge included*",
         ]
     )
     # The failed test carries both tails, the passed one does not.
