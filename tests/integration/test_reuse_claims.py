@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import pytest
 from pytest_infranode import claims
 from pytest_infranode import labels
 from pytest_infranode.engine import Engine
+from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.reaper import KEPT_SUFFIX
 
 CONVERGE = "echo converged >> /etc/converge-count\n"
@@ -176,3 +178,41 @@ def test_a_short_session_leaves_the_node_a_long_one_holds(project: tuple[Path, s
     assert _left(engine, long) == []  # the reused node carries its first session's label
     assert engine.list_containers([f"{labels.CLAIM}={kept_id}"]) == []
     print(f"MEASURED held: long={long.took:.1f}s short={short.took:.1f}s")
+
+
+def test_of_claims_made_at_once_on_the_real_daemon_exactly_one_wins(engine: Engine) -> None:
+    """The daemon's name registry is what makes a claim atomic: 2 threads, 10 rounds."""
+    owner = f"{os.uname().nodename}:{os.getpid()}"
+    session = labels.new_session_id()
+    spec = ContainerSpec(
+        f"infranode-{session}-claimed-kept",
+        "debian:12",
+        "claimed",
+        labels.node_labels(session, "x", "y", owner),
+    )
+    wins: list[int] = []
+    for _ in range(10):
+        target = engine.create_container(
+            spec, {"image": "debian:12", "name": spec.name, "labels": dict(spec.labels), "command": ["true"]}
+        )
+        won: list[str] = []
+        barrier = threading.Barrier(2)
+
+        def claim(
+            who: str, target: str = target, won: list[str] = won, barrier: threading.Barrier = barrier
+        ) -> None:
+            barrier.wait()
+            if claims.claim(engine, target, session_id=f"{session}-{who}", owner=owner):
+                won.append(who)
+
+        threads = [threading.Thread(target=claim, args=(who,)) for who in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wins.append(len(won))
+        for c in engine.list_containers([f"{labels.CLAIM}={target}"]):
+            engine.remove_container(c.id)
+        engine.remove_container(target)
+    print(f"MEASURED claims at once: winners per round {wins}")
+    assert wins == [1] * 10
