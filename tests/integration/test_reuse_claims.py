@@ -28,7 +28,13 @@ import os
 import time
 
 def test_node_stays_usable(host):
-    time.sleep(float(os.environ["HOLD_NODE"]))
+    hold = os.environ["HOLD_NODE"]
+    if hold == "until-released":  # the outer test says when (a file): no race with a timer
+        deadline = time.monotonic() + 180
+        while not os.path.exists("released") and time.monotonic() < deadline:
+            time.sleep(0.1)
+    else:
+        time.sleep(float(hold))
     lines = host.file("/etc/converge-count").content_string.splitlines()
     print("COUNT", len(lines), "HOST", host.check_output("hostname"))
 """
@@ -76,7 +82,7 @@ def _wait_all(*runs: Run) -> None:
         run.wait()
 
 
-def _start(path: Path, hold: float, *options: str) -> Run:
+def _start(path: Path, hold: float | str, *options: str) -> Run:
     argv = [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", "--infra-platform=debian-12"]
     env = {**os.environ, "HOLD_NODE": str(hold)}
     output = path.parent / f"run-{time.monotonic_ns()}.out"
@@ -156,19 +162,22 @@ def test_a_short_session_leaves_the_node_a_long_one_holds(project: tuple[Path, s
     """The report of issue #20: a long --infra-reuse run holds the kept node, a short one
     starts during it. The short one makes its own node and removes only that."""
     path, kept_id = project
-    long = _start(path, 8, "--infra-keep=always")
-    deadline = time.monotonic() + 120
-    while not engine.list_containers([f"{labels.CLAIM}={kept_id}"]):
-        assert long.proc.poll() is None, long.wait().out
-        assert time.monotonic() < deadline, "the long session never claimed the kept node"
-        time.sleep(0.2)
-    short = _start(path, 0, "--infra-keep=always").wait()
-    _passed(short)
-    assert not short.reused
-    assert long.proc.poll() is None, "the long session ended before the short one: nothing was shared"
-    claim = engine.list_containers([f"{labels.CLAIM}={kept_id}"])
-    assert [c.name for c in claim] == [claims.marker_name(kept_id)]
-    long.wait()
+    long = _start(path, "until-released", "--infra-keep=always")
+    try:
+        deadline = time.monotonic() + 120
+        while not engine.list_containers([f"{labels.CLAIM}={kept_id}"]):
+            assert long.proc.poll() is None, long.wait().out
+            assert time.monotonic() < deadline, "the long session never claimed the kept node"
+            time.sleep(0.2)
+        short = _start(path, 0, "--infra-keep=always").wait()
+        _passed(short)
+        assert not short.reused
+        assert long.proc.poll() is None, "the long session ended before the short one: nothing was shared"
+        claim = engine.list_containers([f"{labels.CLAIM}={kept_id}"])
+        assert [c.name for c in claim] == [claims.marker_name(kept_id)]
+    finally:
+        (path / "released").touch()  # the long session's test ends now, whatever happened here
+        long.wait()
     _passed(long)
     assert long.reused
     # --infra-keep=always: the reused node and the short session's own node stay, nothing else.
