@@ -136,15 +136,32 @@ def _left(engine: Engine, *runs: Run) -> list[str]:
 def test_two_sessions_started_together_one_reuses_the_kept_node(
     project: tuple[Path, str], engine: Engine
 ) -> None:
+    """Both start at once and both hold their node until each has one: one claimed the kept
+    node, the other made its own. Which one wins is the daemon's choice."""
     path, kept_id = project
     kept_name = _kept(engine)[kept_id]
-    long, short = _start(path, 8), _start(path, 0)
-    _wait_all(long, short)
-    _passed(long)
-    _passed(short)
-    winners = [r for r in (long, short) if r.reused]
-    assert len(winners) == 1, (long.out, short.out)
-    (loser,) = [r for r in (long, short) if not r.reused]
+    key = next(
+        c.labels[labels.CONVERGE] for c in engine.list_containers([labels.CONVERGE]) if c.id == kept_id
+    )
+    first, second = _start(path, "until-released"), _start(path, "until-released")
+    try:
+        deadline = time.monotonic() + 180
+        while not (
+            engine.list_containers([f"{labels.CLAIM}={kept_id}"])
+            and [c for c in engine.list_containers([f"{labels.CONVERGE}={key}"]) if c.id != kept_id]
+        ):
+            assert first.proc.poll() is None, first.wait().out
+            assert second.proc.poll() is None, second.wait().out
+            assert time.monotonic() < deadline, "no claim and no second node after 180 s"
+            time.sleep(0.2)
+    finally:
+        (path / "released").touch()
+        _wait_all(first, second)
+    _passed(first)
+    _passed(second)
+    winners = [r for r in (first, second) if r.reused]
+    assert len(winners) == 1, (first.out, second.out)
+    (loser,) = [r for r in (first, second) if not r.reused]
     assert f"reusing kept node {kept_name}" in winners[0].out
     assert f"kept node {kept_name} is in use by another session; making a new node" in loser.out
     assert "COUNT 1" in loser.out
@@ -152,10 +169,10 @@ def test_two_sessions_started_together_one_reuses_the_kept_node(
     # Without --infra-keep the winner consumed the kept node, the loser removed its own, and
     # neither left anything, not even the claim.
     assert kept_id not in _kept(engine)
-    assert _left(engine, long, short) == []
+    assert _left(engine, first, second) == []
     assert engine.list_containers([f"{labels.CLAIM}={kept_id}"]) == []
-    winner = "long" if winners[0] is long else "short"
-    print(f"MEASURED together: winner={winner} long={long.took:.1f}s short={short.took:.1f}s")
+    winner = "first" if winners[0] is first else "second"
+    print(f"MEASURED together: winner={winner} started; first={first.took:.1f}s second={second.took:.1f}s")
 
 
 def test_a_short_session_leaves_the_node_a_long_one_holds(project: tuple[Path, str], engine: Engine) -> None:
