@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_infranode import claims
 from pytest_infranode import convergecache
 from pytest_infranode import labels
 from pytest_infranode import reaper
@@ -133,14 +134,17 @@ def cmd_images_bootstrap(args: argparse.Namespace) -> int:
 def cmd_nodes(args: argparse.Namespace) -> int:
     """List containers made by infranode sessions (kept or still running)."""
     engine = _engine(args)
-    found = engine.list_containers([labels.SESSION])
+    listed = engine.list_containers([labels.SESSION])
+    holders = claims.claimed_by(listed)
+    found = [c for c in listed if not claims.is_marker(c)]
     if not found:
         print("no infranode nodes on this daemon")
         return 0
     for c in found:
+        used = f"  in use by session {holders[c.id]}" if c.id in holders else ""
         print(
             f"{c.name}  platform={c.labels.get(labels.PLATFORM, '?')}  "
-            f"session={c.labels.get(labels.SESSION, '?')}  state={c.state or '?'}"
+            f"session={c.labels.get(labels.SESSION, '?')}  state={c.state or '?'}{used}"
         )
     return 0
 
@@ -179,8 +183,13 @@ def cmd_login(args: argparse.Namespace) -> int:
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """Remove nodes left behind: by default those of expired sessions (kept nodes included)."""
     engine = _engine(args)
+    spared: list[str] = []
+
+    def in_use(name: str, session: str) -> None:
+        spared.append(f"kept {name}: in use by session {session} (--infra-reuse), not removed")
+
     if args.session:
-        removed = reaper.sweep(engine, session_id=args.session)
+        removed = reaper.sweep(engine, session_id=args.session, in_use=in_use)
     elif args.all:
         if not args.yes:
             if not sys.stdin.isatty():
@@ -195,9 +204,11 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
                 return 1
         removed = reaper.sweep(engine)
     else:
-        removed = reaper.sweep_expired(engine, include_kept=True)
+        removed = reaper.sweep_expired(engine, include_kept=True, in_use=in_use)
     for name in removed:
         print(f"removed {name}")
+    for line in spared:
+        print(line)
     print(f"{len(removed)} node(s) removed")
     return 0
 

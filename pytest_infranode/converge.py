@@ -25,6 +25,7 @@ from pytest_infranode.node import Node
 from pytest_infranode.progress import LineEcho
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import ConvergesTogether
+from pytest_infranode.provisioners.base import LeavesBare
 from pytest_infranode.provisioners.base import MaskingSink
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.base import RunsActions
@@ -106,7 +107,11 @@ class Converger:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{node.name}.converge.log"
         started = time.monotonic()
-        self.say(f"{node.platform.name}: converging {node.name} with {provisioner.name} (log: {log_path})")
+        platform = node.platform.name
+        if isinstance(provisioner, LeavesBare):
+            self.say(f"{platform}: {node.name} left bare: no provisioner configured")
+        else:
+            self.say(f"{platform}: converging {node.name} with {provisioner.name} (log: {log_path})")
         secrets = secrets_of(config, os.environ)
         with self._log_sink(_label(node), log_path, secrets, append=False) as output:
             # A converge past its timeout is ended by stopping the node: that works for every
@@ -125,6 +130,10 @@ class Converger:
                 result = None
             finally:
                 timer.cancel()
+        if result is not None and result.ok and not result.ran and not node.timed_out:
+            node.converged(bare=True)
+            self.hook.pytest_infranode_after_converge(node=node, result=result)
+            return
         node.converge_log = str(log_path)
         node.record_time("converge", time.monotonic() - started)
         if result is None or not result.ok or node.timed_out:

@@ -15,6 +15,7 @@ from typing import final
 
 import pluggy
 
+from pytest_infranode import claims
 from pytest_infranode import convergecache
 from pytest_infranode import labels
 from pytest_infranode import reaper
@@ -150,7 +151,7 @@ class NodeFactory:
                 self.converger.skipped(node)
             else:
                 self.converger.converge(node, provisioner, config)
-                if save_as is not None:
+                if save_as is not None and not node.bare:
                     self._save_converged(node, engine, save_as)
             self.converger.provisioner_side_effect([node], provisioner, config, inventory=None)
             side_effect = self.layout.configs[target.node].side_effect
@@ -299,15 +300,31 @@ class NodeFactory:
         """
         if not self.settings.reuse or node.network:
             return False
+        in_use = []
         with self._lock:
             taken = self.taken()
             for found in engine.list_containers([f"{labels.CONVERGE}={key.key}"]):
                 name = found.name
-                if name.endswith(reaper.KEPT_SUFFIX) and found.state == "running" and found.id not in taken:
-                    node.take_over(found.id, name)
-                    self.say(f"{node.platform.name}: reusing kept node {name} (converge inputs unchanged)")
-                    return True
-        self.say(f"{node.platform.name}: no kept node with unchanged converge inputs to reuse")
+                if not (name.endswith(reaper.KEPT_SUFFIX) and found.state == "running"):
+                    continue
+                if found.id in taken:
+                    continue
+                # Claimed before it is taken over: of sessions reaching for it at once, one wins.
+                if not claims.claim(
+                    engine, found.id, session_id=self.identity.session_id, owner=self.identity.owner
+                ):
+                    in_use.append(name)
+                    continue
+                node.take_over(found.id, name, found.labels)
+                self.say(f"{node.platform.name}: reusing kept node {name} (converge inputs unchanged)")
+                return True
+        if in_use:
+            self.say(
+                f"{node.platform.name}: kept node {', '.join(in_use)} is in use by another session; "
+                "making a new node"
+            )
+        else:
+            self.say(f"{node.platform.name}: no kept node with unchanged converge inputs to reuse")
         return False
 
     def _converge_cache(

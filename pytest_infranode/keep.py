@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import final
 
+from pytest_infranode import claims
 from pytest_infranode import labels
 from pytest_infranode import reaper
 from pytest_infranode.engine.api import EngineProtocol
@@ -70,7 +71,7 @@ class KeepPolicy:
             problem = node.keep(reaper.KEPT_SUFFIX)
             if problem is not None:
                 report(problem)
-            kept.append(Kept(node.name, node.platform.name))
+            kept.append(Kept(node.name, node.platform.name, node.labels.get(labels.SESSION, "")))
         return kept, ids, doomed
 
     def after_failure(self, node: Node, remove: Callable[[Node], None]) -> None:
@@ -87,6 +88,8 @@ class Kept:
 
     name: str
     platform: str
+    session: str = ""
+    """The session whose label it carries (an earlier one's, for a reused node); "": this one."""
 
 
 def keep_workers_nodes(
@@ -108,6 +111,8 @@ def keep_workers_nodes(
     kept: list[Kept] = []
     ids: set[str] = set()
     for c in containers:
+        if claims.is_marker(c):  # a claim on a reused node, not a node: the sweep removes it
+            continue
         platform = c.labels.get(labels.PLATFORM, "")
         if policy.platform_kept(platform, failed):
             name = c.name

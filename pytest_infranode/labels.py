@@ -23,6 +23,8 @@ CONVERGE_PARTS = PREFIX + "converge.parts"
 PID = PREFIX + "pid"
 """The test process that owns a resource, with the host it runs on (for the reaper)."""
 CREATED = PREFIX + "created"
+CLAIM = PREFIX + "claim"
+"""On a claim marker (``claims.py``): the id of the kept node the marker's session holds."""
 
 
 def new_session_id() -> str:

@@ -90,6 +90,8 @@ class Node:
         """With ``--infra-cache=converge``: ``hit``, ``miss`` or ``off`` (not cacheable)."""
         self.reused = False
         """Taken over from a kept node of an earlier session (``--infra-reuse``)."""
+        self.bare = False
+        """Ready without a converge: no provisioner configured (the summary says ``none``)."""
         self.degraded_units = ""
         #: whether systemd can sandbox units here (:mod:`pytest_infranode.sandbox`), once booted
         self.sandbox: sandbox.Verdict = "unknown"
@@ -238,10 +240,12 @@ class Node:
         if image:
             self.image = image
 
-    def take_over(self, container_id: str, name: str) -> None:
-        """Become the kept, converged container ``name`` of an earlier session (``--infra-reuse``)."""
+    def take_over(self, container_id: str, name: str, container_labels: Mapping[str, str]) -> None:
+        """Become the kept, converged container ``name`` of an earlier session (``--infra-reuse``),
+        whose labels (that session's) it keeps: Docker cannot change them."""
         self.container_id = container_id
         self.name = name
+        self.labels = dict(container_labels)
         self.reused = True
         self.state = "converged"
 
@@ -256,10 +260,12 @@ class Node:
         """A converge of the node starts: the first, or the idempotence check's second."""
         self.converge_round += 1
 
-    def converged(self, log_path: str = "") -> None:
-        """The converge (or the converge cache) made the booted node the machine under test."""
+    def converged(self, log_path: str = "", *, bare: bool = False) -> None:
+        """The converge (or the converge cache) made the booted node the machine under test;
+        ``bare``: nothing ran, the node is as its platform made it (no provisioner configured)."""
         if self.state != "booted":
             raise NodeError(f"only a booted node can be converged, not a {self.state} one", where=self.where)
+        self.bare = bare
         if log_path:
             self.converge_log = log_path
         self.state = "converged"

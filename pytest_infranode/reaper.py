@@ -11,6 +11,9 @@ Three layers, so that nothing is left behind whatever happens to the test proces
 3. A sweep at the start of the next session (and ``infranode cleanup``) removes what an expired
    session left: one whose process is gone on this machine, or, for another machine, one older
    than the time-to-live. Live sessions and resources without our labels are never touched.
+
+A kept node is removed only once the sweep holds its claim (``claims.py``), so that a node a
+live session took over (``--infra-reuse``) is spared, with no window between look and removal.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO
 from typing import Any
 
+from pytest_infranode import claims
 from pytest_infranode import labels
 from pytest_infranode.engine.api import CleanupEngine
 from pytest_infranode.engine.api import ContainerInfo
@@ -53,21 +58,54 @@ def sweep_networks(
     return removed
 
 
+InUse = Callable[[str, str], None]
+"""Told ``(node name, claiming session)`` of a kept node a sweep spared: another session holds it."""
+
+
+def _markers_first(found: Sequence[ContainerInfo]) -> list[ContainerInfo]:
+    """Claims before nodes: a dead session's claim goes before the node it held is looked at."""
+    return sorted(found, key=lambda c: not claims.is_marker(c))
+
+
+def remove_claimed(engine: CleanupEngine, container: ContainerInfo, in_use: InUse) -> bool:
+    """Remove the kept node ``container`` if this sweep can claim it, else tell ``in_use`` who
+    holds it. Returns whether it was removed."""
+    marker = claims.claim(engine, container.id, session_id=labels.new_session_id(), owner=labels.owner())
+    if not marker:
+        holders = claims.claimed_by(engine.list_containers([labels.CLAIM]))
+        in_use(container.name, holders.get(container.id, "?"))
+        return False
+    engine.remove_container(container.id)
+    engine.remove_container(marker)
+    return True
+
+
 def sweep(
-    engine: CleanupEngine, *, session_id: str | None = None, keep: frozenset[str] = frozenset()
+    engine: CleanupEngine,
+    *,
+    session_id: str | None = None,
+    keep: frozenset[str] = frozenset(),
+    in_use: InUse | None = None,
 ) -> list[str]:
     """Remove the containers of one session (or, without ``session_id``, of every session).
 
     :param keep: container ids to leave alone (nodes kept for a look).
-    :return: the names of the containers removed.
+    :param in_use: when given, a kept node is removed only if the sweep can claim it, and
+        ``in_use`` is told of those another session holds; without it, kept nodes go too.
+    :return: the names of the nodes removed (claims are not nodes).
     """
     wanted = [f"{labels.SESSION}={session_id}"] if session_id else [labels.SESSION]
     removed = []
-    for container in engine.list_containers(wanted):
+    for container in _markers_first(engine.list_containers(wanted)):
         if container.id in keep:
             continue
+        if in_use is not None and container.name.endswith(KEPT_SUFFIX):
+            if remove_claimed(engine, container, in_use):
+                removed.append(container.name)
+            continue
         engine.remove_container(container.id)
-        removed.append(container.name)
+        if not claims.is_marker(container):
+            removed.append(container.name)
     sweep_networks(engine, wanted)
     return removed
 
@@ -121,11 +159,17 @@ def is_expired(seen: SessionSeen, *, now: float, ttl: float, hostname: str, aliv
 
 
 def sweep_expired(
-    engine: CleanupEngine, *, ttl: float = DEFAULT_TTL, include_kept: bool = False, exclude: str = ""
+    engine: CleanupEngine,
+    *,
+    ttl: float = DEFAULT_TTL,
+    include_kept: bool = False,
+    exclude: str = "",
+    in_use: InUse = lambda _name, _session: None,
 ) -> list[str]:
     """Remove the containers of expired sessions (never ``exclude``, never live ones).
 
-    Kept nodes (renamed with ``-kept``) stay unless ``include_kept``.
+    Kept nodes (renamed with ``-kept``) stay unless ``include_kept``; even then, one a live
+    session holds the claim of stays, and ``in_use`` is told.
     """
     containers = engine.list_containers([labels.SESSION])
     networks = engine.list_networks([labels.SESSION])
@@ -137,9 +181,14 @@ def sweep_expired(
         if s.session_id != exclude and is_expired(s, now=now, ttl=ttl, hostname=hostname)
     }
     removed = []
-    for c in containers:
-        if c.labels.get(labels.SESSION) in dead and (include_kept or not c.name.endswith(KEPT_SUFFIX)):
+    for c in _markers_first(containers):
+        if c.labels.get(labels.SESSION) not in dead:
+            continue
+        if not c.name.endswith(KEPT_SUFFIX):
             engine.remove_container(c.id)
+            if not claims.is_marker(c):
+                removed.append(c.name)
+        elif include_kept and remove_claimed(engine, c, in_use):
             removed.append(c.name)
     # Networks of sessions whose containers are all gone (a kept node keeps its network).
     live = {s.session_id for s in sessions(engine.list_containers([labels.SESSION]))} if dead else set()

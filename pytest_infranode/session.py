@@ -442,6 +442,6 @@ class InfraSession:
         )
 
     def summary_lines(self) -> list[str]:
-        lines = [kept_line(k.name, k.platform, self.session_id) for k in self.kept]
+        lines = [kept_line(k.name, k.platform, k.session or self.session_id) for k in self.kept]
         lines.extend(f"teardown problem: {e}" for e in self.remover.problems)
         return lines

@@ -82,7 +82,8 @@ class ProvisionerConfig:
     :param source: where the options were written, for error messages.
     """
 
-    name: str = "shell"
+    name: str = "none"
+    """Without a ``provisioner:`` the node stays bare (``provisioners/bare.py``)."""
     options: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = Path()
     source: Source = Source()

@@ -28,6 +28,8 @@ class NodeRow:
     failed: bool = False
     converge_cache: str = ""
     idempotence: str = "-"
+    bare: bool = False
+    """No provisioner configured: not converged (``none`` in the converge column)."""
 
     @classmethod
     def of(cls, node: Node, *, failed: bool, idempotence: str = "-") -> NodeRow:
@@ -41,6 +43,7 @@ class NodeRow:
             failed=failed,
             converge_cache=node.converge_cache,
             idempotence=idempotence,
+            bare=node.bare,
         )
 
     @classmethod
@@ -88,11 +91,15 @@ def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
+LEGEND = "ready: from request to usable, boot and converge included (with image, side effect)"
+"""The line under the table: what the time columns count."""
+
+
 def node_table(rows: Iterable[NodeRow], *, idempotence: bool, converge_cache: bool) -> list[str]:
-    """The table's lines, columns aligned; none without a node."""
-    table = [["platform", "node", "image", "cache", "ready", "converge", "result"]]
+    """The table's lines, columns aligned, and the legend; none without a node."""
+    table = [["platform", "node", "image", "cache", "boot", "converge", "ready", "result"]]
     if idempotence:
-        table[0].insert(6, "idempotence")
+        table[0].insert(7, "idempotence")
     if converge_cache:
         table[0].insert(4, "converge cache")
     for row in rows:
@@ -101,28 +108,31 @@ def node_table(rows: Iterable[NodeRow], *, idempotence: bool, converge_cache: bo
             row.name,
             row.image.removeprefix("sha256:")[:12],
             {True: "hit", False: "miss", None: "-"}[row.image_cached],
+            seconds(row.timings.get("boot")),
+            "none" if row.bare else seconds(row.timings.get("converge")),
             seconds(row.timings.get("ready")),
-            seconds(row.timings.get("converge")),
             f"failed, {row.result if row.result in ('kept', 'removed') else 'not removed'}"
             if row.failed
             else row.result,
         ]
         if idempotence:
-            cells.insert(6, row.idempotence)
+            cells.insert(7, row.idempotence)
         if converge_cache:
             cells.insert(4, row.converge_cache or "-")
         table.append(cells)
     if len(table) == 1:
         return []
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
+    return [*lines, LEGEND]
 
 
 def kept_line(name: str, platform: str, session_id: str) -> str:
-    """What to do with a kept node. The removal named is this session's only: a bare
-    ``infranode cleanup`` would also remove every other session's kept and expired nodes."""
+    """What to do with a kept node. The removal named is of ``session_id`` only (the session
+    whose label the node carries: an earlier one for a reused node): a bare ``infranode
+    cleanup`` would also remove every other session's kept and expired nodes."""
     return (
         f"kept {name} ({platform}): enter it with `infranode login {name}` "
-        f"(or docker exec -it {name} bash); remove it, with this session's other kept nodes and "
+        f"(or docker exec -it {name} bash); remove it, with its session's other kept nodes and "
         f"its network, with `infranode cleanup --session {session_id}`"
     )

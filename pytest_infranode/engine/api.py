@@ -130,7 +130,8 @@ class ShellStream(Protocol):
 
 
 class CleanupEngine(Protocol):
-    """What the reaper needs: the labelled containers and networks, and their removal."""
+    """What the reaper needs: the labelled containers and networks, their removal, and the
+    claim on a kept node (``claims.py``) before it is taken over or removed."""
 
     def list_containers(self, label_filters: Sequence[str]) -> list[ContainerInfo]: ...
 
@@ -139,6 +140,8 @@ class CleanupEngine(Protocol):
     def list_networks(self, label_filters: Sequence[str]) -> list[NetworkInfo]: ...
 
     def remove_network(self, network_id: str) -> bool: ...
+
+    def create_claim(self, container_id: str, name: str, claim_labels: dict[str, str]) -> str: ...
 
 
 class ShellEngine(Protocol):

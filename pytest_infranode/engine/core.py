@@ -351,6 +351,30 @@ class Engine:
         except docker.errors.NotFound:
             return
 
+    def create_claim(self, container_id: str, name: str, claim_labels: dict[str, str]) -> str:
+        """Create the claim marker ``name`` on ``container_id`` (see ``claims.py``), from the
+        container's own image, never started. Returns the marker's id; "" when the name is
+        taken (409: another session holds the claim) or the container is gone."""
+        with self._translate("claiming the kept node", f"container {container_id[:12]}"):
+            try:
+                image = self._client.api.inspect_container(container_id)["Image"]
+            except docker.errors.NotFound:
+                return ""
+            try:
+                made = self._client.api.create_container(
+                    image,
+                    command=["true"],
+                    name=name,
+                    labels=claim_labels,
+                    network_disabled=True,
+                    host_config=self._client.api.create_host_config(network_mode="none"),
+                )
+            except docker.errors.APIError as exc:
+                if exc.response is not None and exc.response.status_code == 409:
+                    return ""
+                raise
+        return str(made["Id"])
+
     def list_containers(self, label_filters: Sequence[str]) -> list[ContainerInfo]:
         """Containers (running or not) carrying all the given ``key=value`` labels."""
         with self._translate("listing containers", "cleanup"):

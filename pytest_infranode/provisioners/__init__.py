@@ -8,6 +8,7 @@ from pytest_infranode.provisioners.base import Provisioner
 __all__ = ["ConvergeResult", "Provisioner"]
 
 BUILTIN_MODULES = (
+    "pytest_infranode.provisioners.bare",
     "pytest_infranode.provisioners.shell",
     "pytest_infranode.provisioners.ansible",
     "pytest_infranode.provisioners.pyinfra",

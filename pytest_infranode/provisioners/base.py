@@ -47,6 +47,9 @@ class ConvergeResult:
     reason: str = ""
     """Why it failed, in one sentence, when the provisioner knows better than its exit status
     (``user 'app' does not exist in the node``); shown in the converge error's first line."""
+    ran: bool = True
+    """False when nothing ran in the node (no provisioner configured): the node stays bare, and
+    the summary's converge column says ``none``."""
 
     @property
     def ok(self) -> bool:
@@ -142,6 +145,8 @@ class Provisioner(Protocol):
     - *the steps of its output* (optional member, see :class:`AnnouncesSteps`): which lines name
       the step the tool is at (a task, an operation, a resource), for the live progress lines;
       else the ``$ command`` headers (:func:`command_step`).
+    - *a bare node* (optional member, see :class:`LeavesBare`): a provisioner that runs nothing;
+      its result says so (:attr:`ConvergeResult.ran`), and the node is not called converged.
     - *one run over several nodes* (optional members, see :class:`ConvergesTogether`): the named
       nodes of one platform that share its settings are converged by one run of the tool over
       an inventory holding all of them (cross-host references work), else node by node.
@@ -169,6 +174,14 @@ class DeclaresTools(Protocol):
     """A provisioner whose tool's version changes the converge: distributions by name."""
 
     tools: tuple[str, ...]
+
+
+@runtime_checkable
+class LeavesBare(Protocol):
+    """A provisioner that runs nothing (``none``): its converge is announced as a bare node, and
+    its :attr:`ConvergeResult.ran` is False."""
+
+    leaves_bare: bool
 
 
 @runtime_checkable

@@ -117,7 +117,8 @@ def plan(config: ProvisionerConfig) -> tuple[list[Path], list[str]]:
         raise SettingsError(
             "shell provisioner: nothing to run",
             where=config.source.where("provisioner"),
-            fix="give `script: converge.sh` or `inline: [commands]` under `provisioner:`",
+            fix="give `script: converge.sh` or `inline: [commands]` under `provisioner:`; "
+            "for a bare node, remove `provisioner:` (or write `provisioner: none`)",
         )
     _env(config)
     _secret_env(config)

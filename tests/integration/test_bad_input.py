@@ -72,6 +72,22 @@ CASES = {
         ],
         raw_files={"infranode.yaml": INLINE.encode() + b"# caf\xe9 (latin-1)\n"},
     ),
+    "shell-provisioner-without-steps": Case(
+        {"infranode.yaml": "provisioner: shell\n"},
+        ("--infra-platform=debian-12",),
+        pytest.ExitCode.USAGE_ERROR,
+        [
+            "*shell provisioner: nothing to run*",
+            "*infranode.yaml:1*",
+            "*for a bare node, remove `provisioner:`*",
+        ],
+    ),
+    "none-provisioner-with-options": Case(
+        {"infranode.yaml": "provisioner:\n  name: none\n  script: converge.sh\n"},
+        ("--infra-platform=debian-12",),
+        pytest.ExitCode.USAGE_ERROR,
+        ["*the none provisioner takes no options, but was given script*", "*infranode.yaml:1*"],
+    ),
     "unknown-key": Case(
         {"infranode.yaml": INLINE + "keeep: always\n"},
         ("--infra-platform=debian-12",),

@@ -38,8 +38,9 @@ def test_summary_junit_properties_and_failure_sections(pytester: pytest.Pytester
     run.result.stdout.fnmatch_lines(
         [
             "*= infranode =*",
-            "platform*node*image*cache*ready*converge*result*",
-            f"debian-12*{node_name}*hit*s*s*removed*",
+            "platform*node*image*cache*boot*converge*ready*result*",
+            f"debian-12*{node_name}*hit*s*s*s*removed*",
+            "ready: from request to usable, boot and converge included*",
         ]
     )
     # The failed test carries both tails, the passed one does not.
@@ -108,6 +109,6 @@ def test_summary_shows_the_idempotence_verdict(pytester: pytest.Pytester, infra_
     )
     run = infra_run("--infra-platform=debian-12", "--infra-idempotence")
     run.result.assert_outcomes(passed=1, errors=1)
-    run.result.stdout.fnmatch_lines(["platform*node*image*cache*ready*converge*idempotence*result*"])
+    run.result.stdout.fnmatch_lines(["platform*node*image*cache*boot*converge*ready*idempotence*result*"])
     run.result.stdout.fnmatch_lines(["debian-12*-steady*ok*removed*"])
     run.result.stdout.fnmatch_lines(["debian-12*-drifting*not idempotent*failed, removed*"])

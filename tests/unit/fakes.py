@@ -131,6 +131,16 @@ class FakeEngine:
         self.containers[container_id] = FakeContainer(container_id, spec.name, dict(spec.labels), spec.image)
         return container_id
 
+    def create_claim(self, container_id: str, name: str, claim_labels: dict[str, str]) -> str:
+        """As the daemon: one container per name (a second create of a name is refused)."""
+        self._record("claim", self._name(container_id))
+        kept = self.containers.get(container_id)
+        if kept is None or any(c.name == name for c in self.containers.values()):
+            return ""
+        marker_id = f"{next(self._ids):064x}"
+        self.containers[marker_id] = FakeContainer(marker_id, name, dict(claim_labels), kept.image)
+        return marker_id
+
     def start_container(self, container_id: str) -> None:
         self._record("start", self._name(container_id))
         self.containers[container_id].state = "running"

@@ -11,10 +11,12 @@ import pytest
 
 from pytest_infranode import hookspecs
 from pytest_infranode import reaper
+from pytest_infranode import summary
 from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.engine.core import Engine
 from pytest_infranode.errors import ConvergeError
 from pytest_infranode.errors import NodeError
+from pytest_infranode.provisioners import bare
 from pytest_infranode.provisioners import shell
 from pytest_infranode.session import InfraSession
 from pytest_infranode.settings import RawOptions
@@ -45,6 +47,7 @@ def _session(tmp_path: Path, yaml: str, **options: Any) -> InfraSession:
     manager = pluggy.PluginManager("pytest")
     manager.add_hookspecs(hookspecs)
     manager.register(shell)
+    manager.register(bare)
     session = InfraSession(settings, manager.hook, log_dir=tmp_path / "logs")
     manager.register(session)
     session.check_provisioner()
@@ -67,8 +70,9 @@ def test_nodes_are_made_converged_and_removed(tmp_path: Path, engine: FakeEngine
     session.teardown()
     assert engine.names() == []
     table = session.node_table()
-    assert table[0].split() == ["platform", "node", "image", "cache", "ready", "converge", "result"]
-    assert [row.split()[-1] for row in table[1:]] == ["removed", "removed"]
+    assert table[0].split() == ["platform", "node", "image", "cache", "boot", "converge", "ready", "result"]
+    assert [row.split()[-1] for row in table[1:-1]] == ["removed", "removed"]
+    assert table[-1] == summary.LEGEND
 
 
 def test_a_failed_converge_is_removed_at_once_and_fails_its_tests(tmp_path: Path, engine: FakeEngine) -> None:
@@ -127,3 +131,20 @@ def test_depends_on_orders_the_nodes_of_a_platform(tmp_path: Path, engine: FakeE
     session.teardown()
     assert engine.names() == []
     assert engine.networks == {}
+
+
+def test_without_a_provisioner_the_node_is_bare_and_the_summary_says_so(
+    tmp_path: Path, engine: FakeEngine
+) -> None:
+    session = _session(tmp_path, "boot_timeout: 60\n", cli_parallel=1)
+    node = session.node_for(session.platforms[0])
+    assert node.state == "converged"
+    assert node.bare
+    assert "converge" not in node.timings
+    assert [c for c in engine.calls if c[0] in ("exec", "put_files")] == []  # nothing ran in it
+    session.teardown()
+    header, row = session.node_table()[:2]
+    cells = dict(zip(header.split(), row.split(), strict=True))
+    assert cells["converge"] == "none"
+    assert cells["boot"].endswith("s")
+    assert cells["ready"].endswith("s")
