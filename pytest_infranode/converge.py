@@ -27,6 +27,7 @@ from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import ConvergesTogether
 from pytest_infranode.provisioners.base import MaskingSink
 from pytest_infranode.provisioners.base import Provisioner
+from pytest_infranode.provisioners.base import file_tail
 from pytest_infranode.provisioners.base import mask
 from pytest_infranode.provisioners.base import secrets_of
 from pytest_infranode.settings import ProvisionerConfig
@@ -68,7 +69,7 @@ def provisioner_name(provisioner: object) -> str:
 
 
 def _log_tail(log_path: Path) -> str:
-    return "\n".join(log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
+    return file_tail(log_path, LOG_TAIL_LINES)
 
 
 @final
@@ -135,7 +136,7 @@ class Converger:
                 + (f": {result.reason}" if result is not None and result.reason else "")
             )
             tail = mask(result.tail(), secrets) if result else ""
-            if not tail and log_path.exists():
+            if not tail:
                 tail = _log_tail(log_path)
             raise ConvergeError(
                 f"converge of {node.name} failed: the {provisioner.name} provisioner {how}",
@@ -220,7 +221,7 @@ class Converger:
                 else f"exited with status {status}"
             )
             tail = mask(result.tail(), secrets) if result else ""
-            if not tail and log_path.exists():
+            if not tail:
                 tail = _log_tail(log_path)
             raise ConvergeError(
                 f"converge of nodes {names} (one run over all of them) failed: the "

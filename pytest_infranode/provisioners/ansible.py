@@ -48,9 +48,11 @@ from pytest_infranode.provisioners._common import Options
 from pytest_infranode.provisioners._common import docker_host_for_tools
 from pytest_infranode.provisioners._common import require_tool
 from pytest_infranode.provisioners._common import run_streaming
+from pytest_infranode.provisioners.base import ChangeList
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import InventoryHost
 from pytest_infranode.provisioners.base import OutputSink
+from pytest_infranode.provisioners.base import OutputTail
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.base import command_step
 from pytest_infranode.provisioners.base import option_paths
@@ -277,21 +279,22 @@ def playbook_env(config: ProvisionerConfig, work: Path, base: dict[str, str]) ->
     return env
 
 
-def read_changes(path: Path, *, hosts: bool = False) -> list[str]:
+def read_changes(path: Path, *, hosts: bool = False) -> ChangeList:
     """Changed tasks recorded by the callback, as ``task (action)`` plus the diff (``host:``
-    first with ``hosts``, for a run over several). Pure."""
+    first with ``hosts``, for a run over several), read a line at a time and bounded. Pure."""
+    changes = ChangeList()
     if not path.is_file():
-        return []
-    changes = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        entry = json.loads(line)
-        where = f" [{entry.get('host', '?')}]" if hosts else ""
-        text = f"changed{where}: {entry['task']} ({entry['action']})"
-        if entry.get("diff"):
-            text += "\n" + str(entry["diff"]).rstrip("\n")
-        changes.append(text)
+        return changes
+    with open(path, encoding="utf-8") as recorded:
+        for line in recorded:
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            where = f" [{entry.get('host', '?')}]" if hosts else ""
+            text = f"changed{where}: {entry['task']} ({entry['action']})"
+            if entry.get("diff"):
+                text += "\n" + str(entry["diff"]).rstrip("\n")
+            changes.add(text)
     return changes
 
 
@@ -388,7 +391,7 @@ class AnsibleProvisioner:
             extra_path = work / "extra_vars.json"
             extra_path.write_text(json.dumps(extra))
         env = playbook_env(config, work, dict(os.environ))
-        outputs: list[str] = []
+        collected = OutputTail(output)
         prepare = opts.path("prepare")
         if prepare is not None and not again:
             argv = playbook_argv(
@@ -399,11 +402,10 @@ class AnsibleProvisioner:
                 diff=False,
                 args=limit_args(limit),
             )
-            output(f"$ {' '.join(argv)}\n".encode())
-            status, text = run_streaming(argv, output, env=env, cwd=config.base_dir)
-            outputs.append(text)
+            collected(f"$ {' '.join(argv)}\n".encode())
+            status = run_streaming(argv, collected, env=env, cwd=config.base_dir)
             if status != 0:
-                return ConvergeResult(status, "".join(outputs))
+                return collected.result(status)
             (work / "changes.jsonl").unlink(missing_ok=True)
         playbook = opts.path("playbook", required=True)
         assert playbook is not None
@@ -415,11 +417,10 @@ class AnsibleProvisioner:
             diff=again,
             args=[*converge_args(config, again=again), *limit_args(limit)],
         )
-        output(f"$ {' '.join(argv)}\n".encode())
-        status, text = run_streaming(argv, output, env=env, cwd=config.base_dir)
-        outputs.append(text)
+        collected(f"$ {' '.join(argv)}\n".encode())
+        status = run_streaming(argv, collected, env=env, cwd=config.base_dir)
         changes = read_changes(work / "changes.jsonl", hosts=together)
-        return ConvergeResult(status, "".join(outputs), changed=bool(changes), changes=tuple(changes))
+        return collected.result(status, changed=bool(changes), changes=changes)
 
 
 @hookimpl

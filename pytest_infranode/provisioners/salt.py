@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from typing import TYPE_CHECKING
 from typing import Any
@@ -43,8 +44,10 @@ from pytest_infranode.provisioners._innode import find_in_node
 from pytest_infranode.provisioners._innode import install_command
 from pytest_infranode.provisioners._innode import pip_env
 from pytest_infranode.provisioners._innode import venv_script
+from pytest_infranode.provisioners.base import ChangeList
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
+from pytest_infranode.provisioners.base import OutputTail
 from pytest_infranode.provisioners.base import Provisioner
 
 if TYPE_CHECKING:
@@ -144,25 +147,94 @@ def call_argv(salt_call: str, config: ProvisionerConfig) -> list[str]:
     return [*argv, ",".join(states)] if states else argv
 
 
+RESULT_BYTES = 8 * 1024 * 1024
+"""How much of the end of salt-call's output is kept to read its JSON answer from (the answer
+comes last, after Salt's own log lines); a longer answer cannot be read, and the result says so."""
+REASON_CHARS = 400
+_BLANK = re.compile(r"\s*")
+
+
+def salt_answer(output: str) -> Any:
+    """The JSON document salt-call printed (``--out=json``) after its log lines, or None. Pure."""
+    decoder = json.JSONDecoder()
+    start = output.find("{")
+    while start >= 0:
+        try:
+            data, end = decoder.raw_decode(output, start)
+        except json.JSONDecodeError:
+            start = output.find("{", start + 1)
+            continue
+        if isinstance(data, dict) and _BLANK.match(output, end).end() == len(output):  # type: ignore[union-attr]
+            return data
+        start = output.find("{", end)
+    return None
+
+
+def _states(data: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Every state result of the answer, in the order Salt ran them."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for results in data.values() if isinstance(data, dict) else []:
+        if isinstance(results, dict):
+            found += [(k, v) for k, v in results.items() if isinstance(v, dict)]
+    return sorted(found, key=lambda kv: kv[1].get("__run_num__", 0))
+
+
 def changed_states(output: str) -> list[str]:
     """``changed: <state id>`` plus its changes for each state that changed something. Pure."""
-    start = output.find("{")
-    if start < 0:
-        return []
-    try:
-        data: Any = json.loads(output[start:])
-    except json.JSONDecodeError:
-        return []
-    changes = []
-    for results in data.values() if isinstance(data, dict) else []:
-        if not isinstance(results, dict):
-            continue
-        for key, state in sorted(results.items(), key=lambda kv: kv[1].get("__run_num__", 0)):
-            if isinstance(state, dict) and state.get("changes"):
-                name = state.get("__id__") or key
-                detail = json.dumps(state["changes"], indent=2, sort_keys=True)
-                changes.append(f"changed: {name} ({key.split('_|-')[0]})\n{detail}")
+    return list(_changes(salt_answer(output)))
+
+
+def _changes(data: Any) -> ChangeList:
+    changes = ChangeList()
+    for key, state in _states(data):
+        if state.get("changes"):
+            name = state.get("__id__") or key
+            detail = json.dumps(state["changes"], indent=2, sort_keys=True)
+            changes.add(f"changed: {name} ({key.split('_|-')[0]})\n{detail}")
     return changes
+
+
+def _short(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+
+
+def failure_reason(output: str) -> str:
+    """Why salt-call failed, in Salt's own words, for the converge error's first line. Pure.
+
+    Its answer is either a list of messages (``No Top file or master_tops data matches found``,
+    a render error) or the states, some with ``result: false`` and a comment; without an answer
+    (Salt itself did not start), its last line of output (a Python error, an option error)."""
+    data = salt_answer(output)
+    if data is None:
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        return f"salt-call said: {_short(lines[-1])}" if lines else ""
+    messages = [m for v in data.values() if isinstance(v, list) for m in v if isinstance(m, str)]
+    if messages:
+        return f"Salt said: {_short('; '.join(messages))}"
+    failed = [(k, v) for k, v in _states(data) if v.get("result") is False]
+    if not failed:
+        return ""
+    key, state = failed[0]
+    name = state.get("__id__") or key
+    more = f" (and {len(failed) - 1} more failed state(s))" if len(failed) > 1 else ""
+    return f"Salt state {name} ({key.split('_|-')[0]}) failed: {_short(state.get('comment', ''))}{more}"
+
+
+def read_answer(tail: OutputTail, code: int) -> ConvergeResult:
+    """The result of salt-call from the kept end of its output: its changes, and when it failed,
+    why (Salt's words). An answer too large to keep cannot be read: then ``changed`` is None."""
+    text = tail.text
+    data = salt_answer(text)
+    reason = failure_reason(text) if code else ""
+    if data is None and tail.dropped:
+        note = (
+            f"salt-call printed {tail.total} bytes; its JSON answer is not within the last {RESULT_BYTES} "
+            "bytes infranode keeps, so what it changed cannot be read (the converge log has it)"
+        )
+        return tail.result(code, changed=None, changes=(note,), reason=reason)
+    changes = _changes(data)
+    return tail.result(code, changed=bool(changes), changes=changes, reason=reason)
 
 
 @final
@@ -222,16 +294,9 @@ class SaltProvisioner:
         )
         in_node(node, ["rm", "-rf", REMOTE], output)
         node.put_files(REMOTE, files)
-        collected: list[bytes] = []
-
-        def sink(chunk: bytes) -> None:
-            collected.append(chunk)
-            output(chunk)
-
-        code = in_node(node, call_argv(salt_call, config), sink)
-        text = b"".join(collected).decode("utf-8", "replace")
-        changes = changed_states(text)
-        return ConvergeResult(code, text, changed=bool(changes), changes=tuple(changes))
+        collected = OutputTail(output, max_bytes=RESULT_BYTES)
+        code = in_node(node, call_argv(salt_call, config), collected)
+        return read_answer(collected, code)
 
 
 @hookimpl

@@ -152,7 +152,7 @@ def test_shipped_plugins_exist() -> None:
 
 def test_read_changes_shows_task_action_and_diff(tmp_path: Path) -> None:
     path = tmp_path / "changes.jsonl"
-    assert ansible.read_changes(path) == []
+    assert list(ansible.read_changes(path)) == []
     entries = [
         {
             "host": "debian-12",
@@ -163,7 +163,7 @@ def test_read_changes_shows_task_action_and_diff(tmp_path: Path) -> None:
         {"host": "debian-12", "task": "Restart", "action": "systemd_service", "diff": ""},
     ]
     path.write_text("".join(json.dumps(e) + "\n" for e in entries) + "\n")
-    assert ansible.read_changes(path) == [
+    assert list(ansible.read_changes(path)) == [
         "changed: Home page (template)\n--- before\n+++ after\n-a\n+b",
         "changed: Restart (systemd_service)",
     ]

@@ -23,6 +23,9 @@ DOCUMENTATION = """
         - enabled with ANSIBLE_CALLBACKS_ENABLED=infranode_changes
 """
 
+MAX_DIFF = 64 * 1024
+"""The longest diff recorded for one task (the provisioner keeps less of it)."""
+
 
 def _field(result: Any, name: str) -> Any:
     # ansible-core 2.19 added public `result`, `task` and `host`; older ones have only `_result` …
@@ -44,12 +47,15 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible-core ships 
         for item in [data, *(r for r in data.get("results", []) if isinstance(r, dict))]:
             if item.get("changed") and item.get("diff"):
                 diffs.append(self._get_diff(item["diff"]))
+        diff = "".join(diffs)
+        if len(diff) > MAX_DIFF:  # a template of megabytes: the log has it whole
+            diff = diff[:MAX_DIFF] + f"\n… ({len(diff) - MAX_DIFF} more characters: see the converge log)"
         task = _field(result, "task")
         entry = {
             "host": _field(result, "host").get_name(),
             "task": task.get_name(),
             "action": task.action,
-            "diff": "".join(diffs),
+            "diff": diff,
         }
         path = os.environ.get("INFRANODE_ANSIBLE_CHANGES")
         if path:
