@@ -216,9 +216,12 @@ def failure_reason(output: str) -> str:
     if not failed:
         return ""
     key, state = failed[0]
-    name = state.get("__id__") or key
+    parts = key.split("_|-")
+    if parts[0] == "no":  # Salt's stand-in for "no state to run" (no top file match, say)
+        return f"Salt said: {_short(state.get('comment', ''))}"
+    name = state.get("__id__") or (parts[1] if len(parts) > 1 else key)
     more = f" (and {len(failed) - 1} more failed state(s))" if len(failed) > 1 else ""
-    return f"Salt state {name} ({key.split('_|-')[0]}) failed: {_short(state.get('comment', ''))}{more}"
+    return f"Salt state {name} ({parts[0]}) failed: {_short(state.get('comment', ''))}{more}"
 
 
 def read_answer(tail: OutputTail, code: int) -> ConvergeResult:
