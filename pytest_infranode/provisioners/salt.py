@@ -9,7 +9,7 @@ Options (under ``provisioner:`` in infranode.yaml)::
       apply: [web]                  # state names; default: the highstate (top.sls)
       install: true                 # if missing: the platform's packages (true or `packages`);
                                     # `pip` (see below), or false (never install)
-      version: "3007.1"             # the Salt release pip installs
+      version: "3007.14"            # the Salt release pip installs
       args: ["-l", "warning"]       # extra salt-call arguments
 
 Trees go in through the Docker API (``/var/lib/infranode/salt``). Debian 12 and 13 no longer
@@ -59,8 +59,12 @@ OPTIONS = ("states", "pillar", "apply", "install", "version", "args")
 REMOTE = "/var/lib/infranode/salt"
 PACKAGES = (("salt-minion",), ("salt-common",))
 VENV = "/opt/infranode-salt"
-#: Measured on debian-12 (Python 3.11) from PyPI.
-PIP_VERSION = "3007.1"
+#: Measured on debian-12 (Python 3.11) and debian-13 (Python 3.13) from PyPI. Salt before
+#: 3007.14 cannot find any state file on Python 3.13: its ``salt.utils.url.create`` cut
+#: ``file:///`` off what ``urlunparse`` returned, and 3.13's ``urlunparse`` returns
+#: ``file:top.sls``, so the top file was looked up as ``salt://s`` (``No Top file or
+#: master_tops data matches found``).
+PIP_VERSION = "3007.14"
 INSTALL_CHOICES = (True, False, "packages", "pip")
 
 
@@ -81,7 +85,7 @@ def validate(config: ProvisionerConfig) -> None:
     opts.strings("apply")
     install_mode(opts)
     if not isinstance(opts.get("version", PIP_VERSION), (str, int, float)):
-        raise opts.error("version", '`version` must be a Salt release such as "3007.1"')
+        raise opts.error("version", f'`version` must be a Salt release such as "{PIP_VERSION}"')
     opts.strings("args")
 
 
@@ -110,8 +114,9 @@ def pip_steps(version: str, manager: str = "apt") -> list[str]:
     """Shell lines that pip-install Salt ``version`` into :data:`VENV`. Pure.
 
     Salt's sdist declares no dependencies. Its pinned requirements for the node's Python
-    (``requirements/static/pkg/py3.X/linux.txt``) do; one of them (timelib) is compiled where no
-    wheel exists, hence the compiler.
+    (``requirements/static/pkg/py3.X/linux.txt``, ``linux.lock`` in later releases, else
+    ``requirements/base.txt``) do; one of them (timelib) is compiled where no wheel exists,
+    hence the compiler.
     """
     pip = f"{VENV}/bin/pip"
     sdist = "/tmp/infranode-salt-sdist"
@@ -123,6 +128,7 @@ def pip_steps(version: str, manager: str = "apt") -> list[str]:
         f"tar -xzf {tree}.tar.gz -C {sdist}",
         "py=$(python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])')",
         f"reqs={tree}/requirements/static/pkg/py$py/linux.txt",
+        f'[ -f "$reqs" ] || reqs={tree}/requirements/static/pkg/py$py/linux.lock',
         f'[ -f "$reqs" ] || reqs={tree}/requirements/base.txt',
         f'{pip} install --progress-bar off -r "$reqs"',
         f"{pip} install --progress-bar off --no-deps {tree}.tar.gz",
@@ -152,6 +158,13 @@ RESULT_BYTES = 8 * 1024 * 1024
 comes last, after Salt's own log lines); a longer answer cannot be read, and the result says so."""
 REASON_CHARS = 400
 _BLANK = re.compile(r"\s*")
+
+
+def pip_error(line: str, errors: list[str]) -> None:
+    """Keep pip's own ``ERROR:`` lines (the last few), for the reason of a failed install."""
+    if line.startswith("ERROR: "):
+        errors.append(_short(line[len("ERROR: ") :]))
+        del errors[:-3]
 
 
 def salt_answer(output: str) -> Any:
@@ -274,18 +287,22 @@ class SaltProvisioner:
             manager = node.platform.package_manager
             script = venv_script(VENV, manager, pip_steps(version, manager))
             env = pip_env(node, dict(os.environ))
-            code = in_node(node, ["/bin/sh", "-c", script], output, env=env)
+            errors: list[str] = []
+            install = OutputTail(output, on_line=lambda line: pip_error(line, errors))
+            code = in_node(node, ["/bin/sh", "-c", script], install, env=env)
             salt_call = find_in_node(node, (f"{VENV}/bin/salt-call",)) if code == 0 else None
             if salt_call is None:
+                said = f": pip said: {errors[-1]}" if errors else ""
                 failure = ConvergeError(
                     f"the salt provisioner could not pip-install Salt {version} into {VENV} "
-                    f"(exit status {code})",
+                    f"(exit status {code}){said}",
                     where=node.where,
                     fix="check that the node reaches PyPI (PIP_INDEX_URL and PIP_CERT on the runner are "
                     "passed on), or set `version:` to a Salt release that installs on this platform",
                 )
                 output(f"{failure}\n".encode())
-                return ConvergeResult(code or 127, str(failure))
+                reason = f"pip could not install Salt {version}{said}"
+                return ConvergeResult(code or 127, install.text + f"{failure}\n", reason=reason)
         states = opts.path("states", directory=True)
         assert states is not None
         files = tree_files(states, "states/", config.file_rule)
