@@ -49,8 +49,11 @@ def not_idempotent(what: str, result: ConvergeResult, secrets: list[str], where:
     """The error of a second converge that changed something: ``what`` (who, and with which
     provisioner) "changed N thing(s)", with the changes, secrets masked, as its detail."""
     changes = [mask(c, secrets) for c in result.changes] or ["(the provisioner did not say what)"]
+    if result.more_changes:
+        changes.append(f"… and {result.more_changes} more change(s): see the converge log")
+    count = len(result.changes) + result.more_changes
     err = ConvergeError(
-        f"{what} changed " + (f"{len(result.changes)} thing(s)" if result.changes else "something"),
+        f"{what} changed " + (f"{count} thing(s)" if result.changes else "something"),
         where=where,
         fix="make the converge idempotent (a task that always reports a change, a file "
         "rewritten every run …), or drop --infra-idempotence",

@@ -323,13 +323,19 @@ class Provisioner(Protocol):
 
     ``check`` runs at configure time, before any node exists: it validates the options and the
     files they name and raises :class:`~pytest_infranode.errors.SettingsError`. ``converge``
-    runs once per node and streams the tool's output to ``output``.
+    runs once per node and streams the tool's output to ``output`` (the node's log), keeping
+    only its end in memory: an :class:`OutputTail` around ``output`` does both, and makes the
+    result (a converge may print gigabytes).
 
     What the rest needs to know, and where it is said:
 
     - *changed*: :attr:`ConvergeResult.changed` (None: the tool cannot tell) and
       :attr:`ConvergeResult.changes`, in the tool's own words; ``--infra-idempotence`` fails a
-      node whose second converge changed something.
+      node whose second converge changed something. Read them as the output streams
+      (``OutputTail(on_line=...)``) or from the bounded end it keeps, and keep them in a
+      :class:`ChangeList`.
+    - *why it failed*: :attr:`ConvergeResult.reason`, in the tool's own words, for the error's
+      first line.
     - *the idempotence run*: ``node.converge_round`` is 1 for the first converge and 2 for the
       idempotence check's (a tool may then ask for a diff).
     - *secrets*: the ``secret_env`` option, read by :func:`secret_names` only; its values are

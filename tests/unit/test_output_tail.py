@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import cast
 
+from pytest_infranode.converge import not_idempotent
 from pytest_infranode.node import Node
 from pytest_infranode.progress import ConvergeProgress
 from pytest_infranode.progress import LineEcho
@@ -272,3 +273,16 @@ def test_salt_changes_stay_right_after_much_log_output_and_say_so_when_unreadabl
     unreadable = salt.read_answer(tail, 0)
     assert unreadable.changed is None
     assert "its JSON answer is not within the last" in unreadable.changes[0]
+
+
+def test_the_idempotence_error_counts_the_changes_it_does_not_show() -> None:
+    changes = ChangeList(max_changes=2)
+    changes.extend(f"changed: task {i}" for i in range(5))
+    result = OutputTail().result(0, changed=True, changes=changes)
+    err = not_idempotent("web is not idempotent: the second converge with ansible", result, [], "node web")
+    assert "changed 5 thing(s)" in str(err)
+    assert err.detail.splitlines()[1:] == [
+        "changed: task 0",
+        "changed: task 1",
+        "… and 3 more change(s): see the converge log",
+    ]
