@@ -290,12 +290,30 @@ def read_changes(path: Path, *, hosts: bool = False) -> ChangeList:
             if not line.strip():
                 continue
             entry = json.loads(line)
+            if "failed" in entry:
+                continue
             where = f" [{entry.get('host', '?')}]" if hosts else ""
             text = f"changed{where}: {entry['task']} ({entry['action']})"
             if entry.get("diff"):
                 text += "\n" + str(entry["diff"]).rstrip("\n")
             changes.add(text)
     return changes
+
+
+def read_failure(path: Path) -> str:
+    """Why the run failed, in Ansible's words: the first failed task recorded by the callback
+    (``task 'Write the page' failed on debian-13: 'served_by' is undefined``), or "". Pure."""
+    if not path.is_file():
+        return ""
+    with open(path, encoding="utf-8") as recorded:
+        for line in recorded:
+            entry = json.loads(line) if line.strip() else {}
+            if "failed" in entry:
+                message = " ".join(str(entry["failed"]).split())
+                if len(message) > 400:
+                    message = message[:399] + "…"
+                return f"task {entry.get('task', '?')!r} failed on {entry.get('host', '?')}: {message}"
+    return ""
 
 
 #: The task, play and handler headers of ansible-playbook's output: the step it is at.
@@ -405,7 +423,7 @@ class AnsibleProvisioner:
             collected(f"$ {' '.join(argv)}\n".encode())
             status = run_streaming(argv, collected, env=env, cwd=config.base_dir)
             if status != 0:
-                return collected.result(status)
+                return collected.result(status, reason=read_failure(work / "changes.jsonl"))
             (work / "changes.jsonl").unlink(missing_ok=True)
         playbook = opts.path("playbook", required=True)
         assert playbook is not None
@@ -420,7 +438,8 @@ class AnsibleProvisioner:
         collected(f"$ {' '.join(argv)}\n".encode())
         status = run_streaming(argv, collected, env=env, cwd=config.base_dir)
         changes = read_changes(work / "changes.jsonl", hosts=together)
-        return collected.result(status, changed=bool(changes), changes=changes)
+        reason = read_failure(work / "changes.jsonl") if status else ""
+        return collected.result(status, changed=bool(changes), changes=changes, reason=reason)
 
 
 @hookimpl

@@ -61,6 +61,13 @@ def test_failing_ansible_task(pytester: pytest.Pytester, infra_run: Run) -> None
     run = infra_run("--infra-platform=debian-12")
     # ansible-playbook exits 2 when a task failed on a host
     _assert_failed(run, "ansible", 2, ["*ansible-step-broke*", "*failed=1*"])
+    # Ansible's own words for why, in the error's first line
+    run.result.stdout.fnmatch_lines(
+        [
+            "converge of infranode-*-debian-12 failed: the ansible provisioner exited with status 2: "
+            "task 'The step that breaks' failed on debian-12: non-zero return code (ansible-step-broke)"
+        ]
+    )
 
 
 def test_failing_pyinfra_operation(pytester: pytest.Pytester, infra_run: Run) -> None:
