@@ -172,6 +172,7 @@ def test_salt_example_pip_installs_salt_and_converges_idempotently(
     )
 
 
+@pytest.mark.slow
 def test_a_failing_salt_state_is_named_in_salts_own_words(pytester: pytest.Pytester, infra_run: Run) -> None:
     copy_example(pytester, "salt")
     (pytester.path / "salt" / "top.sls").write_text("base:\n  '*':\n    - web\n    - nosuch\n")
