@@ -30,6 +30,7 @@ from pytest_infranode.provisioners.base import MaskingSink
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.base import RunsActions
 from pytest_infranode.provisioners.base import action_of
+from pytest_infranode.provisioners.base import file_tail
 from pytest_infranode.provisioners.base import mask
 from pytest_infranode.provisioners.base import secrets_of
 from pytest_infranode.settings import ProvisionerConfig
@@ -51,8 +52,11 @@ def not_idempotent(what: str, result: ConvergeResult, secrets: list[str], where:
     """The error of a second converge that changed something: ``what`` (who, and with which
     provisioner) "changed N thing(s)", with the changes, secrets masked, as its detail."""
     changes = [mask(c, secrets) for c in result.changes] or ["(the provisioner did not say what)"]
+    if result.more_changes:
+        changes.append(f"… and {result.more_changes} more change(s): see the converge log")
+    count = len(result.changes) + result.more_changes
     err = ConvergeError(
-        f"{what} changed " + (f"{len(result.changes)} thing(s)" if result.changes else "something"),
+        f"{what} changed " + (f"{count} thing(s)" if result.changes else "something"),
         where=where,
         fix="make the converge idempotent (a task that always reports a change, a file "
         "rewritten every run …), or drop --infra-idempotence",
@@ -71,7 +75,7 @@ def provisioner_name(provisioner: object) -> str:
 
 
 def _log_tail(log_path: Path) -> str:
-    return "\n".join(log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
+    return file_tail(log_path, LOG_TAIL_LINES)
 
 
 @final
@@ -146,7 +150,7 @@ class Converger:
                 + (f": {result.reason}" if result is not None and result.reason else "")
             )
             tail = mask(result.tail(), secrets) if result else ""
-            if not tail and log_path.exists():
+            if not tail:
                 tail = _log_tail(log_path)
             raise ConvergeError(
                 f"converge of {node.name} failed: the {provisioner.name} provisioner {how}",
@@ -231,7 +235,7 @@ class Converger:
                 else f"exited with status {status}"
             )
             tail = mask(result.tail(), secrets) if result else ""
-            if not tail and log_path.exists():
+            if not tail:
                 tail = _log_tail(log_path)
             raise ConvergeError(
                 f"converge of nodes {names} (one run over all of them) failed: the "

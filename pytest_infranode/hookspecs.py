@@ -84,7 +84,10 @@ def pytest_infranode_converge(
     :param node: the booted node.
     :param provisioner: the provisioner chosen in the settings.
     :param config: the provisioner's settings.
-    :param output: call it with bytes of output; they go to the node's converge log.
+    :param output: call it with bytes of output; they go to the node's converge log, whole,
+        as they come. Keep no more of it than you need: the result's ``output`` is only its end
+        (at most 64 KiB are kept; :class:`~pytest_infranode.provisioners.OutputTail` collects it
+        so).
     :return: a :class:`~pytest_infranode.provisioners.base.ConvergeResult`, or None to let the next
         implementation converge. The built-in implementation runs ``provisioner.converge`` and
         is ``trylast``, so a ``conftest.py`` that returns a result takes over.

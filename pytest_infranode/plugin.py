@@ -27,6 +27,7 @@ from pytest_infranode.platforms import Platform
 from pytest_infranode.progress import ProgressPlugin
 from pytest_infranode.progress import without_escapes
 from pytest_infranode.provisioners import BUILTIN_MODULES
+from pytest_infranode.provisioners.base import file_tail
 from pytest_infranode.settings import build_settings
 
 # What talks to Docker (the session, nodes, the testinfra backend) is imported only once a run
@@ -395,12 +396,8 @@ def _add_node_sections(report: pytest.TestReport, infra: InfraSession, target: T
     if node is None:
         return
     if node.converge_log:
-        try:
-            lines = Path(node.converge_log).read_text(errors="replace").splitlines()
-        except OSError:
-            lines = []
-        if lines:
-            tail = "\n".join(lines[-LOG_TAIL_LINES:])
+        tail = file_tail(Path(node.converge_log), LOG_TAIL_LINES)  # the log may be gigabytes
+        if tail:
             report.sections.append((f"infranode converge log of {node.name} (tail)", without_escapes(tail)))
     alive = node.state not in ("failed", "removed")
     container_log = node.logs(LOG_TAIL_LINES) if alive else node.log_tail

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from typing import final
 
 from pytest_infranode.hookspecs import hookimpl
+from pytest_infranode.provisioners.base import LINE_MAX
 from pytest_infranode.provisioners.base import StepReader
 from pytest_infranode.provisioners.base import command_step
 from pytest_infranode.provisioners.base import step_reader
@@ -31,7 +32,9 @@ class LineEcho:
     """An output sink that hands complete lines, prefixed, to ``write``; :meth:`flush` the rest.
 
     Chunks from a tool end anywhere (mid-line, mid-character): lines are cut at ``\\n`` only and
-    decoded whole, so a multi-byte character split across two chunks is shown intact.
+    decoded whole, so a multi-byte character split across two chunks is shown intact. A line
+    longer than :data:`~pytest_infranode.provisioners.base.LINE_MAX` is shown in pieces of that
+    size (output without newlines is not held back without bound).
     """
 
     def __init__(self, write: Callable[[str], None], prefix: str = "") -> None:
@@ -42,6 +45,9 @@ class LineEcho:
     def __call__(self, chunk: bytes) -> None:
         data = self._pending + chunk
         *lines, self._pending = data.split(b"\n")
+        while len(self._pending) > LINE_MAX:
+            lines.append(self._pending[:LINE_MAX])
+            self._pending = self._pending[LINE_MAX:]
         for line in lines:
             self._write(self._prefix + line.decode("utf-8", "replace").rstrip("\r"))
 
@@ -51,6 +57,8 @@ class LineEcho:
             self._pending = b""
 
 
+#: How much of the converge log the progress reads at once.
+READ_CHUNK = 1024 * 1024
 #: Seconds between two progress lines: on a terminal, and in a log (CI) where lines pile up.
 TTY_INTERVAL = 5.0
 LOG_INTERVAL = 15.0
@@ -146,6 +154,7 @@ class ConvergeProgress:
     def feed(self, chunk: bytes) -> None:
         data = self._pending + chunk
         *lines, self._pending = data.split(b"\n")
+        self._pending = self._pending[-LINE_MAX:]  # a line without end: its last part is enough
         for raw in lines:
             line = raw.decode("utf-8", "replace").rstrip("\r").strip()
             if not line:
@@ -171,11 +180,12 @@ class ConvergeProgress:
         try:
             with open(self._log, "rb") as log:
                 log.seek(self._offset)
-                data = log.read()
+                # A chunk at a time: a converge may append gigabytes between two reads.
+                while data := log.read(READ_CHUNK):
+                    self._offset += len(data)
+                    self.feed(data)
         except OSError:
             return
-        self._offset += len(data)
-        self.feed(data)
 
     def _run(self) -> None:
         while not self._stop.wait(min(1.0, self._interval)):

@@ -158,7 +158,10 @@ class ShellEngine(Protocol):
         workdir: str | None = None,
         user: str | None = None,
         on_output: OutputSink | None = None,
-    ) -> ExecResult: ...
+    ) -> ExecResult:
+        """Run ``argv`` in the container. With ``on_output``, the output is streamed to it and
+        not kept: the result's ``stdout`` and ``stderr`` are empty."""
+        ...
 
     def open_shell(self, container_id: str, argv: Sequence[str]) -> ShellStream: ...
 

@@ -223,7 +223,9 @@ class Engine:
         user: str | None = None,
         on_output: OutputSink | None = None,
     ) -> ExecResult:
-        """Run ``argv`` in the container; with ``on_output``, stream output as it comes."""
+        """Run ``argv`` in the container; with ``on_output``, stream output as it comes, and
+        only there: the result's stdout and stderr are then empty (a converge may print
+        gigabytes; whoever streams keeps what it needs)."""
         api = self._client.api
         with self._translate("running a command", f"container {container_id[:12]}"):
             exec_id = api.exec_create(
@@ -247,9 +249,8 @@ class Engine:
                 ends = _attach_ends(chunks)
                 try:
                     for o, e in chunks:
-                        for data, sink in ((o, out), (e, err)):
+                        for data in (o, e):
                             if data:
-                                sink.append(data)
                                 on_output(data)
                 finally:
                     _close_stream(chunks)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pytest_infranode.provisioners.base import ChangeList
 from pytest_infranode.provisioners.base import ConvergeResult
+from pytest_infranode.provisioners.base import OutputTail
 from pytest_infranode.provisioners.base import Provisioner
 
-__all__ = ["ConvergeResult", "Provisioner"]
+__all__ = ["ChangeList", "ConvergeResult", "OutputTail", "Provisioner"]
 
 BUILTIN_MODULES = (
     "pytest_infranode.provisioners.bare",

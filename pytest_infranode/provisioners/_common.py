@@ -161,9 +161,9 @@ def run_streaming(
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-) -> tuple[int, str]:
-    """Run a runner-side program, streaming its combined output; its status and output."""
-    collected: list[bytes] = []
+) -> int:
+    """Run a runner-side program, streaming its combined output to ``output`` (an
+    :class:`~pytest_infranode.provisioners.base.OutputTail` keeps its end); its exit status."""
     with subprocess.Popen(
         list(argv),
         stdout=subprocess.PIPE,
@@ -177,10 +177,8 @@ def run_streaming(
             chunk = os.read(proc.stdout.fileno(), 65536)
             if not chunk:
                 break
-            collected.append(chunk)
             output(chunk)
-        status = proc.wait()
-    return status, b"".join(collected).decode("utf-8", "replace")
+        return proc.wait()
 
 
 def tree_files(root: Path, prefix: str = "", rule: FileRule | None = None) -> dict[str, tuple[bytes, int]]:

@@ -51,9 +51,11 @@ from pytest_infranode.provisioners._common import docker_host_for_tools
 from pytest_infranode.provisioners._common import require_tool
 from pytest_infranode.provisioners._common import run_streaming
 from pytest_infranode.provisioners.base import ACTIONS
+from pytest_infranode.provisioners.base import ChangeList
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import InventoryHost
 from pytest_infranode.provisioners.base import OutputSink
+from pytest_infranode.provisioners.base import OutputTail
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.base import command_step
 from pytest_infranode.provisioners.base import option_paths
@@ -284,22 +286,41 @@ def playbook_env(config: ProvisionerConfig, work: Path, base: dict[str, str]) ->
     return env
 
 
-def read_changes(path: Path, *, hosts: bool = False) -> list[str]:
+def read_changes(path: Path, *, hosts: bool = False) -> ChangeList:
     """Changed tasks recorded by the callback, as ``task (action)`` plus the diff (``host:``
-    first with ``hosts``, for a run over several). Pure."""
+    first with ``hosts``, for a run over several), read a line at a time and bounded. Pure."""
+    changes = ChangeList()
     if not path.is_file():
-        return []
-    changes = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        entry = json.loads(line)
-        where = f" [{entry.get('host', '?')}]" if hosts else ""
-        text = f"changed{where}: {entry['task']} ({entry['action']})"
-        if entry.get("diff"):
-            text += "\n" + str(entry["diff"]).rstrip("\n")
-        changes.append(text)
+        return changes
+    with open(path, encoding="utf-8") as recorded:
+        for line in recorded:
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            if "failed" in entry:
+                continue
+            where = f" [{entry.get('host', '?')}]" if hosts else ""
+            text = f"changed{where}: {entry['task']} ({entry['action']})"
+            if entry.get("diff"):
+                text += "\n" + str(entry["diff"]).rstrip("\n")
+            changes.add(text)
     return changes
+
+
+def read_failure(path: Path) -> str:
+    """Why the run failed, in Ansible's words: the first failed task recorded by the callback
+    (``task 'Write the page' failed on debian-13: 'served_by' is undefined``), or "". Pure."""
+    if not path.is_file():
+        return ""
+    with open(path, encoding="utf-8") as recorded:
+        for line in recorded:
+            entry = json.loads(line) if line.strip() else {}
+            if "failed" in entry:
+                message = " ".join(str(entry["failed"]).split())
+                if len(message) > 400:
+                    message = message[:399] + "…"
+                return f"task {entry.get('task', '?')!r} failed on {entry.get('host', '?')}: {message}"
+    return ""
 
 
 #: The task, play and handler headers of ansible-playbook's output: the step it is at.
@@ -424,7 +445,7 @@ class AnsibleProvisioner:
             extra_path = work / "extra_vars.json"
             extra_path.write_text(json.dumps(extra))
         env = playbook_env(config, work, dict(os.environ))
-        outputs: list[str] = []
+        collected = OutputTail(output)
         prepare = opts.path("prepare")
         if prepare is not None and not again and playbook is None:
             argv = playbook_argv(
@@ -435,11 +456,10 @@ class AnsibleProvisioner:
                 diff=False,
                 args=limit_args(limit),
             )
-            output(f"$ {' '.join(argv)}\n".encode())
-            status, text = run_streaming(argv, output, env=env, cwd=config.base_dir)
-            outputs.append(text)
+            collected(f"$ {' '.join(argv)}\n".encode())
+            status = run_streaming(argv, collected, env=env, cwd=config.base_dir)
             if status != 0:
-                return ConvergeResult(status, "".join(outputs))
+                return collected.result(status, reason=read_failure(work / "changes.jsonl"))
             (work / "changes.jsonl").unlink(missing_ok=True)
         playbook = playbook or opts.path("playbook", required=True)
         assert playbook is not None
@@ -451,11 +471,11 @@ class AnsibleProvisioner:
             diff=again,
             args=[*converge_args(config, again=again), *limit_args(limit)],
         )
-        output(f"$ {' '.join(argv)}\n".encode())
-        status, text = run_streaming(argv, output, env=env, cwd=config.base_dir)
-        outputs.append(text)
+        collected(f"$ {' '.join(argv)}\n".encode())
+        status = run_streaming(argv, collected, env=env, cwd=config.base_dir)
         changes = read_changes(work / "changes.jsonl", hosts=together)
-        return ConvergeResult(status, "".join(outputs), changed=bool(changes), changes=tuple(changes))
+        reason = read_failure(work / "changes.jsonl") if status else ""
+        return collected.result(status, changed=bool(changes), changes=changes, reason=reason)
 
 
 @hookimpl

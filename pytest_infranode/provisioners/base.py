@@ -27,17 +27,34 @@ StepReader = Callable[[str], str | None]
 """Reads one line of converge output (colours removed): the step it announces, or None."""
 
 
+OUTPUT_TAIL_BYTES = 64 * 1024
+"""How much of a converge's output stays in memory (its end): :attr:`ConvergeResult.output`.
+The whole output is streamed to the node's converge log as it comes."""
+LINE_MAX = 64 * 1024
+"""The longest line handed to a line reader (:class:`OutputTail`'s ``on_line``); longer ones are
+cut there, so that output without newlines cannot grow a line without bound."""
+MAX_CHANGES = 200
+"""How many changes a :class:`ChangeList` keeps (the first ones); the others are counted."""
+MAX_CHANGE_CHARS = 16 * 1024
+"""How long one kept change may be (a task and its diff); a longer one is cut and says so."""
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class ConvergeResult:
     """What a converge did.
 
     :param exit_status: the provisioner's exit status (0 is success).
-    :param output: its combined output, as text.
+    :param output: the end of its combined output, as text: at most :data:`OUTPUT_TAIL_BYTES`
+        (a longer text is cut to its end here); the whole output is in the node's converge log.
     :param changed: whether it changed the node, when the provisioner can tell (None: it cannot).
     :param changes: what it changed, in the provisioner's own words (a task and its diff, a
-        resource), one entry per change; shown when an idempotence check fails.
+        resource), one entry per change; shown when an idempotence check fails. A
+        :class:`ChangeList` keeps them bounded.
     :param reason: why it failed, when the provisioner can tell (see the attribute).
+    :param dropped: how much output came before ``output`` and is not kept (bytes; 0: ``output``
+        is all of it).
+    :param more_changes: how many changes were found beyond those in ``changes``.
     """
 
     exit_status: int
@@ -46,10 +63,19 @@ class ConvergeResult:
     changes: tuple[str, ...] = ()
     reason: str = ""
     """Why it failed, in one sentence, when the provisioner knows better than its exit status
-    (``user 'app' does not exist in the node``); shown in the converge error's first line."""
+    (``user 'app' does not exist in the node``; the tool's own words, such as Salt's
+    ``No Top file or master_tops data matches found``); shown in the converge error's first line."""
     ran: bool = True
     """False when nothing ran in the node (no provisioner configured): the node stays bare, and
     the summary's converge column says ``none``."""
+    dropped: int = 0
+    more_changes: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.output) > OUTPUT_TAIL_BYTES:
+            cut = self.output[:-OUTPUT_TAIL_BYTES]
+            object.__setattr__(self, "dropped", self.dropped + len(cut.encode("utf-8", "replace")))
+            object.__setattr__(self, "output", self.output[-OUTPUT_TAIL_BYTES:])
 
     @property
     def ok(self) -> bool:
@@ -57,6 +83,163 @@ class ConvergeResult:
 
     def tail(self, lines: int = 25) -> str:
         return "\n".join(self.output.rstrip("\n").splitlines()[-lines:])
+
+
+def _text_of_end(data: bytes, *, cut: bool) -> str:
+    """``data`` as text; when it is the end of a longer output (``cut``), from its first whole
+    line on (when it has more than one)."""
+    if cut:
+        nl = data.find(b"\n")
+        if 0 <= nl < len(data) - 1:
+            data = data[nl + 1 :]
+    return data.decode("utf-8", "replace")
+
+
+@final
+class OutputTail:
+    """An output sink that passes a converge's output on and keeps only its end in memory: the
+    one collector of every built-in provisioner (a converge may print gigabytes; the log file
+    gets all of it, memory the last ``max_bytes``).
+
+    :param sink: where each chunk goes on to (the ``output`` a provisioner was given), or None.
+    :param max_bytes: how much of the end is kept (:attr:`text`); what came before is counted
+        (:attr:`dropped`), not kept.
+    :param on_line: called with each whole line as it comes (decoded, without its newline, cut
+        at :data:`LINE_MAX`), for a provisioner that reads what its tool changed from the output
+        while it streams (Puppet's notices, Chef's resources, pyinfra's results table) rather
+        than from all of it afterwards. The last line without a newline is read by
+        :meth:`result` (or :meth:`flush`).
+
+    A provisioner that reads its tool's answer from the end of the output (Salt's JSON) asks for
+    a ``max_bytes`` that holds it and checks :attr:`dropped` when it cannot read it.
+    """
+
+    def __init__(
+        self,
+        sink: OutputSink | None = None,
+        *,
+        max_bytes: int = OUTPUT_TAIL_BYTES,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        self._sink = sink
+        self._max = max_bytes
+        self._buf = bytearray()
+        self._on_line = on_line
+        self._line = bytearray()
+        self.total = 0
+        """Bytes of output seen."""
+        self.dropped = 0
+        """Bytes of output before :attr:`text`, not kept."""
+
+    def __call__(self, chunk: bytes) -> None:
+        if self._sink is not None:
+            self._sink(chunk)
+        self.total += len(chunk)
+        if len(chunk) >= self._max:
+            self.dropped += len(self._buf) + len(chunk) - self._max
+            self._buf = bytearray(chunk[len(chunk) - self._max :])
+        else:
+            self._buf += chunk
+            excess = len(self._buf) - self._max
+            if excess > 0:
+                del self._buf[:excess]
+                self.dropped += excess
+        if self._on_line is not None:
+            self._read_lines(chunk)
+
+    def _read_lines(self, chunk: bytes) -> None:
+        assert self._on_line is not None
+        start = 0
+        while (nl := chunk.find(b"\n", start)) >= 0:
+            self._take(chunk, start, nl)
+            self._on_line(self._line.decode("utf-8", "replace").rstrip("\r"))
+            self._line.clear()
+            start = nl + 1
+        self._take(chunk, start, len(chunk))
+
+    def _take(self, chunk: bytes, start: int, end: int) -> None:
+        room = LINE_MAX - len(self._line)
+        if room > 0:
+            self._line += chunk[start : min(end, start + room)]
+
+    def flush(self) -> None:
+        """Hand the last line, if it has no newline, to ``on_line``."""
+        if self._on_line is not None and self._line:
+            self._on_line(self._line.decode("utf-8", "replace").rstrip("\r"))
+            self._line.clear()
+
+    @property
+    def text(self) -> str:
+        """The kept end of the output (from a whole line on, when the start was dropped)."""
+        return _text_of_end(bytes(self._buf), cut=self.dropped > 0)
+
+    def result(
+        self,
+        exit_status: int,
+        *,
+        changed: bool | None = None,
+        changes: ChangeList | Sequence[str] = (),
+        reason: str = "",
+    ) -> ConvergeResult:
+        """The :class:`ConvergeResult` of this output: its kept end and what was dropped."""
+        self.flush()
+        more = changes.more if isinstance(changes, ChangeList) else 0
+        return ConvergeResult(
+            exit_status,
+            self.text,
+            changed=changed,
+            changes=tuple(changes),
+            reason=reason,
+            dropped=self.dropped,
+            more_changes=more,
+        )
+
+
+@final
+class ChangeList:
+    """The changes a provisioner found, bounded: the first :data:`MAX_CHANGES` kept (each cut at
+    :data:`MAX_CHANGE_CHARS`), the others counted in :attr:`more`. ``len`` counts them all."""
+
+    def __init__(self, max_changes: int = MAX_CHANGES, max_chars: int = MAX_CHANGE_CHARS) -> None:
+        self._kept: list[str] = []
+        self._max = max_changes
+        self._chars = max_chars
+        self.more = 0
+
+    def add(self, change: str) -> None:
+        if len(self._kept) >= self._max:
+            self.more += 1
+            return
+        if len(change) > self._chars:
+            change = change[: self._chars] + f"\n… ({len(change) - self._chars} more characters: see the log)"
+        self._kept.append(change)
+
+    def extend(self, changes: Iterable[str]) -> None:
+        for change in changes:
+            self.add(change)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kept)
+
+    def __len__(self) -> int:
+        return len(self._kept) + self.more
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+
+def file_tail(path: Path, lines: int, max_bytes: int = OUTPUT_TAIL_BYTES) -> str:
+    """The last ``lines`` lines of the file ``path``, read from its last ``max_bytes`` only (a
+    converge log may be gigabytes); "" when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - max_bytes))
+            data = f.read(max_bytes)
+    except OSError:
+        return ""
+    text = _text_of_end(data, cut=size > max_bytes)
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
 MASK = b"********"
@@ -91,7 +274,8 @@ class MaskingSink:
     """An output sink that masks secrets before passing output on.
 
     Output is held back up to the last newline so that a secret split across two chunks is still
-    found; :meth:`flush` passes on what remains.
+    found; :meth:`flush` passes on what remains. Output without newlines is held back no further
+    than :data:`LINE_MAX`: then all of it is passed on but what could be the start of a secret.
     """
 
     def __init__(self, sink: OutputSink, secrets: list[str]) -> None:
@@ -104,12 +288,27 @@ class MaskingSink:
             data = data.replace(secret, MASK)
         return data
 
+    def _safe_cut(self, data: bytes) -> int:
+        """Where ``data`` (no newline in it) can be cut with no secret across the cut and no
+        secret's start after it: at most the longest secret's length before its end."""
+        cut = len(data) - len(self._secrets[0]) + 1
+        moved = True
+        while moved:
+            moved = False
+            for secret in self._secrets:
+                start = data.find(secret, max(0, cut - len(secret) + 1))
+                if 0 <= start < cut < start + len(secret):
+                    cut, moved = start, True
+        return max(cut, 0)
+
     def __call__(self, chunk: bytes) -> None:
         if not self._secrets:
             self._sink(chunk)
             return
         data = self._pending + chunk
         cut = data.rfind(b"\n") + 1
+        if not cut and len(data) > LINE_MAX:
+            cut = self._safe_cut(data)
         self._pending = data[cut:]
         if cut:
             self._sink(self._masked(data[:cut]))
@@ -127,13 +326,19 @@ class Provisioner(Protocol):
 
     ``check`` runs at configure time, before any node exists: it validates the options and the
     files they name and raises :class:`~pytest_infranode.errors.SettingsError`. ``converge``
-    runs once per node and streams the tool's output to ``output``.
+    runs once per node and streams the tool's output to ``output`` (the node's log), keeping
+    only its end in memory: an :class:`OutputTail` around ``output`` does both, and makes the
+    result (a converge may print gigabytes).
 
     What the rest needs to know, and where it is said:
 
     - *changed*: :attr:`ConvergeResult.changed` (None: the tool cannot tell) and
       :attr:`ConvergeResult.changes`, in the tool's own words; ``--infra-idempotence`` fails a
-      node whose second converge changed something.
+      node whose second converge changed something. Read them as the output streams
+      (``OutputTail(on_line=...)``) or from the bounded end it keeps, and keep them in a
+      :class:`ChangeList`.
+    - *why it failed*: :attr:`ConvergeResult.reason`, in the tool's own words, for the error's
+      first line.
     - *the idempotence run*: ``node.converge_round`` is 1 for the first converge and 2 for the
       idempotence check's (a tool may then ask for a diff).
     - *secrets*: the ``secret_env`` option, read by :func:`secret_names` only; its values are

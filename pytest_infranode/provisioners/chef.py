@@ -33,8 +33,10 @@ from pytest_infranode.provisioners._common import Options
 from pytest_infranode.provisioners._common import in_node
 from pytest_infranode.provisioners._common import tree_files
 from pytest_infranode.provisioners._innode import find_in_node
+from pytest_infranode.provisioners.base import ChangeList
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
+from pytest_infranode.provisioners.base import OutputTail
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.base import command_step
 
@@ -103,27 +105,51 @@ _FINISHED = re.compile(r"(?:Chef|Cinc)(?: Infra)? Client finished, (\d+)/(\d+) r
 _RESOURCE = re.compile(r"^\s*\* (?P<resource>\w+\[[^\]]+\]) action (?P<action>\w+)\s*$")
 
 
-def changed_resources(output: str) -> tuple[int, list[str]]:
-    """(resources updated, ``changed: type[name] action x`` with their ``-`` lines). Pure."""
-    finished = _FINISHED.findall(output)
-    updated = int(finished[-1][0]) if finished else 0
-    changes: list[str] = []
-    current: list[str] = []
-    for line in output.splitlines():
+@final
+class ChefChanges:
+    """Reads what the Chef/Cinc client changed from its output a line at a time (:meth:`feed`):
+    each resource with ``-`` lines under it (what it did) is a change, and the client's closing
+    ``N/M resources updated`` is counted. Call :meth:`done` after the last line. Pure."""
+
+    def __init__(self) -> None:
+        self.changes = ChangeList()
+        self.updated = 0
+        self._current: list[str] = []
+
+    def _close(self) -> None:
+        if len(self._current) > 1:
+            self.changes.add("\n".join(self._current))
+        self._current = []
+
+    def feed(self, line: str) -> None:
+        finished = _FINISHED.search(line)
+        if finished:
+            self.updated = int(finished.group(1))
         m = _RESOURCE.match(line)
         if m:
-            if len(current) > 1:
-                changes.append("\n".join(current))
-            current = [f"changed: {m.group('resource')} action {m.group('action')}"]
-        elif current and line.strip().startswith("- "):
-            current.append("  " + line.strip())
-        elif current and line.strip() and not line.startswith(" "):
-            if len(current) > 1:
-                changes.append("\n".join(current))
-            current = []
-    if len(current) > 1:
-        changes.append("\n".join(current))
-    return updated, changes
+            self._close()
+            self._current = [f"changed: {m.group('resource')} action {m.group('action')}"]
+        elif self._current and line.strip().startswith("- "):
+            if len(self._current) <= MAX_RESOURCE_LINES:
+                self._current.append("  " + line.strip())
+        elif self._current and line.strip() and not line.startswith(" "):
+            self._close()
+
+    def done(self) -> None:
+        self._close()
+
+
+#: The ``-`` lines kept under one changed resource (a long diff is in the log).
+MAX_RESOURCE_LINES = 200
+
+
+def changed_resources(output: str) -> tuple[int, list[str]]:
+    """(resources updated, ``changed: type[name] action x`` with their ``-`` lines). Pure."""
+    reader = ChefChanges()
+    for line in output.splitlines():
+        reader.feed(line)
+    reader.done()
+    return reader.updated, list(reader.changes)
 
 
 #: The resource lines of the Chef/Cinc client's output (``* apt_package[nginx] action install``).
@@ -179,16 +205,13 @@ class ChefProvisioner:
         files["attributes.json"] = (json.dumps(opts.mapping("attributes")).encode(), 0o600)
         in_node(node, ["rm", "-rf", REMOTE], output)
         node.put_files(REMOTE, files)
-        collected: list[bytes] = []
-
-        def sink(chunk: bytes) -> None:
-            collected.append(chunk)
-            output(chunk)
-
-        code = in_node(node, client_argv(binary, config), sink)
-        text = b"".join(collected).decode("utf-8", "replace")
-        updated, changes = changed_resources(text)
-        return ConvergeResult(code, text, changed=updated > 0 or bool(changes), changes=tuple(changes))
+        reader = ChefChanges()
+        collected = OutputTail(output, on_line=reader.feed)
+        code = in_node(node, client_argv(binary, config), collected)
+        collected.flush()
+        reader.done()
+        changes = reader.changes
+        return collected.result(code, changed=reader.updated > 0 or bool(changes), changes=changes)
 
 
 @hookimpl

@@ -31,8 +31,10 @@ from pytest_infranode.provisioners._common import Options
 from pytest_infranode.provisioners._common import in_node
 from pytest_infranode.provisioners._common import tree_files
 from pytest_infranode.provisioners._innode import ensure_in_node
+from pytest_infranode.provisioners.base import ChangeList
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
+from pytest_infranode.provisioners.base import OutputTail
 from pytest_infranode.provisioners.base import Provisioner
 
 if TYPE_CHECKING:
@@ -88,13 +90,15 @@ def status_of(exit_code: int) -> tuple[int, bool]:
 _NOTICE = re.compile(r"^Notice: (?P<resource>/Stage\[[^\]]+\]/\S+?)/(?P<what>[\w]+: .*)$")
 
 
+def changed_resource(line: str) -> str | None:
+    """``changed: <resource>: <what>`` when ``line`` is Puppet's notice of a change. Pure."""
+    m = _NOTICE.match(line)
+    return f"changed: {m.group('resource')}: {m.group('what')}" if m else None
+
+
 def changed_resources(output: str) -> list[str]:
     """``changed: <resource>: <what>`` for every resource Puppet changed. Pure."""
-    return [
-        f"changed: {m.group('resource')}: {m.group('what')}"
-        for m in (_NOTICE.match(line) for line in output.splitlines())
-        if m
-    ]
+    return [c for c in map(changed_resource, output.splitlines()) if c is not None]
 
 
 @final
@@ -134,17 +138,18 @@ class PuppetProvisioner:
         in_node(node, ["rm", "-rf", REMOTE], output)
         node.put_files(REMOTE, files)
         env = {f"FACTER_{k}": str(v) for k, v in opts.mapping("facts").items()}
-        collected: list[bytes] = []
+        changes = ChangeList()
 
-        def sink(chunk: bytes) -> None:
-            collected.append(chunk)
-            output(chunk)
+        def read(line: str) -> None:
+            change = changed_resource(line)
+            if change is not None:
+                changes.add(change)
 
-        code = in_node(node, apply_argv(puppet, config, diff=again), sink, env=env)
-        text = b"".join(collected).decode("utf-8", "replace")
+        collected = OutputTail(output, on_line=read)
+        code = in_node(node, apply_argv(puppet, config, diff=again), collected, env=env)
         status, changed = status_of(code)
-        changes = changed_resources(text)
-        return ConvergeResult(status, text, changed=changed or bool(changes), changes=tuple(changes))
+        collected.flush()
+        return collected.result(status, changed=changed or bool(changes), changes=changes)
 
 
 @hookimpl

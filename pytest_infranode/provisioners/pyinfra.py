@@ -33,8 +33,10 @@ from pytest_infranode.provisioners._common import Options
 from pytest_infranode.provisioners._common import docker_host_for_tools
 from pytest_infranode.provisioners._common import require_tool
 from pytest_infranode.provisioners._common import run_streaming
+from pytest_infranode.provisioners.base import ChangeList
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
+from pytest_infranode.provisioners.base import OutputTail
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.base import command_step
 
@@ -84,37 +86,54 @@ def pyinfra_argv(tool: str, container_id: str, config: ProvisionerConfig, *, dif
     return [*argv, f"@infranode/{container_id}", *(str(p) for p in validate(config))]
 
 
-def read_results(output: str) -> tuple[list[str], int]:
-    """The operations pyinfra reported as changing the host, and its error count. Pure.
+RESULTS_HEADER = ["Operation", "Hosts", "Success", "Error", "No Change"]
 
-    pyinfra ends with a ``--> Results:`` table (Operation, Hosts, Success, Error, No Change):
-    an operation that ran commands on the host counts as *Success*, one that had nothing to
-    do as *No Change*.
+
+@final
+class ResultsTable:
+    """Reads pyinfra's ``--> Results:`` table from its output a line at a time (:meth:`feed`, an
+    :class:`~pytest_infranode.provisioners.base.OutputTail`'s ``on_line``): the operations it
+    reported as changing the host, and its error count. The last table counts. Pure.
+
+    The table has the columns Operation, Hosts, Success, Error, No Change: an operation that ran
+    commands on the host counts as *Success*, one that had nothing to do as *No Change*.
     """
-    changed: list[str] = []
-    errors = 0
-    lines = output.splitlines()
-    try:
-        start = max(i for i, line in enumerate(lines) if line.strip() == "--> Results:")
-    except ValueError:
-        return changed, errors
-    header = lines[start + 1] if start + 1 < len(lines) else ""
-    columns = [m.start() for m in re.finditer(r"\S+(?: \S+)*", header)]
-    names = re.findall(r"\S+(?: \S+)*", header)
-    if names[:5] != ["Operation", "Hosts", "Success", "Error", "No Change"]:
-        return changed, errors
-    for line in lines[start + 2 :]:
-        if not line.strip() or line.startswith("-->"):
-            break
-        cells = [line[a:b].strip() for a, b in zip(columns, [*columns[1:], len(line) + 1], strict=False)]
-        operation, success, error = cells[0], cells[2], cells[3]
-        if operation == "Grand total":
-            continue
-        if success not in ("", "-", "0"):
-            changed.append(f"changed: {operation}")
-        if error not in ("", "-", "0"):
-            errors += int(error) if error.isdigit() else 1
-    return changed, errors
+
+    def __init__(self) -> None:
+        self.changes = ChangeList()
+        self.errors = 0
+        self._state = "before"  # "header" (the next line is), "rows", "before"
+        self._columns: list[int] = []
+
+    def feed(self, line: str) -> None:
+        if line.strip() == "--> Results:":
+            self.changes, self.errors, self._state = ChangeList(), 0, "header"
+        elif self._state == "header":
+            names = re.findall(r"\S+(?: \S+)*", line)
+            self._columns = [m.start() for m in re.finditer(r"\S+(?: \S+)*", line)]
+            self._state = "rows" if names[:5] == RESULTS_HEADER else "before"
+        elif self._state == "rows":
+            if not line.strip() or line.startswith("-->"):
+                self._state = "before"
+                return
+            columns = self._columns
+            cells = [line[a:b].strip() for a, b in zip(columns, [*columns[1:], len(line) + 1], strict=False)]
+            operation, success, error = cells[0], cells[2], cells[3]
+            if operation == "Grand total":
+                return
+            if success not in ("", "-", "0"):
+                self.changes.add(f"changed: {operation}")
+            if error not in ("", "-", "0"):
+                self.errors += int(error) if error.isdigit() else 1
+
+
+def read_results(output: str) -> tuple[list[str], int]:
+    """The operations pyinfra reported as changing the host, and its error count (see
+    :class:`ResultsTable`). Pure."""
+    table = ResultsTable()
+    for line in output.splitlines():
+        table.feed(line)
+    return list(table.changes), table.errors
 
 
 #: The lines in which pyinfra says what it starts: the step it is at.
@@ -146,14 +165,16 @@ class PyinfraProvisioner:
         docker_host = docker_host_for_tools(node)
         if docker_host:
             env[CONNECTOR_ENV] = docker_host
-        output(f"$ {' '.join(argv)}\n".encode())
-        status, text = run_streaming(argv, output, env=env, cwd=config.base_dir)
-        changes, errors = read_results(text)
-        if status == 0 and errors:
+        table = ResultsTable()
+        collected = OutputTail(output, on_line=table.feed)
+        collected(f"$ {' '.join(argv)}\n".encode())
+        status = run_streaming(argv, collected, env=env, cwd=config.base_dir)
+        collected.flush()
+        if status == 0 and table.errors:
             # pyinfra 3 may exit 0 when an operation failed in one of its greenlets.
-            output(f"\ninfranode: pyinfra reported {errors} failed operation(s)\n".encode())
+            collected(f"\ninfranode: pyinfra reported {table.errors} failed operation(s)\n".encode())
             status = 1
-        return ConvergeResult(status, text, changed=bool(changes), changes=tuple(changes))
+        return collected.result(status, changed=bool(table.changes), changes=table.changes)
 
 
 @hookimpl

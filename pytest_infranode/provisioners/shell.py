@@ -30,6 +30,7 @@ from pytest_infranode.hookspecs import hookimpl
 from pytest_infranode.projectfiles import check_path
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
+from pytest_infranode.provisioners.base import OutputTail
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.base import secret_names
 
@@ -176,12 +177,7 @@ class ShellProvisioner:
             node.put_files(REMOTE_DIR, files)
         steps = [script_argv(f"{REMOTE_DIR}/{name}", content) for name, (content, _) in files.items()]
         steps += [["/bin/sh", "-c", command] for command in inline]
-        collected: list[bytes] = []
-
-        def sink(chunk: bytes) -> None:
-            collected.append(chunk)
-            output(chunk)
-
+        sink = OutputTail(output)
         for argv in steps:
             header = f"$ {' '.join(argv)}\n".encode()
             sink(header)
@@ -192,10 +188,8 @@ class ShellProvisioner:
                 reason = missing_user(node, user, config) if result.exit_status == 126 and user else ""
                 if reason:
                     sink(f"infranode: {reason}\n".encode())
-                return ConvergeResult(
-                    result.exit_status, b"".join(collected).decode("utf-8", "replace"), reason=reason
-                )
-        return ConvergeResult(0, b"".join(collected).decode("utf-8", "replace"), changed=None)
+                return sink.result(result.exit_status, reason=reason)
+        return sink.result(0, changed=None)
 
 
 @hookimpl

@@ -17,6 +17,8 @@ from pytest_infranode.engine import Engine
 from pytest_infranode.errors import DaemonError
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
+EXAMPLE_PLATFORMS = ("debian-12", "debian-13")
+"""Every platform the project can start here (ENVIRONMENT.md): each example runs on all of them."""
 OWNER = f"{os.uname().nodename}:{os.getpid()}"
 
 

@@ -1,4 +1,7 @@
-"""Built-in and third-party provisioners converging real debian-12 nodes."""
+"""Built-in and third-party provisioners converging real debian-12 and debian-13 nodes.
+
+Every example runs on every platform the project can start here (EXAMPLE_PLATFORMS), both in one
+session: side by side, as a user's CI run over both would."""
 
 from __future__ import annotations
 
@@ -9,31 +12,40 @@ import pytest
 from pytest_infranode import labels
 from pytest_infranode.engine import Engine
 from pytest_infranode.provisioners import _common
+from tests.integration.conftest import EXAMPLE_PLATFORMS
 from tests.integration.conftest import OWNER
 from tests.integration.conftest import InfraRun
 from tests.integration.conftest import copy_example
 
 Run = Callable[..., InfraRun]
+BOTH = "--infra-platform=" + ",".join(EXAMPLE_PLATFORMS)
+
+
+def each_platform(run: InfraRun, lines: Callable[[str], list[str]]) -> None:
+    """``lines(platform)`` in order among the run's output, for each platform (the two
+    platforms' converge lines interleave; each one's own keep their order)."""
+    for platform in EXAMPLE_PLATFORMS:
+        run.result.stdout.fnmatch_lines(lines(platform))
 
 
 def test_ansible_example_converges_idempotently_through_the_docker_api(
     pytester: pytest.Pytester, infra_run: Run
 ) -> None:
     copy_example(pytester, "ansible")
-    run = infra_run("-v", "--infra-idempotence")
-    run.result.assert_outcomes(passed=10)
-    run.result.stdout.fnmatch_lines(
-        [
-            "*provisioner ansible*",
+    run = infra_run("-v", "--infra-idempotence", BOTH)
+    run.result.assert_outcomes(passed=10 * len(EXAMPLE_PLATFORMS))
+    run.result.stdout.fnmatch_lines(["*provisioner ansible*"])
+    each_platform(
+        run,
+        lambda p: [
             # -v shows the converge output live, line by line, prefixed with the platform
-            "  debian-12 | TASK [[]web : Install nginx and curl[]] **",
-            "  debian-12 | changed: [[]debian-12[]]",
-            "*converging * again to check idempotence*",
-            "  debian-12 | --- infranode: second converge (idempotence check) ---",
-            "  debian-12 | * --diff *",
-            "  debian-12 | debian-12 * changed=0 *",
-            "*test_header_uses_host_vars[[]debian-12[]] PASSED*",
-        ]
+            f"  {p} | TASK [[]web : Install nginx and curl[]] **",
+            f"  {p} | changed: [[]{p}[]]",
+            f"  {p} | --- infranode: second converge (idempotence check) ---",
+            f"  {p} | * --diff *",
+            f"  {p} | {p} * changed=0 *",
+            f"*test_header_uses_host_vars[[]{p}[]] PASSED*",
+        ],
     )
 
 
@@ -41,15 +53,16 @@ def test_pyinfra_example_converges_idempotently_through_the_docker_api(
     pytester: pytest.Pytester, infra_run: Run
 ) -> None:
     copy_example(pytester, "pyinfra")
-    run = infra_run("-v", "--infra-idempotence")
-    run.result.assert_outcomes(passed=9)
-    run.result.stdout.fnmatch_lines(
-        [
-            "  debian-12 | $ *pyinfra -y --no-wait --data site_name=infranode-demo @infranode/* *deploy.py",
-            "  debian-12 |     Grand total  * 7 *",
-            "  debian-12 |     Grand total  * -  * -  * 7 *",
-            "*test_custom_header_is_sent[[]debian-12[]] PASSED*",
-        ]
+    run = infra_run("-v", "--infra-idempotence", BOTH)
+    run.result.assert_outcomes(passed=9 * len(EXAMPLE_PLATFORMS))
+    each_platform(
+        run,
+        lambda p: [
+            f"  {p} | $ *pyinfra -y --no-wait --data site_name=infranode-demo @infranode/* *deploy.py",
+            f"  {p} |     Grand total  * 7 *",
+            f"  {p} |     Grand total  * -  * -  * 7 *",
+            f"*test_custom_header_is_sent[[]{p}[]] PASSED*",
+        ],
     )
 
 
@@ -126,31 +139,51 @@ def test_puppet_example_installs_the_agent_and_converges_idempotently(
     pytester: pytest.Pytester, infra_run: Run
 ) -> None:
     copy_example(pytester, "puppet")
-    run = infra_run("-v", "--infra-idempotence")
-    run.result.assert_outcomes(passed=9)
-    run.result.stdout.fnmatch_lines(
-        [
-            "  debian-12 | *apt-get install -y -q puppet-agent*",
-            "  debian-12 | Notice: /Stage[[]main[]]/Web/Package[[]nginx[]]/ensure: created",
-            "  debian-12 | --- infranode: second converge (idempotence check) ---",
-            "  debian-12 | $ *puppet apply --detailed-exitcodes * --show_diff *",
-            "*test_custom_header_is_sent[[]debian-12[]] PASSED*",
-        ]
+    run = infra_run("-v", "--infra-idempotence", BOTH)
+    run.result.assert_outcomes(passed=9 * len(EXAMPLE_PLATFORMS))
+    each_platform(
+        run,
+        lambda p: [
+            f"  {p} | *apt-get install -y -q puppet-agent*",
+            f"  {p} | Notice: /Stage[[]main[]]/Web/Package[[]nginx[]]/ensure: created",
+            f"  {p} | --- infranode: second converge (idempotence check) ---",
+            f"  {p} | $ *puppet apply --detailed-exitcodes * --show_diff *",
+            f"*test_custom_header_is_sent[[]{p}[]] PASSED*",
+        ],
     )
 
 
 def test_salt_example_pip_installs_salt_and_converges_idempotently(
     pytester: pytest.Pytester, infra_run: Run
 ) -> None:
-    # Debian 12 ships no Salt: `install: pip` puts it in a virtual environment from PyPI.
+    # Debian 12 and 13 ship no Salt: `install: pip` puts it in a virtual environment from PyPI,
+    # on Python 3.11 and 3.13 (Salt before 3007.14 finds no top file on 3.13).
     copy_example(pytester, "salt")
-    run = infra_run("-v", "--infra-idempotence")
-    run.result.assert_outcomes(passed=9)
+    run = infra_run("-v", "--infra-idempotence", BOTH)
+    run.result.assert_outcomes(passed=9 * len(EXAMPLE_PLATFORMS))
+    each_platform(
+        run,
+        lambda p: [
+            f"  {p} | Successfully installed salt-3007.14",
+            f"  {p} | $ *salt-call --local*",
+            f"  {p} | --- infranode: second converge (idempotence check) ---",
+            f"*test_custom_header_is_sent[[]{p}[]] PASSED*",
+        ],
+    )
+
+
+@pytest.mark.slow
+def test_a_failing_salt_state_is_named_in_salts_own_words(pytester: pytest.Pytester, infra_run: Run) -> None:
+    copy_example(pytester, "salt")
+    (pytester.path / "salt" / "top.sls").write_text("base:\n  '*':\n    - web\n    - nosuch\n")
+    pytester.makepyfile(test_web="def test_x(host):\n    pass\n")
+    run = infra_run("--infra-platform=debian-13")
+    run.result.assert_outcomes(errors=1)
+    # Salt's answer is the reason, in the error's first line, whatever pip printed before it.
     run.result.stdout.fnmatch_lines(
         [
-            "*salt-call --local*",
-            "  debian-12 | --- infranode: second converge (idempotence check) ---",
-            "*test_custom_header_is_sent[[]debian-12[]] PASSED*",
+            "converge of infranode-*-debian-13 failed: the salt provisioner exited with status *: "
+            "Salt said: No matching sls found for 'nosuch' in env 'base'*",
         ]
     )
 
@@ -197,8 +230,7 @@ def test_conftest_provisioner_example_is_found_and_idempotent(
     pytester: pytest.Pytester, infra_run: Run
 ) -> None:
     copy_example(pytester, "custom-provisioner")
-    run = infra_run("-v", "--infra-idempotence")
-    run.result.assert_outcomes(passed=2)
-    run.result.stdout.fnmatch_lines(
-        ["*provisioner motd*", "  debian-12 | motd written", "  debian-12 | motd already set"]
-    )
+    run = infra_run("-v", "--infra-idempotence", BOTH)
+    run.result.assert_outcomes(passed=2 * len(EXAMPLE_PLATFORMS))
+    run.result.stdout.fnmatch_lines(["*provisioner motd*"])
+    each_platform(run, lambda p: [f"  {p} | motd written", f"  {p} | motd already set"])

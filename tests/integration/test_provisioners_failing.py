@@ -3,7 +3,9 @@ status and the output tail (no Python traceback), and removes the node (``infra_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +61,13 @@ def test_failing_ansible_task(pytester: pytest.Pytester, infra_run: Run) -> None
     run = infra_run("--infra-platform=debian-12")
     # ansible-playbook exits 2 when a task failed on a host
     _assert_failed(run, "ansible", 2, ["*ansible-step-broke*", "*failed=1*"])
+    # Ansible's own words for why, in the error's first line
+    run.result.stdout.fnmatch_lines(
+        [
+            "converge of infranode-*-debian-12 failed: the ansible provisioner exited with status 2: "
+            "task 'The step that breaks' failed on debian-12: non-zero return code (ansible-step-broke)"
+        ]
+    )
 
 
 def test_failing_pyinfra_operation(pytester: pytest.Pytester, infra_run: Run) -> None:
@@ -92,3 +101,29 @@ def test_failing_puppet_resource(pytester: pytest.Pytester, infra_run: Run) -> N
     run = infra_run("--infra-platform=debian-12")
     # --detailed-exitcodes: 6 = changes made and failures, 4 = failures only
     _assert_failed(run, "puppet", 6, ["*Exec[[]breaks[]]*returns: *", "*puppet-step-broke*"])
+
+
+def test_a_long_converge_output_is_whole_in_the_log_and_bounded_in_the_error(
+    pytester: pytest.Pytester, infra_run: Run
+) -> None:
+    """300 000 lines then a failure: the log file holds every line, the error shows the last
+    ones only (the tail kept in memory, not the whole output)."""
+    pytester.makefile(
+        ".yaml",
+        infranode="provisioner:\n  name: shell\n  inline:\n"
+        "    - 'seq 1 300000; echo the-last-words; exit 3'\n",
+    )
+    pytester.makepyfile(TESTS)
+    run = infra_run("--infra-platform=debian-12")
+    _assert_failed(run, "shell", 3, ["*the-last-words*"])
+    out = run.result.stdout.str()
+    log = Path(re.search(r"full log: (\S+\.converge\.log)", out).group(1))  # type: ignore[union-attr]
+    lines = log.read_text().splitlines()
+    assert lines[1:3] == ["1", "2"]  # after the `$ command` header
+    assert lines[-2:] == ["300000", "the-last-words"]
+    assert len(lines) == 300_000 + 2
+    shown = out.split("--- last lines of the converge output ---", 1)[1].split("\n---", 1)[0]
+    assert shown.strip().splitlines()[-2:] == ["300000", "the-last-words"]
+    assert len(shown.strip().splitlines()) <= 25
+    assert "\n150000\n" not in out  # nothing from the middle reaches the terminal
+    assert len(out) < 100_000  # two errors and their report sections, not megabytes

@@ -172,8 +172,10 @@ class FakeEngine:
         if answer is None and self.answered_only:
             raise AssertionError(f"unexpected exec: {list(argv)}")
         result = answer or ExecResult(0, b"", b"")
-        if on_output is not None and result.stdout:
-            on_output(result.stdout)
+        if on_output is not None:
+            if result.stdout:
+                on_output(result.stdout)
+            return ExecResult(result.exit_status, b"", b"")  # streamed output is not kept
         return result
 
     def open_shell(self, container_id: str, argv: Sequence[str]) -> ShellStream:

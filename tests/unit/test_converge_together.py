@@ -138,8 +138,8 @@ def test_changes_of_a_run_over_several_hosts_name_the_host(tmp_path: Path) -> No
     path.write_text(
         json.dumps({"host": "client-1", "task": "Write", "action": "template", "diff": ""}) + "\n"
     )
-    assert ansible.read_changes(path, hosts=True) == ["changed [client-1]: Write (template)"]
-    assert ansible.read_changes(path) == ["changed: Write (template)"]
+    assert list(ansible.read_changes(path, hosts=True)) == ["changed [client-1]: Write (template)"]
+    assert list(ansible.read_changes(path)) == ["changed: Write (template)"]
 
 
 # the session, with a provisioner that records its runs

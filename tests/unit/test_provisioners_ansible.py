@@ -152,7 +152,7 @@ def test_shipped_plugins_exist() -> None:
 
 def test_read_changes_shows_task_action_and_diff(tmp_path: Path) -> None:
     path = tmp_path / "changes.jsonl"
-    assert ansible.read_changes(path) == []
+    assert list(ansible.read_changes(path)) == []
     entries = [
         {
             "host": "debian-12",
@@ -163,10 +163,26 @@ def test_read_changes_shows_task_action_and_diff(tmp_path: Path) -> None:
         {"host": "debian-12", "task": "Restart", "action": "systemd_service", "diff": ""},
     ]
     path.write_text("".join(json.dumps(e) + "\n" for e in entries) + "\n")
-    assert ansible.read_changes(path) == [
+    assert list(ansible.read_changes(path)) == [
         "changed: Home page (template)\n--- before\n+++ after\n-a\n+b",
         "changed: Restart (systemd_service)",
     ]
+    assert ansible.read_failure(path) == ""
+
+
+def test_read_failure_gives_the_first_failed_task_in_ansibles_words(tmp_path: Path) -> None:
+    path = tmp_path / "changes.jsonl"
+    assert ansible.read_failure(path) == ""
+    entries = [
+        {"host": "debian-13", "task": "Home page", "action": "template", "diff": ""},
+        {"host": "debian-13", "task": "Site config", "failed": "Task failed: 'served_by'\n is undefined"},
+        {"host": "debian-12", "task": "Later", "failed": "other"},
+    ]
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    assert ansible.read_failure(path) == (
+        "task 'Site config' failed on debian-13: Task failed: 'served_by' is undefined"
+    )
+    assert list(ansible.read_changes(path)) == ["changed: Home page (template)"]
 
 
 @pytest.mark.parametrize(

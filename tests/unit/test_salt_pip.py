@@ -26,6 +26,9 @@ def test_pip_steps_install_the_pinned_requirements_then_salt_without_deps() -> N
     assert "/opt/infranode-salt/bin/pip download -q --no-deps --no-binary :all: salt==3007.1 -d " in steps[2]
     text = "\n".join(steps)
     assert "requirements/static/pkg/py$py/linux.txt" in text
+    assert (
+        text.index("py$py/linux.txt") < text.index("py$py/linux.lock") < text.index("requirements/base.txt")
+    )
     assert 'pip install --progress-bar off -r "$reqs"' in text
     assert steps[-2].endswith("--no-deps /tmp/infranode-salt-sdist/salt-3007.1.tar.gz")
     assert "'x; rm -rf /'" in salt.pip_steps("x; rm -rf /")[2]
@@ -101,3 +104,39 @@ def test_missing_salt_with_install_packages_names_the_tool_and_what_was_tried(tm
     assert "the salt provisioner needs `salt-call` in the node, and it is not there" in result.output
     assert "apt-get install -y -q salt-minion" in result.output
     assert not any("pip" in " ".join(argv) for argv in node.ran)
+
+
+@dataclass
+class NodeWithoutPyPI(FakeNode):
+    """A node whose pip cannot find one of Salt's requirements."""
+
+    def put_files(self, dest: str, files: dict[str, tuple[bytes, int]]) -> None:
+        pass
+
+    def run_argv(self, argv: list[str], **kwargs: Any) -> Ran:
+        self.ran.append(argv)
+        if "pip install" in " ".join(argv):
+            kwargs["on_output"](
+                b"Collecting certifi>=2026.10.23\n"
+                b"ERROR: Could not find a version that satisfies the requirement certifi>=2026.10.23\n"
+                b"ERROR: No matching distribution found for certifi>=2026.10.23\n"
+            )
+            return Ran(1)
+        return Ran(1)
+
+
+def test_a_failed_pip_install_gives_pips_own_words_as_the_reason(tmp_path: Path) -> None:
+    out: list[bytes] = []
+    result = salt.SaltProvisioner().converge(NodeWithoutPyPI(), cfg(tmp_path, install="pip"), out.append)  # type: ignore[arg-type]
+    assert result.exit_status == 1
+    assert result.reason == (
+        f"pip could not install Salt {salt.PIP_VERSION}: pip said: No matching distribution found for "
+        "certifi>=2026.10.23"
+    )
+    assert b"No matching distribution found" in b"".join(out)  # the log has pip's output
+    assert result.output.endswith(
+        "(exit status 1): pip said: No matching distribution found for certifi>=2026.10.23\n"
+        "  where: node n (platform debian-12, container c)\n"
+        "  fix:   check that the node reaches PyPI (PIP_INDEX_URL and PIP_CERT on the runner are passed on), "
+        "or set `version:` to a Salt release that installs on this platform\n"
+    )
