@@ -86,7 +86,7 @@ def pytest_infranode_converge(
     :param config: the provisioner's settings.
     :param output: call it with bytes of output; they go to the node's converge log, whole,
         as they come. Keep no more of it than you need: the result's ``output`` is only its end
-        (at most 64 KiB are kept; :class:`~pytest_infranode.provisioners.OutputTail` collects it
+        (at most 64 KiB are kept; :class:`~pytest_infranode.provisioners.base.OutputTail` collects it
         so).
     :return: a :class:`~pytest_infranode.provisioners.base.ConvergeResult`, or None to let the next
         implementation converge. The built-in implementation runs ``provisioner.converge`` and

@@ -198,7 +198,7 @@ class OutputTail:
 @final
 class ChangeList:
     """The changes a provisioner found, bounded: the first :data:`MAX_CHANGES` kept (each cut at
-    :data:`MAX_CHANGE_CHARS`), the others counted in :attr:`more`. ``len`` counts them all."""
+    :data:`MAX_CHANGE_CHARS`), the others counted in ``more``. ``len`` counts them all."""
 
     def __init__(self, max_changes: int = MAX_CHANGES, max_chars: int = MAX_CHANGE_CHARS) -> None:
         self._kept: list[str] = []
