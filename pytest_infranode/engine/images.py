@@ -262,7 +262,7 @@ class _Responses:
     daemon then cancels the build and removes its build container (``forcerm``)."""
 
     def __init__(self, api: Any) -> None:
-        self._mine: dict[int, list[Any]] = {}
+        self._mine: dict[int, tuple[list[Any], interrupt.Cancel | None]] = {}
         self._lock = threading.Lock()
         api.hooks.setdefault("response", []).append(self._seen)
 
@@ -278,17 +278,21 @@ class _Responses:
     def _seen(self, response: Any, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             mine = self._mine.get(threading.get_ident())
-            if mine is not None:
-                mine.append(response)
+        if mine is not None:
+            caught, cancel = mine
+            caught.append(response)
+            if cancel is not None and cancel.is_set:  # interrupted while the request was sent
+                _close_responses([response])
         return response
 
     @contextlib.contextmanager
-    def caught(self) -> Iterator[list[Any]]:
-        """The responses of this thread's requests made in the block."""
+    def caught(self, cancel: interrupt.Cancel | None) -> Iterator[list[Any]]:
+        """The responses of this thread's requests made in the block; one that comes after
+        ``cancel`` was set is closed at once."""
         ident = threading.get_ident()
         caught: list[Any] = []
         with self._lock:
-            self._mine[ident] = caught
+            self._mine[ident] = (caught, cancel)
         try:
             yield caught
         finally:
@@ -318,7 +322,7 @@ def _build(client: docker.DockerClient, request: dict[str, Any], *, what: str, w
     image_id = ""
     cancel = interrupt.current()
     with (
-        _Responses.of(client.api).caught() as responses,
+        _Responses.of(client.api).caught(cancel) as responses,
         interrupt.stopping(lambda: _close_responses(responses)),
     ):
         try:
@@ -343,8 +347,11 @@ def _build(client: docker.DockerClient, request: dict[str, Any], *, what: str, w
                     f"{what} failed: {exc.explanation or exc}", where=where, detail="".join(output)[-3000:]
                 ) from exc
             raise
-    if cancel is not None:
-        cancel.check(what)  # the stream may end quietly when its connection is shut
+    if cancel is not None and cancel.is_set:  # the stream may end quietly when its connection is shut
+        if image_id:  # finished all the same: not an image of this recipe's to keep
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.remove_image(image_id, force=True)
+        cancel.check(what)
     return image_id
 
 
