@@ -407,12 +407,21 @@ class InfraSession:
         live = [n for n in (self._bringup.nodes.values() if self._bringup else ()) if n.state != "removed"]
         kept, ids, doomed = self.keep.at_end(live, self.remover.report)
         self.kept += kept
+        removed = {n.name for n in doomed if n.container_id}
         self.remover.remove_all(doomed)
         if self.engine is not None:
-            self._sweep(self._kept_ids | ids)
+            removed |= set(self._sweep(self._kept_ids | ids))
         if self._bringup is not None:
             self._bringup.nodes = {k: n for k, n in self._bringup.nodes.items() if n.state != "removed"}
         self.connection.release_watchdog()
+        if self.cancel.is_set and not self._interrupt_handled:  # the signal came during this teardown
+            self._interrupt_handled = True
+            self._say_interrupted(len(removed))
+
+    def _say_interrupted(self, removed: int) -> None:
+        """The one line saying where the session was interrupted, and what was removed."""
+        where = ", ".join(self.cancel.interrupted_during) or self.activity
+        self.say(f"interrupted ({self.cancel.reason}) during {where}; removed {removed} node(s)")
 
     def _interrupted_teardown(self) -> None:
         """The teardown of an interrupted session: nodes still being made are removed at once
@@ -445,8 +454,7 @@ class InfraSession:
             removed |= set(self._sweep(self._kept_ids | ids))  # made by a thread meanwhile
         if bringup is not None:
             bringup.nodes = {k: n for k, n in bringup.nodes.items() if n.state != "removed"}
-        where = ", ".join(self.cancel.interrupted_during) or self.activity
-        self.say(f"interrupted ({self.cancel.reason}) during {where}; removed {len(removed)} node(s)")
+        self._say_interrupted(len(removed))
         if finished:
             self.connection.release_watchdog()
         else:
