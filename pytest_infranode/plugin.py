@@ -459,7 +459,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     infra = config.stash.get(SESSION_KEY, None)
     if infra is None:
         return
@@ -469,6 +469,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.section("infranode")
         for line in [*table, *lines]:
             terminalreporter.write_line(line)
+    if infra.cancel.is_set and exitstatus != pytest.ExitCode.INTERRUPTED:
+        # The signal came during the teardown, after pytest chose the run's verdict: say it as
+        # pytest says a KeyboardInterrupt (the exit code is 2 all the same).
+        terminalreporter.write_sep("!", f"KeyboardInterrupt: {infra.cancel.reason} during the teardown")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -117,6 +117,7 @@ class InfraSession:
         """What the main thread is doing (set by the plugin: collection, a test, the teardown),
         for the line saying where the session was interrupted when no node was being made."""
         self._interrupt_handled = False
+        self._interrupted_activity = ""
 
     @property
     def platforms(self) -> tuple[Platform, ...]:
@@ -387,6 +388,8 @@ class InfraSession:
         """Ctrl-C or SIGTERM (``reason``): the work under way is told to stop at once (its
         runner tools killed, its image builds closed); :meth:`teardown` then removes the nodes
         without waiting for it."""
+        if not self.cancel.is_set:
+            self._interrupted_activity = self.activity
         self.cancel.set(reason)
 
     def teardown(self) -> None:
@@ -420,7 +423,7 @@ class InfraSession:
 
     def _say_interrupted(self, removed: int) -> None:
         """The one line saying where the session was interrupted, and what was removed."""
-        where = ", ".join(self.cancel.interrupted_during) or self.activity
+        where = ", ".join(self.cancel.interrupted_during) or self._interrupted_activity or self.activity
         self.say(f"interrupted ({self.cancel.reason}) during {where}; removed {removed} node(s)")
 
     def _interrupted_teardown(self) -> None:

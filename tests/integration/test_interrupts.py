@@ -77,8 +77,15 @@ class Session:
         while marker not in self.output:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.proc.kill()
+                self.close()
                 pytest.fail(f"the session never reached {marker!r}:\n{self.output}")
             time.sleep(0.05)
+
+    def close(self) -> None:
+        self.proc.wait()
+        self._reader.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def interrupt(self, *signals: signal.Signals, gap: float = 0.05) -> Interrupted:
         started = time.monotonic()
@@ -90,9 +97,10 @@ class Session:
             self.proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.close()
             pytest.fail(f"the session did not end 120 s after the signal:\n{self.output}")
         seconds = time.monotonic() - started
-        self._reader.join(timeout=5)
+        self.close()
         found = SESSION_RE.search(self.output)
         return Interrupted(self.output, self.proc.returncode, seconds, found.group(1) if found else "")
 
@@ -132,17 +140,17 @@ def shell(pytester: pytest.Pytester, inline: str, extra: str = "") -> None:
 
 
 def test_sigint_during_the_converge(pytester: pytest.Pytester, engine: Engine) -> None:
-    shell(pytester, "echo converging-now; sleep 45")
+    shell(pytester, "echo converging-$((6*7)); sleep 45")
     pytester.makepyfile(TEST_ETC)
-    run = run_and_interrupt(pytester.path, "converging-now", signal.SIGINT)
+    run = run_and_interrupt(pytester.path, "converging-42", signal.SIGINT)
     check_interrupted(run, engine, "the converge of infranode-")
     assert "removed 1 node(s)" in run.output
 
 
 def test_sigterm_during_the_converge(pytester: pytest.Pytester, engine: Engine) -> None:
-    shell(pytester, "echo converging-now; sleep 45")
+    shell(pytester, "echo converging-$((6*7)); sleep 45")
     pytester.makepyfile(TEST_ETC)
-    run = run_and_interrupt(pytester.path, "converging-now", signal.SIGTERM)
+    run = run_and_interrupt(pytester.path, "converging-42", signal.SIGTERM)
     check_interrupted(run, engine, "the converge of infranode-", reason="SIGTERM")
     assert "removed 1 node(s)" in run.output
 
@@ -169,11 +177,11 @@ def test_sigint_kills_a_runner_side_tool(pytester: pytest.Pytester, engine: Engi
 
 
 def test_sigint_during_the_idempotence_run(pytester: pytest.Pytester, engine: Engine) -> None:
-    shell(pytester, "if [ -e /tmp/once ]; then echo second-run-now; sleep 45; fi; touch /tmp/once")
+    shell(pytester, "if [ -e /tmp/once ]; then echo second-run-$((6*7)); sleep 45; fi; touch /tmp/once")
     pytester.makepyfile(TEST_ETC)
     run = run_and_interrupt(
         pytester.path,
-        "second-run-now",
+        "second-run-42",
         signal.SIGINT,
         args=("--infra-platform=debian-12", "--infra-idempotence"),
     )
@@ -181,9 +189,10 @@ def test_sigint_during_the_idempotence_run(pytester: pytest.Pytester, engine: En
 
 
 def test_sigint_during_the_side_effect(pytester: pytest.Pytester, engine: Engine) -> None:
-    shell(pytester, "true", extra="nodes:\n  web:\n    side_effect: ['echo side-effect-now; sleep 45']\n")
+    side_effect = "['echo side-effect-$((6*7)); sleep 45']"
+    shell(pytester, "true", extra=f"nodes:\n  web:\n    side_effect: {side_effect}\n")
     pytester.makepyfile(TEST_ETC)
-    run = run_and_interrupt(pytester.path, "side-effect-now", signal.SIGINT)
+    run = run_and_interrupt(pytester.path, "side-effect-42", signal.SIGINT)
     check_interrupted(run, engine, "the side effect of infranode-")
 
 
@@ -284,18 +293,18 @@ def test_sigint_during_an_uncached_image_build(pytester: pytest.Pytester, engine
 
 def test_two_quick_sigints(pytester: pytest.Pytester, engine: Engine) -> None:
     """The second one only says the removal goes on; the removal completes."""
-    shell(pytester, "echo converging-now; sleep 45")
+    shell(pytester, "echo converging-$((6*7)); sleep 45")
     pytester.makepyfile(TEST_ETC)
-    run = run_and_interrupt(pytester.path, "converging-now", signal.SIGINT, signal.SIGINT)
+    run = run_and_interrupt(pytester.path, "converging-42", signal.SIGINT, signal.SIGINT)
     check_interrupted(run, engine, "the converge of infranode-")
     assert "infranode: interrupted again (SIGINT): still removing the nodes of session" in run.output
     assert "removed 1 node(s)" in run.output
 
 
 def test_three_sigints_leave_the_removal_to_the_watchdog(pytester: pytest.Pytester, engine: Engine) -> None:
-    shell(pytester, "echo converging-now; sleep 45")
+    shell(pytester, "echo converging-$((6*7)); sleep 45")
     pytester.makepyfile(TEST_ETC)
-    run = run_and_interrupt(pytester.path, "converging-now", signal.SIGINT, signal.SIGINT, signal.SIGINT)
+    run = run_and_interrupt(pytester.path, "converging-42", signal.SIGINT, signal.SIGINT, signal.SIGINT)
     print(f"\nthree SIGINTs: exit {run.seconds:.2f} s after the first")
     assert run.returncode == 2, run.output
     assert run.seconds < BOUND, run.output
