@@ -21,9 +21,11 @@ from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
 from pytest_infranode import labels
 from pytest_infranode.engine import Engine
+from pytest_infranode.platforms import BUILTIN_PLATFORMS
 from tests.integration.conftest import SESSION_RE
 
 BOUND = 15.0
@@ -232,20 +234,17 @@ def test_sigterm_during_the_teardown(pytester: pytest.Pytester, engine: Engine) 
 
 
 def test_sigint_during_the_boot_wait(pytester: pytest.Pytester, engine: Engine) -> None:
-    """A unit that holds systemd in "starting" keeps the boot wait going."""
+    """debian-12's recipe plus a unit that holds systemd in "starting": the boot wait goes on."""
+    debian = next(p for p in BUILTIN_PLATFORMS if p.name == "debian-12")
     unit = r"[Unit]\nDescription=slow\n[Service]\nType=oneshot\nExecStart=/bin/sleep 600\n"
     unit += r"[Install]\nWantedBy=multi-user.target\n"
-    shell(
-        pytester,
-        "true",
-        extra=(
-            "platform_definitions:\n"
-            "  intr-slowboot:\n"
-            "    base: debian-12\n"
-            f"    prepare: ['printf \"{unit}\" > /etc/systemd/system/slow.service', "
-            "'systemctl enable slow.service']\n"
-        ),
-    )
+    prepare = [
+        *debian.prepare,
+        f'printf "{unit}" > /etc/systemd/system/slow.service',
+        "systemctl enable slow.service",
+    ]
+    definition = {"intr-slowboot": {"base": "debian-12", "prepare": prepare}}
+    shell(pytester, "true", extra=yaml.safe_dump({"platform_definitions": definition}))
     pytester.makepyfile(TEST_ETC)
     run = run_and_interrupt(
         pytester.path, "created, booting", signal.SIGINT, args=("--infra-platform=intr-slowboot",), settle=1.0
