@@ -13,10 +13,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from typing import final
 
 from pytest_infranode.errors import InfranodeError
+from pytest_infranode.errors import Interrupted
 from pytest_infranode.errors import NodeError
+from pytest_infranode.interrupt import Cancel
 from pytest_infranode.node import Node
 from pytest_infranode.targets import NodeLayout
 from pytest_infranode.targets import Target
@@ -37,6 +40,7 @@ class BringUp:
     :param eager: on the first request, start every node of :attr:`planned` (side by side with
         the tests); else only the requested node and those it depends on.
     :param on_failure: told the target of every node that could not be made.
+    :param cancel: the session's interrupt, bound in every job (see ``interrupt.py``).
     """
 
     def __init__(
@@ -50,8 +54,10 @@ class BringUp:
         on_failure: Callable[[Target], None] = lambda _target: None,
         group_of: Callable[[Target], tuple[Target, ...]] = lambda _target: (),
         make_group: MakeGroup | None = None,
+        cancel: Cancel | None = None,
     ) -> None:
         self.layout = layout
+        self.cancel = cancel if cancel is not None else Cancel()
         self._make = make
         self.size = max(1, size)
         self.eager = eager
@@ -120,6 +126,16 @@ class BringUp:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def abandon(self, timeout: float) -> bool:
+        """The session was interrupted: drop the jobs not started and wait at most ``timeout``
+        seconds for those under way (told to stop by the interrupt). Whether they all ended."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            futures = list(self._futures.values())
+        _done, running = wait(futures, timeout=timeout)
+        return not running
+
     def _submit(self, targets: list[Target]) -> None:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="infranode-make")
@@ -130,7 +146,8 @@ class BringUp:
                     if group:
                         self._submit_group(group)
                     else:
-                        self._futures[target.key] = self._pool.submit(self._bring_up, target)
+                        job = self.cancel.wrap(self._bring_up)
+                        self._futures[target.key] = self._pool.submit(job, target)
 
     def _submit_group(self, group: tuple[Target, ...]) -> None:
         """One job for the nodes converged in one run, after what they depend on outside it;
@@ -141,7 +158,7 @@ class BringUp:
         futures: dict[str, Future[Node]] = {}
         for target in group:
             futures[target.key] = self._futures.setdefault(target.key, Future())
-        self._pool.submit(self._bring_up_group, group, futures)
+        self._pool.submit(self.cancel.wrap(self._bring_up_group), group, futures)
 
     def _bring_up_group(self, group: tuple[Target, ...], futures: dict[str, Future[Node]]) -> None:
         """The nodes of one run, in a pool thread, once what they depend on outside it is up."""
@@ -203,4 +220,5 @@ class BringUp:
         )
         with self._lock:
             self.failures.setdefault(target.key, err)
-        self._on_failure(target)
+        if not isinstance(exc, Interrupted):  # an interrupt is no failure for the keep policy
+            self._on_failure(target)

@@ -18,6 +18,7 @@ from typing import final
 
 import pluggy
 
+from pytest_infranode import interrupt
 from pytest_infranode.errors import ConvergeError
 from pytest_infranode.errors import InfranodeError
 from pytest_infranode.errors import InfranodeWarning
@@ -265,6 +266,7 @@ class Converger:
         platform = nodes[0].platform.name
         names = ", ".join(n.short_name for n in nodes)
         self.say(f"{platform}: converging nodes {names} again to check idempotence")
+        interrupt.now(f"the idempotence run of nodes {names} of {platform}")
         started = time.monotonic()
         with self._log_sink(platform, log_path, secrets, append=True) as output:
             output(b"\n--- infranode: second converge (idempotence check) ---\n")
@@ -430,6 +432,7 @@ class Converger:
     ) -> None:
         """Converge a second time; fail the node if that changed anything, showing what."""
         self.say(f"{node.platform.name}: converging {node.name} again to check idempotence")
+        interrupt.now(f"the idempotence run of {node.name}")
         started = time.monotonic()
         with self._log_sink(_label(node), log_path, secrets, append=True) as output:
             output(b"\n--- infranode: second converge (idempotence check) ---\n")

@@ -15,6 +15,7 @@ The tree::
     ├── ImageError               an image cannot be found, pulled or built
     ├── NodeError                a node cannot be created, started or booted
     ├── ConvergeError            the provisioner failed (carries exit status and log tail)
+    ├── Interrupted              Ctrl-C or SIGTERM stopped the work under way (never a test's verdict)
     ├── ChannelError             a command could not be run in a node
     │   └── ChannelUnavailable   the node's exec channel cannot start (one exec per command instead)
     └── PluginError              a plugin broke a hook's rules
@@ -36,6 +37,7 @@ __all__ = [
     "ImageError",
     "InfranodeError",
     "InfranodeWarning",
+    "Interrupted",
     "NodeError",
     "PluginError",
     "SettingsError",
@@ -145,6 +147,11 @@ class ConvergeError(InfranodeError):
         super().__init__(what, where=where, fix=fix, detail=detail)
         self.exit_status = exit_status
         self.log_tail = log_tail
+
+
+class Interrupted(InfranodeError):
+    """The session was interrupted (Ctrl-C, SIGTERM): the work of a bring-up thread stops at
+    its next step. Raised only in those threads; the session says where it was interrupted."""
 
 
 class ChannelError(InfranodeError):

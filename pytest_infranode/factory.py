@@ -17,6 +17,7 @@ import pluggy
 
 from pytest_infranode import claims
 from pytest_infranode import convergecache
+from pytest_infranode import interrupt
 from pytest_infranode import labels
 from pytest_infranode import reaper
 from pytest_infranode.converge import Converger
@@ -61,8 +62,11 @@ class NodeFactory:
         taken: Callable[[], set[str]],
         say: Callable[[str], None],
         inventory_of: Callable[[Platform], Path] | None = None,
+        cancel: interrupt.Cancel | None = None,
     ) -> None:
         self.settings = settings
+        self.cancel = cancel if cancel is not None else interrupt.Cancel()
+        """The session's interrupt: checked between the steps of making a node."""
         self.inventory_of = inventory_of
         """Where the inventory of a platform's nodes converged in one run is written."""
         self.hook = hook
@@ -120,10 +124,7 @@ class NodeFactory:
         with self._lock:
             engine = self.connect()
         started = time.monotonic()
-        with self._image_lock(platform.name):  # nodes of one platform made at once: one build
-            image, cached = engine.prepared_image(
-                platform, self.say, registry_mirror=self.settings.registry_mirror, pull=self.settings.pull
-            )
+        image, cached = self._prepared_image(engine, platform)
         with self._lock:
             self.start_watchdog()
             network = self._network_for(platform, engine)
@@ -141,28 +142,58 @@ class NodeFactory:
                 return node
         save_as = self._converge_cache(node, engine, key)
         self.register(target, node, True)
-        options = create_kwargs(node.spec, engine.info)
-        custom = self.hook.pytest_infranode_container_options(node=node, options=dict(options))
-        node.create(custom if custom is not None else options)
-        self.say(f"{platform.name}: node {node.name} created, booting")
-        node.start(boot_timeout=self.settings.boot_timeout)
+        self._create_and_boot(node, engine)
         try:
+            self.cancel.check(f"the converge of {node.name}")
             if node.converge_cache == "hit":
                 self.converger.skipped(node)
             else:
-                self.converger.converge(node, provisioner, config)
+                with interrupt.phase(f"the converge of {node.name}"):
+                    self.converger.converge(node, provisioner, config)
                 if save_as is not None and not node.bare:
                     self._save_converged(node, engine, save_as)
-            self.converger.provisioner_side_effect([node], provisioner, config, inventory=None)
+            self.cancel.check(f"the side effect of {node.name}")
+            with interrupt.phase(f"the side effect of {node.name}"):
+                self.converger.provisioner_side_effect([node], provisioner, config, inventory=None)
             side_effect = self.layout.configs[target.node].side_effect
             if side_effect:
-                self.converger.side_effect(node, side_effect, config)
+                self.cancel.check(f"the side effect of {node.name}")
+                with interrupt.phase(f"the side effect of {node.name}"):
+                    self.converger.side_effect(node, side_effect, config)
         except InfranodeError:
+            self.cancel.check()  # what failed was stopped by the interrupt: no verdict on it
             if node.state == "failed":  # the one place a failed converge meets the keep policy
                 self.keep.after_failure(node, self.remover.remove)
             raise
         node.record_time("ready", time.monotonic() - started)
         return node
+
+    def _prepared_image(self, engine: Engine, platform: Platform) -> tuple[str, bool]:
+        """The platform's prepared image (nodes of one platform made at once: one build)."""
+        with self._image_lock(platform.name), interrupt.phase(f"the image supply of {platform.name}"):
+            self.cancel.check(f"the image supply of {platform.name}")
+            found = engine.prepared_image(
+                platform, self.say, registry_mirror=self.settings.registry_mirror, pull=self.settings.pull
+            )
+        self.cancel.check(f"the nodes of {platform.name}")
+        return found
+
+    def _create_and_boot(self, node: Node, engine: Engine) -> None:
+        """Create the container of registered ``node`` (the container options hook may change
+        it) and wait for its boot; an interrupt stops it between the steps (the teardown
+        removes the container)."""
+        self.cancel.check(f"the creation of {node.name}")
+        options = create_kwargs(node.spec, engine.info)
+        custom = self.hook.pytest_infranode_container_options(node=node, options=dict(options))
+        node.create(custom if custom is not None else options)
+        self.say(f"{node.platform.name}: node {node.name} created, booting")
+        try:
+            with interrupt.phase(f"the boot wait of {node.name}"):
+                self.cancel.check(f"the boot of {node.name}")
+                node.start(boot_timeout=self.settings.boot_timeout)
+        except InfranodeError:
+            self.cancel.check()  # the teardown removed the container under the boot wait
+            raise
 
     def make_group(self, group: tuple[Target, ...]) -> dict[str, Node | InfranodeError]:
         """The nodes of ``group``, converged in one run; under xdist, made once for all the
@@ -190,10 +221,7 @@ class NodeFactory:
         with self._lock:
             engine = self.connect()
         started = time.monotonic()
-        with self._image_lock(platform.name):
-            image, cached = engine.prepared_image(
-                platform, self.say, registry_mirror=self.settings.registry_mirror, pull=self.settings.pull
-            )
+        image, cached = self._prepared_image(engine, platform)
         with self._lock:
             self.start_watchdog()
             network = self._network_for(platform, engine)
@@ -210,22 +238,19 @@ class NodeFactory:
                     "run with the other nodes of its platform"
                 )
             self.register(target, node, True)
-            options = create_kwargs(node.spec, engine.info)
-            custom = self.hook.pytest_infranode_container_options(node=node, options=dict(options))
-            node.create(custom if custom is not None else options)
-            self.say(f"{platform.name}: node {node.name} created, booting")
-            node.start(boot_timeout=self.settings.boot_timeout)
+            self._create_and_boot(node, engine)
             return node
 
         outcome: dict[str, Node | InfranodeError] = {}
         size = max(1, min(len(group), self.settings.parallel or os.cpu_count() or 1))
         with ThreadPoolExecutor(max_workers=size, thread_name_prefix="infranode-boot") as pool:
-            booting = {t.key: pool.submit(boot, t) for t in group}
+            booting = {t.key: pool.submit(self.cancel.wrap(boot), t) for t in group}
         for key, future in booting.items():
             try:
                 outcome[key] = future.result()
             except InfranodeError as err:
                 outcome[key] = err
+        self.cancel.check(f"the converge of the nodes of {platform.name}")
         broken = [t.node for t in group if not isinstance(outcome[t.key], Node)]
         if broken:
             for target in group:
@@ -239,19 +264,23 @@ class NodeFactory:
             return outcome
         nodes = [n for n in outcome.values() if isinstance(n, Node)]
         assert self.inventory_of is not None
+        names = ", ".join(n.name for n in nodes)
         try:
-            self.converger.converge_together(
-                nodes,
-                provisioner,
-                config,
-                levels=self.layout.levels([t.node for t in group]),
-                inventory=self.inventory_of(platform),
-                log_name=container_name(self.identity.session_id, platform.name),
-            )
-            self.converger.provisioner_side_effect(
-                nodes, provisioner, config, inventory=self.inventory_of(platform)
-            )
+            with interrupt.phase(f"the converge of {names}"):
+                self.converger.converge_together(
+                    nodes,
+                    provisioner,
+                    config,
+                    levels=self.layout.levels([t.node for t in group]),
+                    inventory=self.inventory_of(platform),
+                    log_name=container_name(self.identity.session_id, platform.name),
+                )
+            with interrupt.phase(f"the side effect of {names}"):
+                self.converger.provisioner_side_effect(
+                    nodes, provisioner, config, inventory=self.inventory_of(platform)
+                )
         except InfranodeError as err:
+            self.cancel.check()
             for node in nodes:
                 if node.state == "failed":
                     self.keep.after_failure(node, self.remover.remove)
@@ -260,8 +289,11 @@ class NodeFactory:
             side_effect = self.layout.configs[target.node].side_effect
             try:
                 if side_effect:
-                    self.converger.side_effect(node, side_effect, config)
+                    self.cancel.check(f"the side effect of {node.name}")
+                    with interrupt.phase(f"the side effect of {node.name}"):
+                        self.converger.side_effect(node, side_effect, config)
             except InfranodeError as err:
+                self.cancel.check()
                 if node.state == "failed":
                     self.keep.after_failure(node, self.remover.remove)
                 outcome[target.key] = err

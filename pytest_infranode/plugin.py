@@ -155,7 +155,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ProgressPlugin(say, cache_dir, tty=tty), "infranode-progress")
     config.pluginmanager.register(_HostOverride(), "infranode-host")
     _warn_unused_testinfra_options(config)
-    _install_sigterm(config)
+    interrupts = _Interrupts(session, say)
+    config.pluginmanager.register(interrupts, "infranode-interrupts")
+    interrupts.install(config)
 
 
 TESTINFRA_OPTIONS = (
@@ -259,23 +261,80 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput.update(infra.become_controller())
 
 
-def _install_sigterm(config: pytest.Config) -> None:
-    """Turn SIGTERM (a cancelled CI job) into KeyboardInterrupt so teardown runs."""
-    if sys.platform == "win32":  # pragma: no cover
-        return
+class _Interrupts:
+    """SIGINT and SIGTERM for an infranode session (installed in the main thread only).
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+    The first one tells the session to stop the work under way (``InfraSession.interrupt``)
+    and, until the teardown begins, raises KeyboardInterrupt in the main thread as Ctrl-C does:
+    pytest ends the run with "!!! KeyboardInterrupt !!!" and exit code 2; SIGTERM (a cancelled
+    CI job) the same. During the teardown nothing is raised (a traceback there would skip the
+    removal): the teardown stops waiting for the work under way and the exit code is 2. A second
+    signal only says that the removal goes on; a third ends the process at once (exit code 2),
+    leaving the removal to the watchdog. The previous handlers are restored at the end.
+    """
 
-    try:
-        previous = signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not in the main thread (an embedding runner): leave it alone
-        return
+    def __init__(self, infra: InfraSession, say: Callable[[str], None]) -> None:
+        self.infra = infra
+        self.say = say
+        self.raising = True
+        """False from the teardown on: a signal then must not unwind it."""
+        self.again = 0
 
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
+    def install(self, config: pytest.Config) -> None:
+        if sys.platform == "win32":  # pragma: no cover
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous = signal.getsignal(signum)
+                if signum == signal.SIGINT and previous is not signal.default_int_handler:
+                    continue  # ignored (a background job), or someone else's: leave it alone
+                signal.signal(signum, self.on_signal)
+            except ValueError:  # not in the main thread (an embedding runner): leave it alone
+                return
+            config.add_cleanup(self._restorer(signum, previous))
 
-    config.add_cleanup(restore)
+    @staticmethod
+    def _restorer(signum: int, previous: Any) -> Callable[[], None]:
+        def restore() -> None:
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+
+        return restore
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if not self.infra.cancel.is_set:
+            self.infra.interrupt(name)
+            if self.raising:
+                raise KeyboardInterrupt(name) if signum != signal.SIGINT else KeyboardInterrupt()
+            return
+        self.again += 1
+        if self.again == 1:
+            self._tell(
+                f"interrupted again ({name}): still removing the nodes of session "
+                f"{self.infra.session_id}; once more leaves them to the watchdog"
+            )
+            return
+        self._tell(
+            f"interrupted a third time ({name}): exiting now; the watchdog removes the nodes of "
+            f"session {self.infra.session_id}"
+        )
+        os._exit(int(pytest.ExitCode.INTERRUPTED))
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """A KeyboardInterrupt that did not come through :meth:`on_signal` (raised by a test,
+        or SIGINT under someone else's handler) stops the session's work too."""
+        if isinstance(excinfo.value, KeyboardInterrupt) and not self.infra.cancel.is_set:
+            self.infra.interrupt("KeyboardInterrupt")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self) -> None:
+        """From here on a signal must not raise: it would unwind the removal."""
+        self.raising = False
+        self.infra.activity = "the teardown"
+
+    def _tell(self, line: str) -> None:
+        with contextlib.suppress(Exception):  # the main thread may be writing to the terminal itself
+            self.say(line)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -413,14 +472,23 @@ def _add_node_sections(report: pytest.TestReport, infra: InfraSession, target: T
     report.sections.append((title, without_escapes(container_log) if container_log.strip() else "(empty)"))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    infra = session.config.stash.get(SESSION_KEY, None)
+    if infra is not None:
+        infra.activity = "the collection"
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     infra = session.config.stash.get(SESSION_KEY, None)
     if infra is not None:
         infra.teardown()
+        if infra.cancel.is_set:  # also when the signal came during the teardown
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     infra = config.stash.get(SESSION_KEY, None)
     if infra is None:
         return
@@ -430,6 +498,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.section("infranode")
         for line in [*table, *lines]:
             terminalreporter.write_line(line)
+    if infra.cancel.is_set and exitstatus != pytest.ExitCode.INTERRUPTED:
+        # The signal came during the teardown, after pytest chose the run's verdict: say it as
+        # pytest says a KeyboardInterrupt (the exit code is 2 all the same).
+        terminalreporter.write_sep("!", f"KeyboardInterrupt: {infra.cancel.reason} during the teardown")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -564,6 +636,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     infra = item.config.stash.get(SESSION_KEY, None)
     if infra is not None:
         infra.position = item.stash.get(POSITION_KEY, -1)
+        infra.activity = f"test {item.nodeid}"
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "_infra_target" in callspec.params:
         item.stash[TARGET_KEY] = callspec.params["_infra_target"]

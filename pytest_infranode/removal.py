@@ -90,11 +90,12 @@ def sweep_session(
     keep_ids: set[str],
     networks: dict[str, str],
     report: Callable[[str], None],
-) -> None:
+) -> list[str]:
     """Remove whatever else carries the session's label (a node made by a crashed thread, its
-    networks), sparing kept nodes; ``networks`` loses those removed."""
+    networks), sparing kept nodes; ``networks`` loses those removed. The containers removed."""
+    removed: list[str] = []
     try:
-        reaper.sweep(engine, session_id=session_id, keep=frozenset(keep_ids))
+        removed = reaper.sweep(engine, session_id=session_id, keep=frozenset(keep_ids))
     except Exception as exc:
         report(f"sweep of session {session_id}: {exc}")
     for platform_name, network_id in list(networks.items()):
@@ -103,3 +104,4 @@ def sweep_session(
                 del networks[platform_name]
         except Exception as exc:
             report(f"network of {platform_name}: {exc}")
+    return removed

@@ -25,6 +25,7 @@ from pytest_infranode.engine import Engine
 from pytest_infranode.errors import NodeError
 from pytest_infranode.factory import NodeFactory
 from pytest_infranode.hookspecs import hookimpl
+from pytest_infranode.interrupt import Cancel
 from pytest_infranode.keep import KeepPolicy
 from pytest_infranode.keep import Kept
 from pytest_infranode.keep import keep_workers_nodes
@@ -61,6 +62,10 @@ from pytest_infranode.targets import Role
 from pytest_infranode.targets import Target
 
 __all__ = ["DEFAULT_NODE", "InfraSession", "Target"]
+
+LATE_WORK = 5.0
+"""Seconds an interrupted teardown waits for the bring-up threads told to stop (they end within
+about a second: their container removed, their runner tool killed, their build closed)."""
 
 
 @final
@@ -107,6 +112,13 @@ class InfraSession:
         """Position of the test being run, in the collected order."""
         self._released: set[str] = set()
         """Platforms whose nodes were removed after their last test (see :meth:`done_with`)."""
+        self.cancel = Cancel()
+        """Set by :meth:`interrupt`; the bring-up's threads check it between their steps."""
+        self.activity = "the start of the session"
+        """What the main thread is doing (set by the plugin: collection, a test, the teardown),
+        for the line saying where the session was interrupted when no node was being made."""
+        self._interrupt_handled = False
+        self._interrupted_activity = ""
 
     @property
     def platforms(self) -> tuple[Platform, ...]:
@@ -211,6 +223,7 @@ class InfraSession:
                 on_failure=lambda target: self.keep.record_failure(target.platform.name),
                 group_of=self.converged_together,
                 make_group=self.factory.make_group,
+                cancel=self.cancel,
             )
         return self._bringup
 
@@ -232,6 +245,7 @@ class InfraSession:
                 taken=lambda: {n.container_id for n in self.bringup.made},
                 say=self.say,
                 inventory_of=self.inventory_path,
+                cancel=self.cancel,
             )
         return self._factory
 
@@ -387,12 +401,24 @@ class InfraSession:
             self._released.add(platform.name)
             self.remover.start(doomed)
 
+    def interrupt(self, reason: str) -> None:
+        """Ctrl-C or SIGTERM (``reason``): the work under way is told to stop at once (its
+        runner tools killed, its image builds closed); :meth:`teardown` then removes the nodes
+        without waiting for it."""
+        if not self.cancel.is_set:
+            self._interrupted_activity = self.activity
+        self.cancel.set(reason)
+
     def teardown(self) -> None:
         """Remove every node (except kept ones) and anything else labelled with this session.
 
         Keeps going through failures and records them for the summary. An xdist worker leaves
-        the nodes to its controller, which removes (or keeps) them all at its end.
+        the nodes to its controller, which removes (or keeps) them all at its end. After an
+        interrupt, see :meth:`_interrupted_teardown`.
         """
+        if self.cancel.is_set:
+            self._interrupted_teardown()
+            return
         if self.role == "worker":
             return
         self.wait_for_all()
@@ -401,12 +427,61 @@ class InfraSession:
         live = [n for n in (self._bringup.nodes.values() if self._bringup else ()) if n.state != "removed"]
         kept, ids, doomed = self.keep.at_end(live, self.remover.report)
         self.kept += kept
+        removed = {n.name for n in doomed if n.container_id}
         self.remover.remove_all(doomed)
         if self.engine is not None:
-            self._sweep(self._kept_ids | ids)
+            removed |= set(self._sweep(self._kept_ids | ids))
         if self._bringup is not None:
             self._bringup.nodes = {k: n for k, n in self._bringup.nodes.items() if n.state != "removed"}
         self.connection.release_watchdog()
+        if self.cancel.is_set and not self._interrupt_handled:  # the signal came during this teardown
+            self._interrupt_handled = True
+            self._say_interrupted(len(removed))
+
+    def _say_interrupted(self, removed: int) -> None:
+        """The one line saying where the session was interrupted, and what was removed."""
+        where = ", ".join(self.cancel.interrupted_during) or self._interrupted_activity or self.activity
+        self.say(f"interrupted ({self.cancel.reason}) during {where}; removed {removed} node(s)")
+
+    def _interrupted_teardown(self) -> None:
+        """The teardown of an interrupted session: nodes still being made are removed at once
+        (removing a container ends the commands running in it); finished ones follow the keep
+        policy. The threads told to stop are given :data:`LATE_WORK` seconds, then what they
+        made meanwhile is swept too. If one is still running then, the watchdog is not
+        released: it removes what is left once this process ends. One line says where the
+        session was interrupted and how many nodes were removed."""
+        if self._interrupt_handled:
+            return
+        self._interrupt_handled = True
+        bringup = self._bringup
+        if bringup is not None:
+            bringup.abandon(timeout=0)  # jobs not started never start
+        if self.role == "worker":  # its controller removes the nodes
+            return
+        if self.role == "controller" and not self._controller_done:
+            self._keep_workers_nodes()
+        live = [(k, n) for k, n in (bringup.nodes.items() if bringup else ()) if n.state != "removed"]
+        busy = [n for k, n in live if bringup is not None and bringup.busy(k)]
+        kept, ids, doomed = self.keep.at_end([n for _k, n in live if n not in busy], self.remover.report)
+        self.kept += kept
+        doomed += busy
+        removed = {n.name for n in doomed if n.container_id}
+        self.remover.remove_all(doomed)
+        finished = True
+        if self.engine is not None:
+            removed |= set(self._sweep(self._kept_ids | ids))
+            finished = bringup.abandon(timeout=LATE_WORK) if bringup is not None else True
+            removed |= set(self._sweep(self._kept_ids | ids))  # made by a thread meanwhile
+        if bringup is not None:
+            bringup.nodes = {k: n for k, n in bringup.nodes.items() if n.state != "removed"}
+        self._say_interrupted(len(removed))
+        if finished:
+            self.connection.release_watchdog()
+        else:
+            self.say(
+                "a bring-up step did not stop in time; the watchdog removes what it leaves "
+                f"(session {self.session_id}) once this process ends"
+            )
 
     def _keep_workers_nodes(self) -> None:
         """The controller of xdist workers keeps what the policy names of the nodes they made."""
@@ -418,10 +493,10 @@ class InfraSession:
         self.kept += kept
         self._kept_ids |= ids
 
-    def _sweep(self, keep_ids: set[str]) -> None:
+    def _sweep(self, keep_ids: set[str]) -> list[str]:
         assert self.engine is not None
         networks = self._factory.networks if self._factory else {}
-        sweep_session(self.engine, self.session_id, keep_ids, networks, self.remover.report)
+        return sweep_session(self.engine, self.session_id, keep_ids, networks, self.remover.report)
 
     # the terminal summary (see summary.py)
     def _rows(self) -> list[NodeRow]:

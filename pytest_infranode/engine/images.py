@@ -7,14 +7,17 @@ recipe or base image makes a new one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
 import shlex
 import tarfile
+import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +29,7 @@ import docker.errors
 import requests.exceptions
 import tenacity
 
+from pytest_infranode import interrupt
 from pytest_infranode import labels
 from pytest_infranode.engine import bootstrap as _bootstrap
 from pytest_infranode.engine.api import ImageInfo
@@ -252,28 +256,102 @@ class PullFailed(ImageError):
         self.problem = problem
 
 
+class _Responses:
+    """The streamed responses this thread's requests got through one client (a ``requests``
+    response hook), so that an interrupt can close the connection of a build under way: the
+    daemon then cancels the build and removes its build container (``forcerm``)."""
+
+    def __init__(self, api: Any) -> None:
+        self._mine: dict[int, tuple[list[Any], interrupt.Cancel | None]] = {}
+        self._lock = threading.Lock()
+        api.hooks.setdefault("response", []).append(self._seen)
+
+    @classmethod
+    def of(cls, api: Any) -> _Responses:
+        with _RESPONSES_LOCK:
+            found = getattr(api, "_infranode_responses", None)
+            if found is None:
+                found = cls(api)
+                api._infranode_responses = found
+            return found
+
+    def _seen(self, response: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            mine = self._mine.get(threading.get_ident())
+        if mine is not None:
+            caught, cancel = mine
+            caught.append(response)
+            if cancel is not None and cancel.is_set:  # interrupted while the request was sent
+                _close_responses([response])
+        return response
+
+    @contextlib.contextmanager
+    def caught(self, cancel: interrupt.Cancel | None) -> Iterator[list[Any]]:
+        """The responses of this thread's requests made in the block; one that comes after
+        ``cancel`` was set is closed at once."""
+        ident = threading.get_ident()
+        caught: list[Any] = []
+        with self._lock:
+            self._mine[ident] = (caught, cancel)
+        try:
+            yield caught
+        finally:
+            with self._lock:
+                self._mine.pop(ident, None)
+
+
+_RESPONSES_LOCK = threading.Lock()
+
+
+def _close_responses(responses: list[Any]) -> None:
+    """Shut the connections of ``responses`` down: a thread reading one stops at once."""
+    for response in list(responses):
+        try:
+            docker.types.CancellableStream(iter(()), response).close()
+        except docker.errors.DockerException:  # ssh://: no socket to shut down
+            response.close()
+
+
 def _build(client: docker.DockerClient, request: dict[str, Any], *, what: str, where: str, fix: str) -> str:
-    """Run one image build, streaming its log; an error names ``what`` and carries the log tail."""
+    """Run one image build, streaming its log; an error names ``what`` and carries the log tail.
+
+    An interrupt closes its connection, so that the daemon cancels the build and removes its
+    build container (``forcerm``), and raises Interrupted.
+    """
     output: list[str] = []
     image_id = ""
-    try:
-        stream: Any = client.api.build(rm=True, forcerm=True, decode=True, **request)
-        for chunk in stream:
-            if "stream" in chunk:
-                output.append(str(chunk["stream"]))
-            if "error" in chunk:
+    cancel = interrupt.current()
+    with (
+        _Responses.of(client.api).caught(cancel) as responses,
+        interrupt.stopping(lambda: _close_responses(responses)),
+    ):
+        try:
+            stream: Any = client.api.build(rm=True, forcerm=True, decode=True, **request)
+            for chunk in stream:
+                if "stream" in chunk:
+                    output.append(str(chunk["stream"]))
+                if "error" in chunk:
+                    raise ImageError(
+                        f"{what} failed: {chunk['error'].strip()}",
+                        where=where,
+                        fix=fix,
+                        detail="".join(output)[-3000:],
+                    )
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    image_id = str(chunk["aux"]["ID"])
+        except Exception as exc:
+            if cancel is not None and cancel.is_set:  # the closed connection, not the build
+                cancel.check(what)
+            if isinstance(exc, docker.errors.APIError):
                 raise ImageError(
-                    f"{what} failed: {chunk['error'].strip()}",
-                    where=where,
-                    fix=fix,
-                    detail="".join(output)[-3000:],
-                )
-            if "aux" in chunk and "ID" in chunk["aux"]:
-                image_id = str(chunk["aux"]["ID"])
-    except docker.errors.APIError as exc:
-        raise ImageError(
-            f"{what} failed: {exc.explanation or exc}", where=where, detail="".join(output)[-3000:]
-        ) from exc
+                    f"{what} failed: {exc.explanation or exc}", where=where, detail="".join(output)[-3000:]
+                ) from exc
+            raise
+    if cancel is not None and cancel.is_set:  # the stream may end quietly when its connection is shut
+        if image_id:  # finished all the same: not an image of this recipe's to keep
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.remove_image(image_id, force=True)
+        cancel.check(what)
     return image_id
 
 
@@ -384,6 +462,7 @@ def ensure_prepared(
         return cached, True
     tag = prepared_tag(platform, key)
     say(f"{platform.name}: building the prepared image {tag} (once per recipe)")
+    interrupt.now(f"the build of the prepared image {tag}")
     image_id = _build(
         client,
         dict(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from typing import Any
 from typing import final
 
 from pytest_infranode.errors import SettingsError
+from pytest_infranode.interrupt import stopping
 from pytest_infranode.projectfiles import FileRule
 from pytest_infranode.projectfiles import check_path
 from pytest_infranode.projectfiles import walk
@@ -163,15 +165,23 @@ def run_streaming(
     cwd: Path | None = None,
 ) -> int:
     """Run a runner-side program, streaming its combined output to ``output`` (an
-    :class:`~pytest_infranode.provisioners.base.OutputTail` keeps its end); its exit status."""
-    with subprocess.Popen(
-        list(argv),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=dict(env) if env is not None else None,
-        cwd=cwd,
-    ) as proc:
+    :class:`~pytest_infranode.provisioners.base.OutputTail` keeps its end); its exit status.
+
+    It runs in a process group of its own, killed whole when the session is interrupted (its
+    workers, which hold the output pipe too, with it).
+    """
+    with (
+        subprocess.Popen(
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        ) as proc,
+        stopping(lambda: os.killpg(proc.pid, signal.SIGKILL)),
+    ):
         assert proc.stdout is not None
         while True:
             chunk = os.read(proc.stdout.fileno(), 65536)
