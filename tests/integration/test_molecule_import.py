@@ -113,7 +113,8 @@ def test_a_failing_verify_playbook_is_a_failed_test_in_the_tools_words(
     out = run.result.stdout.str()
     run.result.stdout.fnmatch_lines(
         [
-            "*verify.yml failed on platform debian-12: the ansible provisioner exited with status 2",
+            "*verify.yml failed on platform debian-12: the ansible provisioner exited with status 2: "
+            "task 'The service was stopped by the side effect' failed on lifecycle-instance*",
             "full log: *.verify.log",
             "--- last lines of its output ---",
             "*The service was stopped by the side effect*",
