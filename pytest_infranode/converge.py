@@ -34,6 +34,7 @@ from pytest_infranode.provisioners.base import action_of
 from pytest_infranode.provisioners.base import file_tail
 from pytest_infranode.provisioners.base import mask
 from pytest_infranode.provisioners.base import secrets_of
+from pytest_infranode.settings import CONFIG_NAMES
 from pytest_infranode.settings import ProvisionerConfig
 from pytest_infranode.settings import Settings
 
@@ -114,7 +115,14 @@ class Converger:
         started = time.monotonic()
         platform = node.platform.name
         if isinstance(provisioner, LeavesBare):
-            self.say(f"{platform}: {node.name} left bare: no provisioner configured")
+            # the friction of a spec folder run on its own: say where no configuration was found
+            looked = (
+                f" (no {' or '.join(CONFIG_NAMES)} in the rootdir {config.base_dir}; "
+                "--infra-config names one elsewhere)"
+                if self.settings.config_file is None
+                else ""
+            )
+            self.say(f"{platform}: {node.name} left bare: no provisioner configured{looked}")
         else:
             self.say(f"{platform}: converging {node.name} with {provisioner.name} (log: {log_path})")
         secrets = secrets_of(config, os.environ)

@@ -50,3 +50,6 @@ def test_no_provisioner_gives_a_bare_node(
         ]
     )
     assert "converging" not in run.result.stdout.str()
+    # where no configuration was found is said only when there was none
+    looked = f"(no infranode.yaml or infranode.yml in the rootdir {pytester.path}; --infra-config"
+    assert (looked in run.result.stdout.str()) == (config is None)
