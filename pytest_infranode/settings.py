@@ -41,6 +41,10 @@ from pytest_infranode.platforms import build_catalog
 from pytest_infranode.platforms import check_definition
 from pytest_infranode.platforms import split_names
 from pytest_infranode.projectfiles import FileRule
+from pytest_infranode.yamltext import QUOTE
+from pytest_infranode.yamltext import as_text
+from pytest_infranode.yamltext import first_not_text
+from pytest_infranode.yamltext import shown
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -416,9 +420,34 @@ _NODE_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 def _str_list(value: Any, where: str, what: str, example: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+    if not isinstance(value, list):
         raise SettingsError(f"{what} must be a list of strings", where=where, fix=f"write `{example}`")
+    bad = first_not_text(value)
+    if bad is not None or None in value:
+        raise SettingsError(
+            f"{what} must be a list of strings, but holds {shown(bad)}",
+            where=where,
+            fix=f"{QUOTE}; or write `{example}`",
+        )
     return tuple(str(v) for v in value)
+
+
+def _env(value: Any, where: str, owner: str) -> dict[str, str]:
+    """An ``env:`` mapping: names to strings (integers written as their digits)."""
+    if not isinstance(value, dict):
+        raise SettingsError(
+            f"env of {owner} must be a mapping", where=where, fix="write `env: {NAME: value}`"
+        )
+    env: dict[str, str] = {}
+    for name, text in value.items():
+        if not isinstance(name, str) or as_text(text) is None:
+            raise SettingsError(
+                f"env of {owner}: {name!r} must be a name with a string value, not {shown(text)}",
+                where=where,
+                fix=QUOTE,
+            )
+        env[name] = str(text)
+    return env
 
 
 def _nodes_from(value: Any, source: Source, base_dir: Path, rule: FileRule) -> tuple[NodeConfig, ...]:
@@ -455,13 +484,7 @@ def _nodes_from(value: Any, source: Source, base_dir: Path, rule: FileRule) -> t
                     fix="write `ports: [80, 5432]`",
                 )
             ports.append(port)
-        env = body.get("env") or {}
-        if not isinstance(env, dict):
-            raise SettingsError(
-                f"env of node {name!r} must be a mapping",
-                where=source.where(key + ".env"),
-                fix="write `env: {NAME: value}`",
-            )
+        env = _env(body.get("env") or {}, source.where(key + ".env"), f"node {name!r}")
         where = source.where(key)
         found[name] = NodeConfig(
             name=name,
@@ -470,7 +493,7 @@ def _nodes_from(value: Any, source: Source, base_dir: Path, rule: FileRule) -> t
             else None,
             groups=_str_list(body.get("groups") or [], where, "groups", "groups: [frontend]"),
             ports=tuple(ports),
-            env={str(k): str(v) for k, v in env.items()},
+            env=env,
             capabilities=_str_list(
                 body.get("capabilities") or [], where, "capabilities", "capabilities: [NET_ADMIN]"
             ),

@@ -24,6 +24,10 @@ from pytest_infranode.platforms.platform import SYSTEMD_TMPFS
 from pytest_infranode.platforms.platform import Bootstrap
 from pytest_infranode.platforms.platform import Init
 from pytest_infranode.platforms.platform import Platform
+from pytest_infranode.yamltext import QUOTE
+from pytest_infranode.yamltext import as_text
+from pytest_infranode.yamltext import first_not_text
+from pytest_infranode.yamltext import shown
 
 DEFINITION_KEYS = (
     "base",
@@ -251,11 +255,18 @@ def _strings(defn: PlatformDefinition, key: str, example: str) -> tuple[str, ...
     value = defn.body[key]
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+    if not isinstance(value, list):
         raise SettingsError(
             f"`{key}` of platform {defn.name!r} must be a list of strings",
             where=defn.at(key),
             fix=f"write `{key}: {example}`",
+        )
+    if None in value or first_not_text(value) is not None:
+        bad = None if None in value else first_not_text(value)
+        raise SettingsError(
+            f"`{key}` of platform {defn.name!r} must be a list of strings, but holds {shown(bad)}",
+            where=defn.at(key),
+            fix=f"{QUOTE}; or write `{key}: {example}`",
         )
     return tuple(str(v) for v in value)
 
@@ -267,6 +278,13 @@ def _mapping(defn: PlatformDefinition, key: str, example: str) -> dict[str, str]
             f"`{key}` of platform {defn.name!r} must be a mapping",
             where=defn.at(key),
             fix=f"write `{key}: {example}`",
+        )
+    bad = next((k for k, v in value.items() if v is not None and as_text(v) is None), None)
+    if bad is not None:
+        raise SettingsError(
+            f"`{key}.{bad}` of platform {defn.name!r} must be a string, not {shown(value[bad])}",
+            where=defn.at(key),
+            fix=f"{QUOTE} (an empty value is `{bad}:` or `{bad}: ''`)",
         )
     return {k: "" if v is None else str(v) for k, v in value.items()}
 

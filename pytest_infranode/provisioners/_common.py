@@ -26,6 +26,10 @@ from pytest_infranode.projectfiles import FileRule
 from pytest_infranode.projectfiles import check_path
 from pytest_infranode.projectfiles import walk
 from pytest_infranode.provisioners.base import OutputSink
+from pytest_infranode.yamltext import QUOTE
+from pytest_infranode.yamltext import as_text
+from pytest_infranode.yamltext import first_not_text
+from pytest_infranode.yamltext import shown
 
 if TYPE_CHECKING:
     from pytest_infranode.node import Node
@@ -76,8 +80,11 @@ class Options:
         value = self.get(key, [])
         if isinstance(value, str):
             return [value]
-        if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        if isinstance(value, list) and None not in value and first_not_text(value) is None:
             return [str(v) for v in value]
+        if isinstance(value, list):
+            bad = None if None in value else first_not_text(value)
+            raise self.error(key, f"`{key}` must be a list of strings, but holds {shown(bad)}", QUOTE)
         raise self.error(key, f"`{key}` must be a string or a list of strings")
 
     def mapping(self, key: str) -> dict[str, Any]:
@@ -89,7 +96,12 @@ class Options:
         return {str(k): v for k, v in value.items()}
 
     def env(self, key: str = "env") -> dict[str, str]:
-        return {k: str(v) for k, v in self.mapping(key).items()}
+        """``key`` as environment variables: names to strings (integers written as digits)."""
+        env = self.mapping(key)
+        bad = next((k for k, v in env.items() if as_text(v) is None), None)
+        if bad is not None:
+            raise self.error(f"{key}.{bad}", f"`{key}.{bad}` must be a string, not {shown(env[bad])}", QUOTE)
+        return {k: str(v) for k, v in env.items()}
 
     def path(
         self, key: str, *, required: bool = False, directory: bool = False, into_node: bool = False
