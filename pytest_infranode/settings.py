@@ -382,7 +382,9 @@ def _read_settings(raw: RawOptions, rootdir: Path) -> tuple[Settings, list[str]]
         config_file=config_path,
         platforms_source=platforms_source,
         nodes=_nodes_from(data["nodes"], source, base_dir, rule) if "nodes" in data else (),
-        platform_definitions=_platform_definitions_from(data.get("platform_definitions"), source, base_dir),
+        platform_definitions=_platform_definitions_from(
+            data.get("platform_definitions"), source, base_dir, rule
+        ),
         registry_mirror=_registry_mirror(data.get("registry_mirror"), source),
     )
     return settings, names
@@ -584,7 +586,9 @@ def converge_order(nodes: Mapping[str, NodeConfig], source: Source = Source()) -
     return order
 
 
-def _platform_definitions_from(value: Any, source: Source, base_dir: Path) -> tuple[PlatformDefinition, ...]:
+def _platform_definitions_from(
+    value: Any, source: Source, base_dir: Path, rule: FileRule
+) -> tuple[PlatformDefinition, ...]:
     """``platform_definitions:`` → checked definitions, each knowing the file:line of its keys."""
     if value is None:
         return ()
@@ -606,7 +610,7 @@ def _platform_definitions_from(value: Any, source: Source, base_dir: Path) -> tu
             )
         where = {"": source.where(key)}
         where.update({str(k): source.where(f"{key}.{k}") for k in body})
-        defn = PlatformDefinition(name=str(name), body=body, where=where, base_dir=str(base_dir))
+        defn = PlatformDefinition(name=str(name), body=body, where=where, base_dir=str(base_dir), files=rule)
         check_definition(defn)
         found.append(defn)
     return tuple(found)

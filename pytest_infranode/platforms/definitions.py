@@ -24,6 +24,8 @@ from pytest_infranode.platforms.platform import SYSTEMD_TMPFS
 from pytest_infranode.platforms.platform import Bootstrap
 from pytest_infranode.platforms.platform import Init
 from pytest_infranode.platforms.platform import Platform
+from pytest_infranode.projectfiles import FileRule
+from pytest_infranode.projectfiles import check_path
 from pytest_infranode.yamltext import QUOTE
 from pytest_infranode.yamltext import as_text
 from pytest_infranode.yamltext import first_not_text
@@ -58,12 +60,16 @@ class PlatformDefinition:
     :param body: its keys (:data:`DEFINITION_KEYS`).
     :param where: ``file:line`` of the entry (key ``""``) and of each of its keys.
     :param base_dir: the directory relative ``dockerfile:`` paths start from.
+    :param files: the rule for the files it names (the Dockerfile and its build context, which
+        the daemon gets whole): inside the project unless ``allow_outside_project:``; None: the
+        rule of ``base_dir``.
     """
 
     name: str
     body: Mapping[str, object]
     where: Mapping[str, str] = field(default_factory=dict)
     base_dir: str = "."
+    files: FileRule | None = field(default=None, compare=False)
 
     def at(self, key: str = "") -> str:
         return self.where.get(key) or self.where.get("", f"platform_definitions.{self.name}")
@@ -201,11 +207,27 @@ _Read = Callable[[PlatformDefinition, Platform, bool], object]
 def _dockerfile(defn: PlatformDefinition, _platform: Platform, check_only: bool) -> str:
     path = Path(_text(defn, "dockerfile", "images/Dockerfile.debian"))
     path = path if path.is_absolute() else Path(defn.base_dir) / path
-    if not check_only and not path.is_file():
+    if check_only:
+        return str(path)
+    if not path.exists():
         raise SettingsError(
             f"the Dockerfile of platform {defn.name!r} does not exist: {path}",
             where=defn.at("dockerfile"),
             fix="give a path relative to the configuration file",
+        )
+    rule = defn.files or FileRule(Path(defn.base_dir))
+    what = f"the Dockerfile of platform {defn.name!r}"
+    check_path(path, rule, what=what, where=defn.at("dockerfile"))
+    # the daemon gets the Dockerfile's whole folder as the build context (links in it are sent
+    # as links, not followed): that folder must be in the project too, even when the Dockerfile
+    # named is a link into the project
+    context, project = path.parent.resolve(), rule.project.resolve()
+    if not rule.allow_outside and context != project and project not in context.parents:
+        raise SettingsError(
+            f"{what} is in {path.parent}, outside the project ({project}): the daemon would get "
+            "that whole folder as the build context",
+            where=defn.at("dockerfile"),
+            fix="keep the Dockerfile in a folder of the project, or set `allow_outside_project: true`",
         )
     return str(path)
 

@@ -142,3 +142,56 @@ def test_tree_files_checks_again_when_it_copies(tmp_path: Path) -> None:
     (tree / "leak").symlink_to(outside / "shadow")
     with pytest.raises(SettingsError, match="'leak' is outside the project"):
         tree_files(tree, "t/", FileRule(project))
+
+
+def _dockerfile_project(tmp_path: Path, dockerfile: str, extra: str = "") -> tuple[Path, Path]:
+    return _project(
+        tmp_path,
+        f"platform_definitions:\n  mine:\n    image: mine/app\n    dockerfile: {dockerfile}\n{extra}",
+    )
+
+
+def test_a_dockerfile_outside_the_project_is_refused_with_its_build_context(tmp_path: Path) -> None:
+    project, outside = _dockerfile_project(tmp_path, str(tmp_path / "outside" / "Dockerfile"))
+    (outside / "Dockerfile").write_text("FROM debian:12\n")
+    with pytest.raises(SettingsError) as excinfo:
+        _settings(project, cli_platforms="mine")
+    err = excinfo.value
+    assert "the Dockerfile of platform 'mine' is outside the project" in err.what
+    assert err.where == f"{project}/infranode.yaml:4 (platform_definitions.mine.dockerfile)"
+    assert "allow_outside_project: true" in err.fix
+
+
+def test_a_dockerfile_link_into_the_project_from_outside_still_sends_the_outside_folder(
+    tmp_path: Path,
+) -> None:
+    project, outside = _dockerfile_project(tmp_path, str(tmp_path / "outside" / "Dockerfile"))
+    (project / "Dockerfile").write_text("FROM debian:12\n")
+    (outside / "Dockerfile").symlink_to(project / "Dockerfile")
+    with pytest.raises(SettingsError) as excinfo:
+        _settings(project, cli_platforms="mine")
+    assert "build context" in excinfo.value.what
+    assert f"is in {outside}, outside the project" in excinfo.value.what
+
+
+def test_a_dockerfile_symlink_that_leaves_the_project_is_refused(tmp_path: Path) -> None:
+    project, outside = _dockerfile_project(tmp_path, "Dockerfile")
+    (outside / "Dockerfile").write_text("FROM debian:12\n")
+    (project / "Dockerfile").symlink_to(outside / "Dockerfile")
+    with pytest.raises(SettingsError) as excinfo:
+        _settings(project, cli_platforms="mine")
+    assert "the Dockerfile of platform 'mine' is outside the project" in excinfo.value.what
+
+
+def test_a_dockerfile_in_the_project_root_is_fine_and_outside_ones_can_be_allowed(tmp_path: Path) -> None:
+    project, outside = _dockerfile_project(tmp_path, "Dockerfile")
+    (project / "Dockerfile").write_text("FROM debian:12\n")
+    (project / ".venv").mkdir()
+    (project / ".venv" / "python").symlink_to(outside / "shadow")  # sent as a link, never read
+    assert [p.name for p in _settings(project, cli_platforms="mine").platforms] == ["mine"]
+    (tmp_path / "b").mkdir()
+    allowed, elsewhere = _dockerfile_project(
+        tmp_path / "b", str(tmp_path / "b" / "outside" / "Dockerfile"), "allow_outside_project: true\n"
+    )
+    (elsewhere / "Dockerfile").write_text("FROM debian:12\n")
+    assert [p.name for p in _settings(allowed, cli_platforms="mine").platforms] == ["mine"]
