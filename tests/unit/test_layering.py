@@ -9,7 +9,7 @@ import pytest_infranode
 
 PACKAGE = Path(pytest_infranode.__file__).parent
 MODULES = sorted(PACKAGE.rglob("*.py"))
-MAY_IMPORT_PYTEST = {"plugin.py", "session.py", "hookspecs.py", "verifyitems.py"}
+MAY_IMPORT_PYTEST = {"plugin.py", "session.py", "hookspecs.py", "verifyitems.py", "signals.py"}
 ENGINE_ONLY = {"docker", "requests", "tenacity"}
 
 
