@@ -16,6 +16,7 @@ from pytest_infranode.convergecache import stale_converged
 from pytest_infranode.engine import Engine
 from pytest_infranode.engine.api import ImageInfo
 from pytest_infranode.engine.bootstrap import BOOTSTRAP_LABEL
+from pytest_infranode.engine.images import is_prepared
 from pytest_infranode.engine.images import stale_images
 from pytest_infranode.errors import DaemonError
 from pytest_infranode.errors import InfranodeError
@@ -68,7 +69,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     current = {p.name: engine.recipe_key(p) for p in catalog}
     converged = engine.list_images(labels.CONVERGE)
     converged_ids = {i.id for i in converged}
-    prepared = [i for i in engine.list_images(labels.RECIPE) if i.id not in converged_ids]
+    prepared = [i for i in engine.list_images(labels.RECIPE) if i.id not in converged_ids and is_prepared(i)]
     stale_ids = {i.id for i in stale_images(prepared, current)}
     stale_ids |= {i.id for i in stale_converged(converged, current)}
     if getattr(args, "converged", False):

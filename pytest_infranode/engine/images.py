@@ -70,7 +70,24 @@ def recipe_hash(dockerfile: str, base_image_id: str) -> str:
 
 
 def prepared_tag(platform: Platform, key: str) -> str:
-    return f"infranode/{platform.name}:{key}"
+    return _tag_of(platform.name, key)
+
+
+def _tag_of(platform_name: str, key: str) -> str:
+    return f"infranode/{platform_name}:{key}"
+
+
+def is_prepared(image: ImageInfo) -> bool:
+    """Whether a listed image is a prepared image the plugin built: labelled with a recipe and a
+    platform, and tagged with the prepared tag of that recipe (or untagged: an older build whose
+    tag went to a newer one). An image committed from a node carries the node's labels too (a
+    user's ``docker commit`` for a look inside); it is the user's, neither used nor pruned. Pure.
+    """
+    platform, key = image.labels.get(labels.PLATFORM), image.labels.get(labels.RECIPE)
+    if not platform or not key:
+        return False
+    tags = [t for t in image.repo_tags if t != "<none>:<none>"]
+    return not tags or _tag_of(platform, key) in tags
 
 
 def _context_tar(dockerfile: str) -> io.BytesIO:
@@ -438,9 +455,14 @@ def base_image_id(
     )
 
 
-def find_prepared(client: docker.DockerClient, key: str) -> str | None:
-    found = client.images.list(filters={"label": f"{labels.RECIPE}={key}"})
-    return str(found[0].id) if found else None
+def find_prepared(client: docker.DockerClient, platform: Platform, key: str) -> str | None:
+    """The prepared image of ``key``, found by its tag and checked by its label; never by the
+    label alone, which every image committed from a node inherits."""
+    try:
+        image = client.images.get(prepared_tag(platform, key))
+    except docker.errors.ImageNotFound:
+        return None
+    return str(image.id) if (image.labels or {}).get(labels.RECIPE) == key else None
 
 
 def ensure_prepared(
@@ -456,7 +478,7 @@ def ensure_prepared(
     base_id = base_image_id(client, platform, endpoint, say, mirror=mirror, pull_policy=pull_policy)
     dockerfile = render_dockerfile(platform)
     key = recipe_hash(dockerfile, base_id)
-    cached = find_prepared(client, key)
+    cached = find_prepared(client, platform, key)
     if cached:
         say(f"{platform.name}: prepared image {key} found (cache hit)")
         return cached, True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 import uuid
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from pytest_infranode import cli
 from pytest_infranode import labels
 from pytest_infranode.engine import Engine
 from pytest_infranode.engine.bootstrap import BOOTSTRAP_LABEL
+from pytest_infranode.platforms import Catalog
 from tests.integration.conftest import InfraRun
 
 Run = Callable[..., InfraRun]
@@ -226,6 +228,44 @@ def test_images_lists_prepared_images(capsys: pytest.CaptureFixture[str], engine
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["IMAGE", "PLATFORM", "KIND", "RECIPE", "STATE", "SIZE"]
     assert "infranode/debian-12:" in out
+
+
+def test_an_image_committed_from_a_node_never_becomes_the_prepared_image(
+    pytester: pytest.Pytester, infra_run: Run, engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`docker commit` of a node keeps the node's labels (its recipe among them): a user's look
+    inside must not become every later session's node, nor be listed or pruned as ours."""
+    pytester.makefile(".yaml", infranode=SHELL_NOOP)
+    infra_run("--infra-platform=debian-12").result.assert_outcomes()  # the prepared image exists
+    key = engine.recipe_key(Catalog().get("debian-12"))
+    name, committed = (
+        f"infranode-probe-{uuid.uuid4().hex[:8]}",
+        f"infranode-probe/look-inside:{uuid.uuid4().hex[:8]}",
+    )
+    marker = pytester.path / "marker"
+    marker.write_text("committed\n")
+    docker = ["docker", "-H", "unix:///var/run/docker.sock"]
+    try:
+        for argv in (
+            ["create", "--name", name, f"infranode/debian-12:{key}"],
+            ["cp", str(marker), f"{name}:/etc/committed-marker"],
+            ["commit", name, committed],
+        ):
+            subprocess.run([*docker, *argv], check=True, capture_output=True, timeout=120)
+        assert engine.list_images(f"{labels.RECIPE}={key}")  # the commit carries the recipe label
+        pytester.makepyfile(
+            "def test_fresh(host):\n    assert not host.file('/etc/committed-marker').exists\n"
+        )
+        run = infra_run("--infra-platform=debian-12")
+        run.result.assert_outcomes(passed=1)
+        capsys.readouterr()
+        assert cli.main(["images"]) == 0
+        listed = capsys.readouterr().out
+        assert f"infranode/debian-12:{key}" in listed
+        assert committed not in listed
+    finally:
+        subprocess.run([*docker, "rm", "-f", name], capture_output=True, timeout=120, check=False)
+        subprocess.run([*docker, "rmi", committed], capture_output=True, timeout=120, check=False)
 
 
 def test_platforms_command_shows_aliases_and_availability(capsys: pytest.CaptureFixture[str]) -> None:

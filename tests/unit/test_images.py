@@ -12,6 +12,7 @@ from pytest_infranode.engine.api import ImageInfo
 from pytest_infranode.engine.bootstrap import debootstrap_argv
 from pytest_infranode.engine.images import PullFailed
 from pytest_infranode.engine.images import base_image_id
+from pytest_infranode.engine.images import is_prepared
 from pytest_infranode.engine.images import mirrored
 from pytest_infranode.engine.images import prepared_tag
 from pytest_infranode.engine.images import pull
@@ -341,6 +342,16 @@ def test_stale_images() -> None:
         "sha256:gone-1-dddd",
     ]
     assert stale[1].repo_tags == ("<none>:<none>",)
+
+
+def test_an_image_committed_from_a_node_is_not_a_prepared_image() -> None:
+    # `docker commit` of a node keeps the node's labels, recipe and platform included.
+    committed = _img("debian-12", "aaaa", ("probe/look-inside:1",))
+    assert not is_prepared(committed)
+    assert is_prepared(_img("debian-12", "aaaa"))
+    assert is_prepared(_img("debian-12", "aaaa", ("<none>:<none>",)))  # an older build, tag moved on
+    assert is_prepared(_img("debian-12", "aaaa", ("infranode/debian-12:aaaa", "mine:1")))
+    assert not is_prepared(ImageInfo("sha256:x", (), {"infranode.platform": "debian-12"}, None, 0))
 
 
 def test_recipe_key_changes_with_packages_only_through_the_dockerfile() -> None:
