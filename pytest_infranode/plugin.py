@@ -306,14 +306,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             marks.append(
                 pytest.mark.skip(reason=f"not for platform {platform.name} (infra_platforms marker)")
             )
-        for short in shorts:
-            test_id = platform.name if len(shorts) == 1 else f"{platform.name}-{short}"
+        # nodes of their own platform (a scenario of different images) are made only there
+        on = infra.layout.names_on(platform.name)
+        for short in [s for s in shorts if s in on] if shorts else [infra.layout.default_on(platform.name)]:
+            test_id = platform.name if len(shorts) <= 1 else f"{platform.name}-{short}"
             params.append(pytest.param(Target(platform, short), id=test_id, marks=marks))
     metafunc.parametrize("_infra_target", params, indirect=True, scope="session")
 
 
 def _chosen_nodes(metafunc: pytest.Metafunc, infra: InfraSession) -> list[str]:
-    """The marker's nodes, else those of the module's ``testinfra_hosts``, else the first."""
+    """The marker's nodes, else those of the module's ``testinfra_hosts``, else [] (the first
+    one of each platform)."""
     marker = metafunc.definition.get_closest_marker("infra_node")
     hosts = getattr(metafunc.module, "testinfra_hosts", None) if metafunc.module is not None else None
     if marker is None and hosts is not None:
@@ -324,7 +327,7 @@ def _chosen_nodes(metafunc: pytest.Metafunc, infra: InfraSession) -> list[str]:
             message = str(err)
         pytest.fail(message, pytrace=False)
     if marker is None:
-        return infra.select_nodes()
+        return []
     unknown = set(marker.kwargs) - {"group"}
     if unknown or not all(isinstance(a, str) for a in marker.args):
         pytest.fail(
@@ -537,7 +540,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         verify_platform = getattr(item, "verify_platform", None)
         if verify_platform is not None:  # a verify test (verifyitems.py): every node of its platform
             infra.last_use[verify_platform.name] = position
-            targets += [Target(verify_platform, short) for short in infra.layout.configs]
+            targets += [
+                Target(verify_platform, short) for short in infra.layout.names_on(verify_platform.name)
+            ]
             continue
         callspec = getattr(item, "callspec", None)
         fixtures = getattr(item, "fixturenames", ())
@@ -548,7 +553,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if item.get_closest_marker("skip"):
             continue
         if "infra_nodes" in fixtures:
-            targets += [Target(target.platform, short) for short in infra.layout.configs]
+            targets += [
+                Target(target.platform, short) for short in infra.layout.names_on(target.platform.name)
+            ]
         elif "infra_node" in fixtures:
             targets.append(target)
     infra.plan(targets)

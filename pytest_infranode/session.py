@@ -261,7 +261,10 @@ class InfraSession:
         config = self.layout.provisioner_of(target.node)
         if not isinstance(self.provisioners[config.name], ConvergesTogether):
             return ()
-        return tuple(Target(target.platform, n) for n in self.layout.converged_together(target.node))
+        return tuple(
+            Target(target.platform, n)
+            for n in self.layout.converged_together(target.node, target.platform.name)
+        )
 
     def _converge_hook_is_ours(self) -> bool:
         caller = getattr(self.hook, "pytest_infranode_converge", None)
@@ -278,7 +281,8 @@ class InfraSession:
     def inventory_hosts(self, platform: Platform) -> list[InventoryHost]:
         """The hosts of ``platform``'s inventory: every node, reached by its container name."""
         hosts = []
-        for short, config in self.layout.configs.items():
+        for short in self.layout.names_on(platform.name):
+            config = self.layout.configs[short]
             hosts.append(
                 InventoryHost(
                     name=short or platform.name,
@@ -344,7 +348,10 @@ class InfraSession:
 
     def nodes_of(self, platform: Platform) -> dict[str, Node]:
         """Every node of ``platform`` by short name (converged in order); see ``infra_nodes``."""
-        return {(short or DEFAULT_NODE): self.node_for(platform, short) for short in self.layout.configs}
+        return {
+            (short or DEFAULT_NODE): self.node_for(platform, short)
+            for short in self.layout.names_on(platform.name)
+        }
 
     def verify(self, platform: Platform) -> tuple[str, ConvergeResult, Path]:
         """Run the provisioner's ``verify`` action (Molecule's ``verify.yml``) over every node of

@@ -7,7 +7,9 @@ Two layouts, chosen from the images:
   platform is a node of ``nodes:`` with its name (its hostname and inventory name), groups, env,
   capabilities and ports. ``--infra-platform`` then re-targets the whole scenario.
 - **platforms** (the images differ: a role tried on several systems): each Molecule platform is
-  a platform of its own in ``platform_definitions:``, named after it, with one node.
+  a platform of its own in ``platform_definitions:`` and a node of ``nodes:``, both named after
+  it, the node made on its own platform only (``platform:``). ``--infra-platform`` re-targets
+  this layout too: every node on each platform selected, with its name, groups and vars.
 
 The translation never pretends: a key the plugin cannot honour is a :class:`Gap` of kind
 ``unsupported``; one honoured differently (``privileged: true`` runs with the least-privilege
@@ -470,66 +472,59 @@ class _Translator:
                     kind="changed",
                     friction=6,
                 )
-            node: dict[str, Any] = {}
-            if platform.groups:
-                node["groups"] = list(platform.groups)
-            if platform.env:
-                node["env"] = dict(platform.env)
-            caps = [c.upper().removeprefix("CAP_") for c in platform.capabilities]
-            caps = [c for c in caps if c not in (base.cap_add if base else ())]
-            if caps:
-                node["capabilities"] = caps
-            ports = self.ports(platform, allowed=True)
-            if ports:
-                node["ports"] = ports
-            self.common_platform_keys(platform)
-            if platform.hostname and platform.hostname != short:
-                node["hostname"] = platform.hostname  # its inventory name stays `short`
-            nodes[short] = node
+            nodes[short] = self.node_body(platform, base, short)
             if platform is not first:
                 self.same_as_first(platform, first)
         self.networks_nodes()
         definitions = {name: body} if body else {}
         return [name], nodes, definitions, names
 
+    def node_body(self, platform: MoleculePlatform, base: Platform | None, short: str) -> dict[str, Any]:
+        """The ``nodes:`` entry of a Molecule platform: groups, env, capabilities, ports, hostname."""
+        node: dict[str, Any] = {}
+        if platform.groups:
+            node["groups"] = list(platform.groups)
+        if platform.env:
+            node["env"] = dict(platform.env)
+        caps = [c.upper().removeprefix("CAP_") for c in platform.capabilities]
+        caps = [c for c in caps if c not in (base.cap_add if base else ())]
+        if caps:
+            node["capabilities"] = caps
+        ports = self.ports(platform, allowed=True)
+        if ports:
+            node["ports"] = ports
+        self.common_platform_keys(platform)
+        if platform.hostname and platform.hostname != short:
+            node["hostname"] = platform.hostname  # its inventory name stays `short`
+        return node
+
     def platforms_layout(self) -> tuple[list[str], dict[str, Any], dict[str, Any], dict[str, str]]:
-        """Each Molecule platform a plugin platform of its own, with one node."""
+        """Each Molecule platform a plugin platform of its own, and a node of ``nodes:`` with
+        its name, made on that platform only (``platform:``): a platform ``--infra-platform``
+        selects instead gets every node, as the nodes layout does."""
         definitions: dict[str, Any] = {}
+        nodes: dict[str, Any] = {}
         names: dict[str, str] = {}
         for platform in self.s.platforms:
-            name = self.unique(platform_name(platform.name), names.values())
-            names[platform.name] = name
-            if name != platform.name:
-                self.renamed[platform.name] = name
+            short = self.unique(node_name(platform.name), names.values())
+            names[platform.name] = short
+            if short != platform.name:
+                self.renamed[platform.name] = short
                 self.pgap(
                     platform,
                     "name",
                     self.at(f"{platform.key}.name"),
-                    f"the platform is called {name!r}: platform names are lower-case letters, digits, "
-                    "'.', '_' and '-', so the inventory host is renamed too",
-                    f"rename the platform to {name!r} in molecule.yml",
+                    f"the node (and its platform) is called {short!r}: a node's name is its hostname "
+                    "(lower-case letters, digits, '-', 31 at most), so the inventory host is renamed too",
+                    f"rename the platform to {short!r} in molecule.yml (and where specs and vars name it)",
                     kind="changed",
+                    friction=6,
                 )
             builtin = builtin_for_image(platform.image)
             body, base = self.definition(platform, builtin, always=True)
-            if platform.env:
-                body["env"] = dict(platform.env)
-            if platform.capabilities:
-                own = [c.upper().removeprefix("CAP_") for c in platform.capabilities]
-                body["capabilities"] = list(dict.fromkeys([*(base.cap_add if base else ()), *own]))
-            definitions[name] = body
-            self.ports(platform, allowed=False)
-            self.common_platform_keys(platform)
-            self.pgap(
-                platform,
-                "hostname",
-                self.at(platform.key),
-                "the images differ, so each platform is a plugin platform with one node, whose hostname "
-                "is its container's name, not the inventory name",
-                "use one image for every platform (then each is a named node), or have the specs ask for "
-                "the node's name",
-                friction=6,
-            )
+            definitions[short] = body
+            node = self.node_body(platform, base, short)
+            nodes[short] = {**node, "platform": short}
             if platform.networks or platform.network_mode:
                 self.pgap(
                     platform,
@@ -540,7 +535,7 @@ class _Translator:
                     "use one image for every platform: the nodes then share a network and answer to their "
                     "names",
                 )
-        return list(names.values()), {}, definitions, names
+        return list(names.values()), nodes, definitions, names
 
     def unique(self, name: str, taken: Any) -> str:
         taken = set(taken)
@@ -1093,16 +1088,7 @@ class _Translator:
         for what, where in ((u.what, u.where) for u in s.uses):
             # the specs' own host selection, host.ansible and MOLECULE_* work on the nodes of
             # one platform (the nodes layout); each platform of the other layout has one node
-            if what == "testinfra_hosts" and layout == "platforms":
-                self.gap(
-                    "testinfra_hosts",
-                    where,
-                    "each Molecule platform is a platform of its own here, with one node: a spec runs "
-                    "on every platform, whichever hosts it chooses",
-                    "use @pytest.mark.infra_platforms(NAME) on the specs of one platform",
-                    friction=1,
-                )
-            elif what.startswith("env:MOLECULE_") and _in_spec(where):
+            if what.startswith("env:MOLECULE_") and _in_spec(where):
                 name = what.removeprefix("env:")
                 if name not in SESSION_VARIABLES:
                     self.gap(
@@ -1117,7 +1103,7 @@ class _Translator:
                         f"{name} in a spec",
                         where,
                         "names the session inventory of the first platform only (each platform's "
-                        "node is in an inventory of its own)",
+                        "node is in an inventory of its own; with --infra-platform every node is in one)",
                         kind="changed",
                         friction=3,
                     )
@@ -1137,7 +1123,8 @@ class _Translator:
                 cross[0][1],
                 f"each Molecule platform is a platform of its own here, converged alone: {names} of "
                 "other hosts do not work across platforms",
-                "give the platforms one image (the nodes layout: one run over all of them)",
+                "re-target the scenario to one platform (--infra-platform=debian-12: every node there, "
+                "converged in one run), or give the platforms one image",
                 friction=2,
             )
 

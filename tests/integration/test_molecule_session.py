@@ -75,6 +75,45 @@ def test_the_cluster_scenario_converges_in_one_run_and_its_specs_choose_their_ho
         assert f"{prefix}-{name} " in out  # each node in the summary table
 
 
+def test_a_scenario_of_different_images_is_re_targeted_with_its_names_groups_and_vars(
+    pytester: pytest.Pytester, infra_run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The cluster scenario with its server on another image (the different-images layout):
+    ``--infra-platform=debian-12`` makes every node of the scenario on debian-12, converged in
+    one run, and the specs pass as they do in the one-image layout."""
+    role = pytester.path / "cluster_hosts"
+    shutil.copytree(FIXTURES / "cluster_hosts", role)
+    scenario = role / "molecule" / "default"
+    molecule_yml = scenario / "molecule.yml"
+    molecule_yml.write_text(molecule_yml.read_text().replace("${CLUSTER_IMAGE:-debian:12}", "debian:13", 1))
+    (scenario / "group_vars").symlink_to("../../inventory/group_vars")
+    here = Path.cwd()
+    os.chdir(pytester.path)
+    try:
+        assert main(["import", "molecule", "--role", str(role)]) == 0
+    finally:
+        os.chdir(here)
+    printed = capsys.readouterr().out.splitlines()
+    written = (scenario / "infranode.yaml").read_text()
+    assert "platform: server-1" in written  # each node on its own image
+    assert "platform: client-1" in written
+    command = shlex.split(printed[printed.index("run the specs with:") + 1])
+    run = infra_run(*command[1:], "--infra-platform=debian-12", "-v", subprocess=True)
+    out = run.result.stdout.str()
+    run.result.assert_outcomes(passed=10)
+    for spec in (
+        "test_client_group_vars_from_the_link[debian-12-client-1]",  # group_vars
+        "test_client_has_its_molecule_hostname[debian-12-client-2]",  # hostname
+        "test_client_sees_the_servers[debian-12-client-2]",  # groups, hostvars of other hosts
+        "test_server_port_comes_from_host_vars[debian-12]",  # host_vars
+    ):
+        assert f"{spec} PASSED" in out
+    assert out.count("converging nodes server-1, client-1, client-2 in one ansible run") == 1
+    for name in ("server-1", "client-1", "client-2"):
+        assert f"infranode-{run.session_id}-debian-12-{name} " in out  # the summary: all on debian-12
+        assert f"infranode-{run.session_id}-{name}-" not in out  # none on a platform of the scenario's own
+
+
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["single", "xdist"])
 def test_a_suite_without_molecule_runs_depends_on_levels_and_selects_hosts(
     pytester: pytest.Pytester, infra_run: Run, xdist: list[str]

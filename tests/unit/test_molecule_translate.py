@@ -293,24 +293,33 @@ def test_a_scenario_on_several_images_is_one_platform_each(tmp_path: Path) -> No
     assert t.layout == "platforms"
     assert t.renamed == {"Debian12": "debian12"}
     assert t.data["platforms"] == ["debian12", "ubuntu", "other"]
-    assert "nodes" not in t.data
     assert t.data["platform_definitions"] == {
-        "debian12": {"base": "debian-12", "image": "debian:12", "capabilities": ["SYS_ADMIN", "NET_RAW"]},
+        "debian12": {"base": "debian-12", "image": "debian:12"},
         "ubuntu": {"base": "ubuntu-22.04", "image": "geerlingguy/docker-ubuntu2204-ansible"},
-        "other": {"image": "corp/base:1", "package_manager": "apt", "env": {"A": "1"}},
+        "other": {"image": "corp/base:1", "package_manager": "apt"},
+    }
+    # each a named node, made on its own platform: hostname and inventory name are its name
+    assert t.data["nodes"] == {
+        "debian12": {"groups": ["web"], "capabilities": ["NET_RAW"], "platform": "debian12"},
+        "ubuntu": {"groups": ["web"], "platform": "ubuntu"},
+        "other": {"env": {"A": "1"}, "platform": "other"},
     }
     prov = t.data["provisioner"]
     assert prov["groups"] == {"web": ["debian12", "ubuntu"]}
     assert prov["host_vars"] == {"debian12": {"x": 1}}  # re-keyed to the new name
     gaps = subjects(t)
-    assert gaps["platforms Debian12, ubuntu, other: hostname"].friction == 6
+    assert not any(g.endswith(": hostname") for g in gaps)
     assert gaps["platform other: image"].kind == "changed"
     assert gaps["platform Debian12: name"].kind == "changed"
     settings = settings_of(t, tmp_path)
     catalog = settings.catalog
     assert catalog.get("ubuntu").image == "geerlingguy/docker-ubuntu2204-ansible"
     assert catalog.get("ubuntu").init == "systemd"
-    assert catalog.get("debian12").cap_add == ("SYS_ADMIN", "NET_RAW")
+    assert [(n.name, n.platform, n.capabilities) for n in settings.nodes] == [
+        ("debian12", "debian12", ("NET_RAW",)),
+        ("ubuntu", "ubuntu", ()),
+        ("other", "other", ()),
+    ]
 
 
 # --- platform keys ------------------------------------------------------------------------------
@@ -529,9 +538,10 @@ def test_the_pytest_command_finds_infranode_yaml(tmp_path: Path) -> None:
     ]
 
 
-def test_host_selection_and_cross_host_use_stay_listed_in_the_platforms_layout(tmp_path: Path) -> None:
-    """Each platform of the different-images layout has one node: the specs' hosts and
-    cross-host references cannot work across platforms, so they are still listed there."""
+def test_cross_host_use_stays_listed_in_the_platforms_layout_and_host_selection_works(tmp_path: Path) -> None:
+    """Each platform of the different-images layout has its own named node: the specs' hosts
+    choose among them by name, but cross-host references cannot work across platforms, so they
+    are still listed there (with the re-targeting fix)."""
     role = tmp_path / "myrole"
     folder = role / "molecule" / "default"
     (folder / "tests").mkdir(parents=True)
@@ -548,7 +558,7 @@ def test_host_selection_and_cross_host_use_stay_listed_in_the_platforms_layout(t
     t = translate(read_scenario(role, environ={}))
     gaps = subjects(t)
     assert t.layout == "platforms"
-    assert gaps["testinfra_hosts"].friction == 1
-    assert "a spec runs on every platform" in gaps["testinfra_hosts"].reason
+    assert "testinfra_hosts" not in gaps
     assert gaps["one Ansible run over the inventory"].friction == 2
+    assert "--infra-platform" in gaps["one Ansible run over the inventory"].fix
     assert gaps["MOLECULE_INVENTORY_FILE in a spec"].kind == "changed"
