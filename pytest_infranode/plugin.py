@@ -193,7 +193,8 @@ def _session_inventory(config: pytest.Config, session: InfraSession, log_dir: Pa
     """Write the session's inventories (before collection: specs read them), and set what the
     specs' own runs of the tool need to use them (its plugins; the tools next to this Python on
     ``PATH``); when the configuration came from a Molecule scenario, the ``MOLECULE_*``
-    variables Molecule sets for its verifier too. All restored at the end."""
+    variables Molecule sets for its verifier and molecule.yml's ``verifier.env`` too. All
+    restored at the end."""
     try:
         written = session.write_inventories()
     except OSError as err:
@@ -202,6 +203,7 @@ def _session_inventory(config: pytest.Config, session: InfraSession, log_dir: Pa
     from pytest_infranode.molecule.environment import scenario_of
     from pytest_infranode.molecule.environment import session_variables
     from pytest_infranode.molecule.environment import tools_path
+    from pytest_infranode.molecule.environment import verifier_env
 
     if not written:
         return
@@ -216,6 +218,10 @@ def _session_inventory(config: pytest.Config, session: InfraSession, log_dir: Pa
         variables.update(session_variables(scenario, inventory=written[0], ephemeral=ephemeral))
         hosts = {h.name: h.container for h in session.inventory_hosts(session.platforms[0])}
         Path(variables["MOLECULE_INSTANCE_CONFIG"]).write_text(instance_config_text(hosts))
+        try:  # over the rest, as Molecule merges it
+            variables.update(verifier_env(scenario, {**os.environ, **variables}))
+        except InfranodeError as err:  # a mistake in molecule.yml, with its file:line
+            raise pytest.UsageError(str(err)) from None
     saved = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)
 

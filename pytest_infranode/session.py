@@ -274,9 +274,13 @@ class InfraSession:
 
     def inventory_path(self, platform: Platform) -> Path:
         """The inventory of ``platform``'s nodes for this session: written before collection
-        (:meth:`write_inventories`), rewritten by each run over them; it stays for the session
-        (``MOLECULE_INVENTORY_FILE`` names it)."""
-        return self.log_dir / f"{container_name(self.session_id, platform.name)}.inventory.yml"
+        (:meth:`write_inventories`), rewritten by each run over them, in a folder of its own (the
+        provisioner may put what the tool reads next to it there, made here); it stays for the
+        session (``MOLECULE_INVENTORY_FILE`` names it)."""
+        name = container_name(self.session_id, platform.name)
+        folder = self.log_dir / f"{name}.inventory"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{name}.inventory.yml"
 
     def inventory_hosts(self, platform: Platform) -> list[InventoryHost]:
         """The hosts of ``platform``'s inventory: every node, reached by its container name."""
@@ -300,13 +304,10 @@ class InfraSession:
         provisioner = self.provisioner
         if not isinstance(provisioner, ConvergesTogether):
             return []
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for platform in self.platforms:
             path = self.inventory_path(platform)
-            path.write_text(
-                provisioner.inventory_text(self.inventory_hosts(platform), self.settings.provisioner)
-            )
+            provisioner.write_inventory(path, self.inventory_hosts(platform), self.settings.provisioner)
             written.append(path)
         return written
 

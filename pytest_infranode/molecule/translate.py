@@ -320,7 +320,11 @@ def _cfg_value(value: Any) -> str:
 
 
 def translate(
-    scenario: Scenario, *, config_dir: Path | None = None, allow_privileged: bool = False
+    scenario: Scenario,
+    *,
+    config_dir: Path | None = None,
+    allow_privileged: bool = False,
+    allow_outside_project: bool = False,
 ) -> Translation:
     """Turn ``scenario`` into the plugin's configuration, and list its gaps.
 
@@ -328,9 +332,13 @@ def translate(
         Molecule runs ansible-playbook too, so relative paths mean the same).
     :param allow_privileged: keep ``privileged: true`` instead of the least-privilege systemd
         recipe.
+    :param allow_outside_project: write ``allow_outside_project: true`` when an inventory link
+        names a folder outside infranode.yaml's (pytest's rootdir in the printed command).
     :raises SettingsError: a platform without an image (nothing to make its node from).
     """
-    return _Translator(scenario, (config_dir or scenario.directory).resolve(), allow_privileged).run()
+    translator = _Translator(scenario, (config_dir or scenario.directory).resolve(), allow_privileged)
+    translator.allow_outside_project = allow_outside_project
+    return translator.run()
 
 
 class _Translator:
@@ -338,6 +346,9 @@ class _Translator:
         self.s = scenario
         self.config_dir = config_dir
         self.allow_privileged = allow_privileged
+        self.allow_outside_project = False
+        self.outside_project = False
+        """Whether what the file names leaves its folder (then ``allow_outside_project: true``)."""
         self.gaps: list[Gap] = []
         self.files: dict[str, str] = {}
         self.renamed: dict[str, str] = {}
@@ -420,6 +431,8 @@ class _Translator:
             data["nodes"] = nodes
         if definitions:
             data["platform_definitions"] = definitions
+        if self.outside_project:
+            data["allow_outside_project"] = True
         self.sequence()
         tests, options = self.verifier(layout)
         self.multi_host(len(s.platforms), layout)
@@ -823,17 +836,41 @@ class _Translator:
                 host_vars[host] = dict(variables)
         if host_vars:
             body["host_vars"] = host_vars
+        links: dict[str, str] = {}
         for kind, target in prov.inventory.links.items():
-            self.gap(
-                f"provisioner.inventory.links.{kind}",
-                self.at(f"provisioner.inventory.links.{kind}"),
-                f"Molecule links {target!r} into its inventory folder; the plugin's inventory is generated "
-                "and has no folder to link into",
-                f"link it next to the converge playbook, where Ansible reads it too: "
-                f"`ln -s {target.rstrip('/')} {self.rel_to_role(s.directory / kind)}`"
-                if kind != "hosts"
-                else "write those hosts' variables into `host_vars:`",
-            )
+            if kind == "hosts":
+                self.gap(
+                    f"provisioner.inventory.links.{kind}",
+                    self.at(f"provisioner.inventory.links.{kind}"),
+                    f"Molecule links {target!r} into its inventory folder; the plugin's inventory holds "
+                    "the nodes it makes, no other hosts file",
+                    "write those hosts' variables into `host_vars:`",
+                )
+                continue
+            folder = (s.directory / target).resolve()  # Molecule's are relative to the scenario
+            if self.config_dir not in folder.parents:
+                where = self.at(f"provisioner.inventory.links.{kind}")
+                if not self.allow_outside_project:
+                    self.gap(
+                        f"provisioner.inventory.links.{kind}",
+                        where,
+                        f"{target!r} is outside the scenario's folder, the project (pytest's rootdir) whose "
+                        "files the configuration may name: not linked",
+                        f"move the folder into {self.rel_to_role(s.directory)}/, or run the import again "
+                        "with --allow-outside-project",
+                    )
+                    continue
+                self.outside_project = True
+                self.gap(
+                    f"provisioner.inventory.links.{kind}",
+                    where,
+                    f"{target!r} is outside the scenario's folder: `allow_outside_project: true` is written "
+                    "so that the session may read it (and any file the configuration names outside)",
+                    kind="changed",
+                )
+            links[kind] = self.rel(folder)
+        if links:
+            body["inventory_links"] = links
         if prov.inventory.hosts:
             self.gap(
                 "provisioner.inventory.hosts",
@@ -1077,12 +1114,14 @@ class _Translator:
             if name == "p" and value == "no:cacheprovider":
                 continue
             options += dict2args({name: value})
-        if v.env:
+        if v.env and self.config_dir != s.directory.resolve():
             self.gap(
                 "verifier.env",
                 self.at("verifier.env"),
-                "the specs do not get these variables from the plugin yet",
-                "set them in the environment of pytest",
+                "the specs get these variables when infranode.yaml is next to molecule.yml (the session "
+                "reads them there, as Molecule does), not elsewhere",
+                "write infranode.yaml in the scenario's folder (the default), or set them in the "
+                "environment of pytest",
                 friction=3,
             )
         for what, where in ((u.what, u.where) for u in s.uses):
@@ -1129,7 +1168,15 @@ class _Translator:
             )
 
     def variables(self) -> None:
+        # verifier.env is read again by the session, which knows the runtime variables
+        session_reads = (
+            {self.at(f"verifier.env.{k}") for k in self.s.verifier.env}
+            if self.config_dir == self.s.directory.resolve()
+            else set()
+        )
         for variable in self.s.variables:
+            if variable.kind == "runtime" and variable.where in session_reads:
+                continue
             if variable.kind == "runtime":
                 self.gap(
                     f"${{{variable.name}}}",

@@ -159,8 +159,8 @@ class Together:
         self.runs.append(([node.short_name], [], node.converge_round))
         return ConvergeResult(0, "alone", changed=False)
 
-    def inventory_text(self, hosts: Sequence[InventoryHost], config: ProvisionerConfig) -> str:
-        return json.dumps({h.name: h.container for h in hosts})
+    def write_inventory(self, path: Path, hosts: Sequence[InventoryHost], config: ProvisionerConfig) -> None:
+        path.write_text(json.dumps({h.name: h.container for h in hosts}))
 
     def inventory_env(self, config: ProvisionerConfig) -> dict[str, str]:
         return {"TOGETHER_PLUGINS": "/plugins"}
@@ -358,7 +358,7 @@ def test_the_session_inventory_answers_testinfras_ansible_runner(
     manager.register(ansible)
     session = InfraSession(settings, manager.hook, log_dir=tmp_path / "logs")
     [inventory] = session.write_inventories()
-    assert inventory.parent == tmp_path / "logs"
+    assert inventory.parent.parent == tmp_path / "logs"  # in a folder of its own
     runner = AnsibleRunner(str(inventory))
     assert runner.get_hosts("servers") == ["server-1"]
     assert runner.get_hosts("clients") == ["client-1", "client-2"]
