@@ -151,7 +151,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # Live progress of long converges: a line every 5 s on a terminal, every 15 s in a CI log.
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     tty = bool(reporter is not None and reporter.isatty())
-    config.pluginmanager.register(ProgressPlugin(say, cache_dir, tty=tty), "infranode-progress")
+    progress = ProgressPlugin(say, cache_dir, tty=tty)
+    config.pluginmanager.register(progress, "infranode-progress")
+    session.run_progress = progress.progress_of_run  # runs over several nodes have no converge hook
     config.pluginmanager.register(_HostOverride(), "infranode-host")
     _warn_unused_testinfra_options(config)
     interrupts = SignalHandlers(session, say)

@@ -21,6 +21,7 @@ from pytest_infranode import reaper
 from pytest_infranode.bringup import BringUp
 from pytest_infranode.connection import Connection
 from pytest_infranode.converge import Converger
+from pytest_infranode.converge import RunProgress
 from pytest_infranode.engine import Engine
 from pytest_infranode.errors import NodeError
 from pytest_infranode.factory import NodeFactory
@@ -152,6 +153,15 @@ class InfraSession:
     @echo_line.setter
     def echo_line(self, write: Callable[[str], None] | None) -> None:
         self.converger.echo_line = write
+
+    @property
+    def run_progress(self) -> RunProgress | None:
+        """What shows the live progress of a run over several nodes (see ``Converger``)."""
+        return self.converger.run_progress
+
+    @run_progress.setter
+    def run_progress(self, progress: RunProgress | None) -> None:
+        self.converger.run_progress = progress
 
     @property
     def parallel(self) -> int:
