@@ -6,15 +6,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pluggy
 import pytest
 
+from pytest_infranode import hookspecs
+from pytest_infranode import reaper
+from pytest_infranode.engine.core import Engine
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.errors import UnknownPlatform
 from pytest_infranode.platforms import BUILTIN_PLATFORMS
+from pytest_infranode.session import InfraSession
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import build_settings
 from pytest_infranode.targets import NodeLayout
 from pytest_infranode.targets import Target
+from tests.unit.fakes import FakeEngine
+from tests.unit.test_converge_together import Plugin
+from tests.unit.test_converge_together import Together
 
 SCENARIO = (
     "platforms: [debian-12, debian-13]\n"
@@ -78,3 +86,55 @@ def test_a_node_depending_on_a_node_of_another_platform_is_refused(tmp_path: Pat
 def test_a_platform_that_is_no_name_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="platform of node 'helper' must be a platform name, not 12"):
         _layout(tmp_path, SCENARIO.replace("helper: {}", "helper: {platform: 12}"))
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    fake = FakeEngine()
+    monkeypatch.setattr(Engine, "connect", classmethod(lambda cls, docker_host=None, **kw: fake))
+    monkeypatch.setattr(reaper, "Watchdog", lambda *a, **k: type("W", (), {"release": lambda self: None})())
+    return fake
+
+
+def _session(folder: Path, yaml: str, provisioner: Together, cli: list[str]) -> InfraSession:
+    (folder / "infranode.yaml").write_text(yaml)
+    settings = build_settings(RawOptions(cli_platforms=cli), folder)
+    manager = pluggy.PluginManager("pytest")
+    manager.add_hookspecs(hookspecs)
+    manager.register(Plugin(provisioner))
+    session = InfraSession(settings, manager.hook, log_dir=folder / "logs")
+    manager.register(session)
+    session.check_provisioner()
+    return session
+
+
+def test_a_session_makes_each_node_on_its_own_platform_and_re_targeted_every_node(
+    tmp_path: Path, engine: FakeEngine
+) -> None:
+    """On the fake engine: on the scenario's own platforms each platform's inventory and nodes
+    are its own nodes (converged in one run there); re-targeted, one platform has them all."""
+    together = Together()
+    (tmp_path / "own").mkdir()
+    yaml = SCENARIO.replace("provisioner: {name: shell, inline: ['true']}", "provisioner: {name: together}")
+    session = _session(tmp_path / "own", yaml, together, cli=["debian-12", "debian-13"])
+    d12, d13 = session.platforms
+    assert [h.name for h in session.inventory_hosts(d12)] == ["client", "helper"]
+    assert [h.name for h in session.inventory_hosts(d13)] == ["server", "helper"]
+    session.plan([Target(d12, "client"), Target(d13, "server")])
+    assert sorted(session.nodes_of(d13)) == ["helper", "server"]
+    assert sorted(session.nodes_of(d12)) == ["client", "helper"]
+    assert sorted(run[0] for run in together.runs) == [["client", "helper"], ["server", "helper"]]
+    assert len([op for op, _ in engine.calls if op == "create"]) == 4
+    session.teardown()
+    assert engine.names() == []
+
+    again = Together()
+    (tmp_path / "retarget").mkdir()
+    session = _session(tmp_path / "retarget", yaml, again, cli=["ubuntu-24.04"])
+    (u24,) = session.platforms
+    assert [h.name for h in session.inventory_hosts(u24)] == ["server", "client", "helper"]
+    session.plan([Target(u24, "server")])
+    assert sorted(session.nodes_of(u24)) == ["client", "helper", "server"]
+    assert again.runs == [(["server", "client", "helper"], [], 1)]  # one run over all of them
+    session.teardown()
+    assert engine.names() == []
