@@ -240,7 +240,12 @@ def cmd_import_molecule(args: argparse.Namespace) -> int:
     role_dir = find_role_dir(Path(args.role) if args.role else cwd)
     scenario = read_scenario(role_dir, _scenario_name(args.scenario, role_dir))
     output = Path(args.output).resolve() if args.output else scenario.directory / "infranode.yaml"
-    translation = translate(scenario, config_dir=output.parent, allow_privileged=args.allow_privileged)
+    translation = translate(
+        scenario,
+        config_dir=output.parent,
+        allow_privileged=args.allow_privileged,
+        allow_outside_project=args.allow_outside_project,
+    )
     text = render.infranode_yaml(translation)
     if args.print:
         print(text, end="")
@@ -340,6 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-privileged",
         action="store_true",
         help="keep `privileged: true` instead of the least-privilege systemd recipe",
+    )
+    m.add_argument(
+        "--allow-outside-project",
+        action="store_true",
+        help="write `allow_outside_project: true` when the scenario's inventory links name folders "
+        "outside the scenario's folder (pytest's rootdir)",
     )
     m.set_defaults(func=cmd_import_molecule)
     return parser

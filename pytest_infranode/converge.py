@@ -14,6 +14,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 from typing import final
 
 import pluggy
@@ -39,6 +40,10 @@ from pytest_infranode.settings import ProvisionerConfig
 from pytest_infranode.settings import Settings
 
 LOG_TAIL_LINES = 25
+
+RunProgress = Callable[[str, Path, Provisioner], contextlib.AbstractContextManager[object]]
+"""What shows the live progress of a run over several nodes: its label (the nodes' names), its
+log and the provisioner (which lines name its steps) → a context the run happens in."""
 
 
 def idempotence_verdict(result: ConvergeResult | None) -> str:
@@ -98,6 +103,9 @@ class Converger:
         self.say = say
         self.echo_line: Callable[[str], None] | None = None
         """Set by the plugin under -s/-v: converge output is shown line by line as it comes."""
+        self.run_progress: RunProgress | None = None
+        """Set by the plugin: the live progress lines of a run over several nodes (the converge
+        hook, which the progress wraps for one node, is not called for them)."""
         self.idempotence: dict[str, str] = {}
         """Node name → the idempotence check's verdict (with ``--infra-idempotence``)."""
 
@@ -215,14 +223,15 @@ class Converger:
             for node in nodes:
                 node.begin_converge()
             try:
-                for limit in runs:
-                    if limit:
-                        output(f"--- infranode: depends_on level: {', '.join(limit)}\n".encode())
-                    result = provisioner.converge_together(
-                        nodes, config, output, inventory=inventory, limit=limit
-                    )
-                    if not result.ok:
-                        break
+                with self._progress(names, log_path, provisioner):
+                    for limit in runs:
+                        if limit:
+                            output(f"--- infranode: depends_on level: {', '.join(limit)}\n".encode())
+                        result = provisioner.converge_together(
+                            nodes, config, output, inventory=inventory, limit=limit
+                        )
+                        if not result.ok:
+                            break
             except InfranodeError:
                 if not any(n.timed_out for n in nodes):
                     raise
@@ -261,6 +270,14 @@ class Converger:
             node.converged(str(log_path))
             self.hook.pytest_infranode_after_converge(node=node, result=result)
 
+    def _progress(
+        self, names: str, log_path: Path, provisioner: Provisioner
+    ) -> contextlib.AbstractContextManager[object]:
+        """The live progress of a run over nodes ``names``, when the plugin shows it."""
+        if self.run_progress is None:
+            return contextlib.nullcontext()
+        return self.run_progress(names, log_path, provisioner)
+
     def _check_idempotence_together(
         self,
         nodes: Sequence[Node],
@@ -280,7 +297,8 @@ class Converger:
             output(b"\n--- infranode: second converge (idempotence check) ---\n")
             for node in nodes:
                 node.begin_converge()
-            result = provisioner.converge_together(nodes, config, output, inventory=inventory)
+            with self._progress(names, log_path, cast(Provisioner, provisioner)):  # it is both
+                result = provisioner.converge_together(nodes, config, output, inventory=inventory)
         took = time.monotonic() - started
         verdict = idempotence_verdict(result)
         for node in nodes:

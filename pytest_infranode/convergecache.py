@@ -63,6 +63,15 @@ class ConvergeKey:
     parts: Mapping[str, str] = field(default_factory=dict)
 
 
+GROUP_RUN = (
+    "they are converged in one run over all of them, which may write what it learns of the other nodes "
+    "(their addresses, the container names the inventory reaches them by, which change with every "
+    "session) into each one: a node restored from its image next to new ones would keep stale values. "
+    "Nodes converged alone (their own provisioner:, or no nodes:) still use the cache"
+)
+"""Why the nodes of a run over several nodes are not cached (``--infra-cache=converge``)."""
+
+
 def uncacheable(config: ProvisionerConfig, idempotence: bool) -> str | None:
     """Why this converge must not be cached, or None."""
     if has_secrets(config):

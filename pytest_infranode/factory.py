@@ -227,16 +227,18 @@ class NodeFactory:
             network = self._network_for(platform, engine)
         took = time.monotonic() - started
 
+        if self.settings.cache == "converge":
+            self.say(
+                f"{platform.name}: --infra-cache=converge is not used for nodes "
+                f"{', '.join(t.node for t in group)}: {convergecache.GROUP_RUN}"
+            )
+
         def boot(target: Target) -> Node:
             node = self._new_node(target, engine, image, network=network)
             node.image_cached = cached
             node.record_time("image", took)
             if self.settings.cache == "converge":
                 node.use_converge_cache("off")
-                self.say(
-                    f"{platform.name}: converge cache not used for {node.name}: it is converged in one "
-                    "run with the other nodes of its platform"
-                )
             self.register(target, node, True)
             self._create_and_boot(node, engine)
             return node

@@ -151,7 +151,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # Live progress of long converges: a line every 5 s on a terminal, every 15 s in a CI log.
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     tty = bool(reporter is not None and reporter.isatty())
-    config.pluginmanager.register(ProgressPlugin(say, cache_dir, tty=tty), "infranode-progress")
+    progress = ProgressPlugin(say, cache_dir, tty=tty)
+    config.pluginmanager.register(progress, "infranode-progress")
+    session.run_progress = progress.progress_of_run  # runs over several nodes have no converge hook
     config.pluginmanager.register(_HostOverride(), "infranode-host")
     _warn_unused_testinfra_options(config)
     interrupts = SignalHandlers(session, say)
@@ -193,7 +195,8 @@ def _session_inventory(config: pytest.Config, session: InfraSession, log_dir: Pa
     """Write the session's inventories (before collection: specs read them), and set what the
     specs' own runs of the tool need to use them (its plugins; the tools next to this Python on
     ``PATH``); when the configuration came from a Molecule scenario, the ``MOLECULE_*``
-    variables Molecule sets for its verifier too. All restored at the end."""
+    variables Molecule sets for its verifier and molecule.yml's ``verifier.env`` too. All
+    restored at the end."""
     try:
         written = session.write_inventories()
     except OSError as err:
@@ -202,6 +205,7 @@ def _session_inventory(config: pytest.Config, session: InfraSession, log_dir: Pa
     from pytest_infranode.molecule.environment import scenario_of
     from pytest_infranode.molecule.environment import session_variables
     from pytest_infranode.molecule.environment import tools_path
+    from pytest_infranode.molecule.environment import verifier_env
 
     if not written:
         return
@@ -216,6 +220,10 @@ def _session_inventory(config: pytest.Config, session: InfraSession, log_dir: Pa
         variables.update(session_variables(scenario, inventory=written[0], ephemeral=ephemeral))
         hosts = {h.name: h.container for h in session.inventory_hosts(session.platforms[0])}
         Path(variables["MOLECULE_INSTANCE_CONFIG"]).write_text(instance_config_text(hosts))
+        try:  # over the rest, as Molecule merges it
+            variables.update(verifier_env(scenario, {**os.environ, **variables}))
+        except InfranodeError as err:  # a mistake in molecule.yml, with its file:line
+            raise pytest.UsageError(str(err)) from None
     saved = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)
 
@@ -306,14 +314,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             marks.append(
                 pytest.mark.skip(reason=f"not for platform {platform.name} (infra_platforms marker)")
             )
-        for short in shorts:
-            test_id = platform.name if len(shorts) == 1 else f"{platform.name}-{short}"
+        # nodes of their own platform (a scenario of different images) are made only there
+        on = infra.layout.names_on(platform.name)
+        for short in [s for s in shorts if s in on] if shorts else [infra.layout.default_on(platform.name)]:
+            test_id = platform.name if len(shorts) <= 1 else f"{platform.name}-{short}"
             params.append(pytest.param(Target(platform, short), id=test_id, marks=marks))
     metafunc.parametrize("_infra_target", params, indirect=True, scope="session")
 
 
 def _chosen_nodes(metafunc: pytest.Metafunc, infra: InfraSession) -> list[str]:
-    """The marker's nodes, else those of the module's ``testinfra_hosts``, else the first."""
+    """The marker's nodes, else those of the module's ``testinfra_hosts``, else [] (the first
+    one of each platform)."""
     marker = metafunc.definition.get_closest_marker("infra_node")
     hosts = getattr(metafunc.module, "testinfra_hosts", None) if metafunc.module is not None else None
     if marker is None and hosts is not None:
@@ -324,7 +335,7 @@ def _chosen_nodes(metafunc: pytest.Metafunc, infra: InfraSession) -> list[str]:
             message = str(err)
         pytest.fail(message, pytrace=False)
     if marker is None:
-        return infra.select_nodes()
+        return []
     unknown = set(marker.kwargs) - {"group"}
     if unknown or not all(isinstance(a, str) for a in marker.args):
         pytest.fail(
@@ -537,7 +548,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         verify_platform = getattr(item, "verify_platform", None)
         if verify_platform is not None:  # a verify test (verifyitems.py): every node of its platform
             infra.last_use[verify_platform.name] = position
-            targets += [Target(verify_platform, short) for short in infra.layout.configs]
+            targets += [
+                Target(verify_platform, short) for short in infra.layout.names_on(verify_platform.name)
+            ]
             continue
         callspec = getattr(item, "callspec", None)
         fixtures = getattr(item, "fixturenames", ())
@@ -548,7 +561,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if item.get_closest_marker("skip"):
             continue
         if "infra_nodes" in fixtures:
-            targets += [Target(target.platform, short) for short in infra.layout.configs]
+            targets += [
+                Target(target.platform, short) for short in infra.layout.names_on(target.platform.name)
+            ]
         elif "infra_node" in fixtures:
             targets.append(target)
     infra.plan(targets)

@@ -236,6 +236,11 @@ class ProgressPlugin:
         log = self._log_dir / f"{node.name}.converge.log"
         return ConvergeProgress(self._say, label, tty=self._tty, log=log, steps=step_reader(provisioner))
 
+    def progress_of_run(self, label: str, log: Path, provisioner: Provisioner) -> ConvergeProgress:
+        """The progress of one run over several nodes (``converge_together``: no converge hook
+        per node), read from that run's log: ``server-1, client-1: converging (35 s): TASK [...]``."""
+        return ConvergeProgress(self._say, label, tty=self._tty, log=log, steps=step_reader(provisioner))
+
     @hookimpl(wrapper=True)
     def pytest_infranode_converge(
         self, node: Node, provisioner: Provisioner

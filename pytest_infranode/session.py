@@ -21,6 +21,7 @@ from pytest_infranode import reaper
 from pytest_infranode.bringup import BringUp
 from pytest_infranode.connection import Connection
 from pytest_infranode.converge import Converger
+from pytest_infranode.converge import RunProgress
 from pytest_infranode.engine import Engine
 from pytest_infranode.errors import NodeError
 from pytest_infranode.factory import NodeFactory
@@ -154,6 +155,15 @@ class InfraSession:
         self.converger.echo_line = write
 
     @property
+    def run_progress(self) -> RunProgress | None:
+        """What shows the live progress of a run over several nodes (see ``Converger``)."""
+        return self.converger.run_progress
+
+    @run_progress.setter
+    def run_progress(self, progress: RunProgress | None) -> None:
+        self.converger.run_progress = progress
+
+    @property
     def parallel(self) -> int:
         """How many nodes are made at once: ``--infra-parallel``, else the number of CPUs."""
         return self.settings.parallel or os.cpu_count() or 1
@@ -261,7 +271,10 @@ class InfraSession:
         config = self.layout.provisioner_of(target.node)
         if not isinstance(self.provisioners[config.name], ConvergesTogether):
             return ()
-        return tuple(Target(target.platform, n) for n in self.layout.converged_together(target.node))
+        return tuple(
+            Target(target.platform, n)
+            for n in self.layout.converged_together(target.node, target.platform.name)
+        )
 
     def _converge_hook_is_ours(self) -> bool:
         caller = getattr(self.hook, "pytest_infranode_converge", None)
@@ -271,14 +284,19 @@ class InfraSession:
 
     def inventory_path(self, platform: Platform) -> Path:
         """The inventory of ``platform``'s nodes for this session: written before collection
-        (:meth:`write_inventories`), rewritten by each run over them; it stays for the session
-        (``MOLECULE_INVENTORY_FILE`` names it)."""
-        return self.log_dir / f"{container_name(self.session_id, platform.name)}.inventory.yml"
+        (:meth:`write_inventories`), rewritten by each run over them, in a folder of its own (the
+        provisioner may put what the tool reads next to it there, made here); it stays for the
+        session (``MOLECULE_INVENTORY_FILE`` names it)."""
+        name = container_name(self.session_id, platform.name)
+        folder = self.log_dir / f"{name}.inventory"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{name}.inventory.yml"
 
     def inventory_hosts(self, platform: Platform) -> list[InventoryHost]:
         """The hosts of ``platform``'s inventory: every node, reached by its container name."""
         hosts = []
-        for short, config in self.layout.configs.items():
+        for short in self.layout.names_on(platform.name):
+            config = self.layout.configs[short]
             hosts.append(
                 InventoryHost(
                     name=short or platform.name,
@@ -296,13 +314,10 @@ class InfraSession:
         provisioner = self.provisioner
         if not isinstance(provisioner, ConvergesTogether):
             return []
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for platform in self.platforms:
             path = self.inventory_path(platform)
-            path.write_text(
-                provisioner.inventory_text(self.inventory_hosts(platform), self.settings.provisioner)
-            )
+            provisioner.write_inventory(path, self.inventory_hosts(platform), self.settings.provisioner)
             written.append(path)
         return written
 
@@ -344,7 +359,10 @@ class InfraSession:
 
     def nodes_of(self, platform: Platform) -> dict[str, Node]:
         """Every node of ``platform`` by short name (converged in order); see ``infra_nodes``."""
-        return {(short or DEFAULT_NODE): self.node_for(platform, short) for short in self.layout.configs}
+        return {
+            (short or DEFAULT_NODE): self.node_for(platform, short)
+            for short in self.layout.names_on(platform.name)
+        }
 
     def verify(self, platform: Platform) -> tuple[str, ConvergeResult, Path]:
         """Run the provisioner's ``verify`` action (Molecule's ``verify.yml``) over every node of

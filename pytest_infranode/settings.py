@@ -52,7 +52,17 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CONFIG_NAMES = ("infranode.yaml", "infranode.yml")
-NODE_KEYS = ("provisioner", "groups", "ports", "env", "capabilities", "depends_on", "side_effect", "hostname")
+NODE_KEYS = (
+    "provisioner",
+    "groups",
+    "ports",
+    "env",
+    "capabilities",
+    "depends_on",
+    "side_effect",
+    "hostname",
+    "platform",
+)
 
 
 @final
@@ -115,6 +125,9 @@ class NodeConfig:
     :param side_effect: shell commands run in the node after its converge.
     :param hostname: its hostname, when it is not its name (``db.example.test``); another network
         alias too. Its inventory name stays its name.
+    :param platform: its own platform (a Molecule scenario whose platforms have different
+        images): made only there, among the platforms some node names; a platform no node
+        names (one ``--infra-platform`` re-targets to) gets every node.
     """
 
     name: str
@@ -126,6 +139,7 @@ class NodeConfig:
     depends_on: tuple[str, ...] = ()
     side_effect: tuple[str, ...] = ()
     hostname: str = ""
+    platform: str = ""
     where: str = field(default="", compare=False)
     """Where the node was declared (``infranode.yaml:7 (nodes.web)``), for error messages."""
 
@@ -333,7 +347,7 @@ def build_settings(
         return settings
     catalog = build_catalog(plugin_platforms(), settings.platform_definitions)
     chosen = catalog.select(names, where=settings.platforms_source)
-    return dataclasses.replace(settings, platforms=tuple(chosen), catalog=catalog)
+    return check_node_platforms(dataclasses.replace(settings, platforms=tuple(chosen), catalog=catalog))
 
 
 def configured_catalog(raw: RawOptions, rootdir: Path) -> Catalog:
@@ -504,9 +518,11 @@ def _nodes_from(value: Any, source: Source, base_dir: Path, rule: FileRule) -> t
                 body.get("side_effect") or [], where, "side_effect", "side_effect: [systemctl restart app]"
             ),
             hostname=_hostname(body.get("hostname"), name, source.where(key + ".hostname")),
+            platform=_node_platform(body.get("platform"), name, source.where(key + ".platform")),
             where=where,
         )
     _check_hostnames(found, source)
+    _check_own_platforms(found, source)
     converge_order(found, source)  # refuses unknown names and cycles now, before any container
     return tuple(found.values())
 
@@ -527,6 +543,53 @@ def _check_hostnames(nodes: Mapping[str, NodeConfig], source: Source) -> None:
                 fix="give each node a hostname of its own (a node answers on the network to its name "
                 "and to its hostname)",
             )
+
+
+def _node_platform(value: Any, node: str, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value:
+        raise SettingsError(
+            f"platform of node {node!r} must be a platform name, not {shown(value)}",
+            where=where,
+            fix="write `platform: debian-12` (one of `platforms:`), or leave it out: the node is then "
+            "made on every platform",
+        )
+    return value
+
+
+def _check_own_platforms(nodes: Mapping[str, NodeConfig], source: Source) -> None:
+    """A node and what it depends on are made on the same platforms: a dependency is on every
+    platform (no ``platform:``) or on the node's own."""
+    for name, config in nodes.items():
+        for dep in config.depends_on:
+            other = nodes.get(dep)
+            if other is None or not other.platform or other.platform == config.platform:
+                continue
+            raise SettingsError(
+                f"node {name!r} depends on {dep!r}, which is made on platform {other.platform!r} only"
+                + (
+                    f", and {name!r} on {config.platform!r}"
+                    if config.platform
+                    else f", and {name!r} on every platform"
+                ),
+                where=source.where(f"nodes.{name}.depends_on"),
+                fix=f"give both nodes the same `platform:`, or remove it from {dep!r}",
+            )
+
+
+def check_node_platforms(settings: Settings) -> Settings:
+    """Each node's ``platform:`` is a platform of the catalog, written by its name (an alias
+    becomes the name); raises SettingsError (an unknown platform) otherwise."""
+    nodes = tuple(
+        dataclasses.replace(
+            config, platform=settings.catalog.get(config.platform, where=f"{config.where}.platform").name
+        )
+        if config.platform
+        else config
+        for config in settings.nodes
+    )
+    return dataclasses.replace(settings, nodes=nodes)
 
 
 _HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")

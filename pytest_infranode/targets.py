@@ -68,6 +68,20 @@ class NodeLayout:
         self.order = converge_order(self.configs) if settings.nodes else [""]
         """Short names, each after the nodes it depends on."""
 
+    def names_on(self, platform: str) -> list[str]:
+        """Short names of the nodes made on ``platform``, in file order: every node, but where
+        nodes name their own ``platform:`` (a scenario of different images), a platform some
+        node names gets those and the nodes that name none; a platform no node names (one
+        ``--infra-platform`` re-targets the scenario to) gets every node."""
+        if not any(c.platform == platform for c in self.configs.values()):
+            return list(self.configs)
+        return [n for n, c in self.configs.items() if c.platform in ("", platform)]
+
+    def default_on(self, platform: str) -> str:
+        """The node a test without a marker or ``testinfra_hosts`` runs on: the first one of
+        ``platform``."""
+        return self.names_on(platform)[0]
+
     def provisioner_of(self, short_name: str) -> ProvisionerConfig:
         """The provisioner settings of a node: its own, else the top-level ones."""
         own = self.configs.get(short_name)
@@ -99,7 +113,8 @@ class NodeLayout:
             Target(platform, name)
             for platform in platforms.values()
             for name in self.order
-            if any(f"{platform.name}/{n}" in wanted for n in self.dependents(name))
+            if name in self.names_on(platform.name)
+            and any(f"{platform.name}/{n}" in wanted for n in self.dependents(name))
         ]
 
     def dependencies(self, name: str) -> set[str]:
@@ -113,7 +128,7 @@ class NodeLayout:
                 todo += self.configs[dep].depends_on
         return found
 
-    def converged_together(self, name: str) -> list[str]:
+    def converged_together(self, name: str, platform: str = "") -> list[str]:
         """The nodes converged in one run with ``name`` (those sharing its provisioner
         settings, in converge order), when a provisioner can (see ``ConvergesTogether``); empty
         when ``name`` is converged alone.
@@ -125,7 +140,8 @@ class NodeLayout:
         if not self.settings.nodes or name not in self.configs:
             return []
         config = self.provisioner_of(name)
-        members = [n for n in self.order if self.provisioner_of(n) == config]
+        on = self.names_on(platform) if platform else list(self.configs)
+        members = [n for n in self.order if n in on and self.provisioner_of(n) == config]
         if len(members) < 2:
             return []
         outside = {d for m in members for d in self.dependencies(m)} - set(members)

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import final
 
+from pytest_infranode.molecule.interpolation import RUNTIME_VARIABLES
 from pytest_infranode.molecule.interpolation import molecule_variables
 from pytest_infranode.molecule.reader import MOLECULE_DIR
 from pytest_infranode.molecule.reader import MOLECULE_FILE
+from pytest_infranode.molecule.reader import read_scenario
 
 ANSIBLE_TOOLS = ("ansible-inventory", "ansible")
 """What testinfra's ``AnsibleRunner`` runs on the runner: found next to the Python that runs
@@ -90,6 +92,19 @@ def session_variables(scenario: Scenario, *, inventory: Path, ephemeral: Path) -
         }
     )
     return variables
+
+
+def verifier_env(scenario: Scenario, environ: Mapping[str, str]) -> dict[str, str]:
+    """``verifier.env`` of the scenario's molecule.yml, read as Molecule reads it when it runs
+    (its base config, ``.env.yml``, ``${VAR}`` from ``environ``, which holds the session's
+    ``MOLECULE_*`` variables): Molecule puts it over every other variable of its verifier.
+
+    :raises SettingsError: molecule.yml has a mistake (file:line).
+    """
+    runtime = {name: environ[name] for name in RUNTIME_VARIABLES if name in environ}
+    return dict(
+        read_scenario(scenario.role_dir, scenario.name, environ=environ, runtime=runtime).verifier.env
+    )
 
 
 def tools_path(environ: Mapping[str, str], python_bin: Path) -> str | None:

@@ -56,7 +56,8 @@ def interpolate(
 
     :param environ: the environment (``os.environ`` and ``.env.yml``) to read names from.
     :param molecule: Molecule's own known variables (:func:`molecule_variables`); they win over
-        ``environ``, as in Molecule.
+        ``environ``, as in Molecule. Those of :data:`RUNTIME_VARIABLES` are left as they are
+        unless given here (by a session, which knows them).
     :raises SettingsError: a ``$`` that starts no variable, naming the file and line.
     """
     found: dict[str, Variable] = {}
@@ -89,7 +90,7 @@ def interpolate(
             name, _, default = named.partition("-")
         if default is not None and default.startswith("$"):
             default = {**environ, **molecule}.get(default[1:], "")
-        if name in RUNTIME_VARIABLES:
+        if name in RUNTIME_VARIABLES and name not in molecule:  # known in a session only
             note(name, match.start(), "runtime", "")
             return match.group(0)
         if name in molecule:

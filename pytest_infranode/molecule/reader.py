@@ -214,6 +214,7 @@ def read_scenario(
     *,
     environ: Mapping[str, str] | None = None,
     base_configs: Sequence[Path] | None = None,
+    runtime: Mapping[str, str] | None = None,
 ) -> Scenario:
     """Read and check one scenario of the role in ``role_dir``.
 
@@ -222,6 +223,8 @@ def read_scenario(
     :param base_configs: base configs merged under molecule.yml (default: the first
         ``.config/molecule/config.yml`` in the role's folder or a folder above it, up to the
         repository's root).
+    :param runtime: what a session knows of the variables Molecule sets only while it runs
+        (``MOLECULE_INVENTORY_FILE`` …); without it they stay ``${NAME}``.
     :raises SettingsError: naming the file and line at fault, and how to fix it.
     """
     role = read_role(role_dir)
@@ -249,6 +252,7 @@ def read_scenario(
             molecule_file=file,
             driver=_driver_guess(data),
         )
+        known.update(runtime or {})
         text, used = interpolate(source.read_text(encoding="utf-8"), path=source, environ=env, molecule=known)
         for variable in used:
             variables.setdefault(variable.name, variable)

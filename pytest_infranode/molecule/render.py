@@ -19,7 +19,8 @@ def infranode_yaml(translation: Translation) -> str:
     layout = (
         "each Molecule platform is a node of `nodes:` on one platform (they share an image)"
         if translation.layout == "nodes"
-        else "each Molecule platform is a platform of its own (their images differ)"
+        else "each Molecule platform is a platform of its own (their images differ) with its node; "
+        "--infra-platform=NAME puts every node on NAME"
     )
     lines = [
         f"# Written by `infranode import molecule {s.directory.name}` from {source}.",

@@ -7,7 +7,9 @@ Two layouts, chosen from the images:
   platform is a node of ``nodes:`` with its name (its hostname and inventory name), groups, env,
   capabilities and ports. ``--infra-platform`` then re-targets the whole scenario.
 - **platforms** (the images differ: a role tried on several systems): each Molecule platform is
-  a platform of its own in ``platform_definitions:``, named after it, with one node.
+  a platform of its own in ``platform_definitions:`` and a node of ``nodes:``, both named after
+  it, the node made on its own platform only (``platform:``). ``--infra-platform`` re-targets
+  this layout too: every node on each platform selected, with its name, groups and vars.
 
 The translation never pretends: a key the plugin cannot honour is a :class:`Gap` of kind
 ``unsupported``; one honoured differently (``privileged: true`` runs with the least-privilege
@@ -318,7 +320,11 @@ def _cfg_value(value: Any) -> str:
 
 
 def translate(
-    scenario: Scenario, *, config_dir: Path | None = None, allow_privileged: bool = False
+    scenario: Scenario,
+    *,
+    config_dir: Path | None = None,
+    allow_privileged: bool = False,
+    allow_outside_project: bool = False,
 ) -> Translation:
     """Turn ``scenario`` into the plugin's configuration, and list its gaps.
 
@@ -326,9 +332,13 @@ def translate(
         Molecule runs ansible-playbook too, so relative paths mean the same).
     :param allow_privileged: keep ``privileged: true`` instead of the least-privilege systemd
         recipe.
+    :param allow_outside_project: write ``allow_outside_project: true`` when an inventory link
+        names a folder outside infranode.yaml's (pytest's rootdir in the printed command).
     :raises SettingsError: a platform without an image (nothing to make its node from).
     """
-    return _Translator(scenario, (config_dir or scenario.directory).resolve(), allow_privileged).run()
+    translator = _Translator(scenario, (config_dir or scenario.directory).resolve(), allow_privileged)
+    translator.allow_outside_project = allow_outside_project
+    return translator.run()
 
 
 class _Translator:
@@ -336,6 +346,9 @@ class _Translator:
         self.s = scenario
         self.config_dir = config_dir
         self.allow_privileged = allow_privileged
+        self.allow_outside_project = False
+        self.outside_project = False
+        """Whether what the file names leaves its folder (then ``allow_outside_project: true``)."""
         self.gaps: list[Gap] = []
         self.files: dict[str, str] = {}
         self.renamed: dict[str, str] = {}
@@ -418,6 +431,8 @@ class _Translator:
             data["nodes"] = nodes
         if definitions:
             data["platform_definitions"] = definitions
+        if self.outside_project:
+            data["allow_outside_project"] = True
         self.sequence()
         tests, options = self.verifier(layout)
         self.multi_host(len(s.platforms), layout)
@@ -470,66 +485,59 @@ class _Translator:
                     kind="changed",
                     friction=6,
                 )
-            node: dict[str, Any] = {}
-            if platform.groups:
-                node["groups"] = list(platform.groups)
-            if platform.env:
-                node["env"] = dict(platform.env)
-            caps = [c.upper().removeprefix("CAP_") for c in platform.capabilities]
-            caps = [c for c in caps if c not in (base.cap_add if base else ())]
-            if caps:
-                node["capabilities"] = caps
-            ports = self.ports(platform, allowed=True)
-            if ports:
-                node["ports"] = ports
-            self.common_platform_keys(platform)
-            if platform.hostname and platform.hostname != short:
-                node["hostname"] = platform.hostname  # its inventory name stays `short`
-            nodes[short] = node
+            nodes[short] = self.node_body(platform, base, short)
             if platform is not first:
                 self.same_as_first(platform, first)
         self.networks_nodes()
         definitions = {name: body} if body else {}
         return [name], nodes, definitions, names
 
+    def node_body(self, platform: MoleculePlatform, base: Platform | None, short: str) -> dict[str, Any]:
+        """The ``nodes:`` entry of a Molecule platform: groups, env, capabilities, ports, hostname."""
+        node: dict[str, Any] = {}
+        if platform.groups:
+            node["groups"] = list(platform.groups)
+        if platform.env:
+            node["env"] = dict(platform.env)
+        caps = [c.upper().removeprefix("CAP_") for c in platform.capabilities]
+        caps = [c for c in caps if c not in (base.cap_add if base else ())]
+        if caps:
+            node["capabilities"] = caps
+        ports = self.ports(platform, allowed=True)
+        if ports:
+            node["ports"] = ports
+        self.common_platform_keys(platform)
+        if platform.hostname and platform.hostname != short:
+            node["hostname"] = platform.hostname  # its inventory name stays `short`
+        return node
+
     def platforms_layout(self) -> tuple[list[str], dict[str, Any], dict[str, Any], dict[str, str]]:
-        """Each Molecule platform a plugin platform of its own, with one node."""
+        """Each Molecule platform a plugin platform of its own, and a node of ``nodes:`` with
+        its name, made on that platform only (``platform:``): a platform ``--infra-platform``
+        selects instead gets every node, as the nodes layout does."""
         definitions: dict[str, Any] = {}
+        nodes: dict[str, Any] = {}
         names: dict[str, str] = {}
         for platform in self.s.platforms:
-            name = self.unique(platform_name(platform.name), names.values())
-            names[platform.name] = name
-            if name != platform.name:
-                self.renamed[platform.name] = name
+            short = self.unique(node_name(platform.name), names.values())
+            names[platform.name] = short
+            if short != platform.name:
+                self.renamed[platform.name] = short
                 self.pgap(
                     platform,
                     "name",
                     self.at(f"{platform.key}.name"),
-                    f"the platform is called {name!r}: platform names are lower-case letters, digits, "
-                    "'.', '_' and '-', so the inventory host is renamed too",
-                    f"rename the platform to {name!r} in molecule.yml",
+                    f"the node (and its platform) is called {short!r}: a node's name is its hostname "
+                    "(lower-case letters, digits, '-', 31 at most), so the inventory host is renamed too",
+                    f"rename the platform to {short!r} in molecule.yml (and where specs and vars name it)",
                     kind="changed",
+                    friction=6,
                 )
             builtin = builtin_for_image(platform.image)
             body, base = self.definition(platform, builtin, always=True)
-            if platform.env:
-                body["env"] = dict(platform.env)
-            if platform.capabilities:
-                own = [c.upper().removeprefix("CAP_") for c in platform.capabilities]
-                body["capabilities"] = list(dict.fromkeys([*(base.cap_add if base else ()), *own]))
-            definitions[name] = body
-            self.ports(platform, allowed=False)
-            self.common_platform_keys(platform)
-            self.pgap(
-                platform,
-                "hostname",
-                self.at(platform.key),
-                "the images differ, so each platform is a plugin platform with one node, whose hostname "
-                "is its container's name, not the inventory name",
-                "use one image for every platform (then each is a named node), or have the specs ask for "
-                "the node's name",
-                friction=6,
-            )
+            definitions[short] = body
+            node = self.node_body(platform, base, short)
+            nodes[short] = {**node, "platform": short}
             if platform.networks or platform.network_mode:
                 self.pgap(
                     platform,
@@ -540,7 +548,7 @@ class _Translator:
                     "use one image for every platform: the nodes then share a network and answer to their "
                     "names",
                 )
-        return list(names.values()), {}, definitions, names
+        return list(names.values()), nodes, definitions, names
 
     def unique(self, name: str, taken: Any) -> str:
         taken = set(taken)
@@ -828,17 +836,41 @@ class _Translator:
                 host_vars[host] = dict(variables)
         if host_vars:
             body["host_vars"] = host_vars
+        links: dict[str, str] = {}
         for kind, target in prov.inventory.links.items():
-            self.gap(
-                f"provisioner.inventory.links.{kind}",
-                self.at(f"provisioner.inventory.links.{kind}"),
-                f"Molecule links {target!r} into its inventory folder; the plugin's inventory is generated "
-                "and has no folder to link into",
-                f"link it next to the converge playbook, where Ansible reads it too: "
-                f"`ln -s {target.rstrip('/')} {self.rel_to_role(s.directory / kind)}`"
-                if kind != "hosts"
-                else "write those hosts' variables into `host_vars:`",
-            )
+            if kind == "hosts":
+                self.gap(
+                    f"provisioner.inventory.links.{kind}",
+                    self.at(f"provisioner.inventory.links.{kind}"),
+                    f"Molecule links {target!r} into its inventory folder; the plugin's inventory holds "
+                    "the nodes it makes, no other hosts file",
+                    "write those hosts' variables into `host_vars:`",
+                )
+                continue
+            folder = (s.directory / target).resolve()  # Molecule's are relative to the scenario
+            if self.config_dir not in folder.parents:
+                where = self.at(f"provisioner.inventory.links.{kind}")
+                if not self.allow_outside_project:
+                    self.gap(
+                        f"provisioner.inventory.links.{kind}",
+                        where,
+                        f"{target!r} is outside the scenario's folder, the project (pytest's rootdir) whose "
+                        "files the configuration may name: not linked",
+                        f"move the folder into {self.rel_to_role(s.directory)}/, or run the import again "
+                        "with --allow-outside-project",
+                    )
+                    continue
+                self.outside_project = True
+                self.gap(
+                    f"provisioner.inventory.links.{kind}",
+                    where,
+                    f"{target!r} is outside the scenario's folder: `allow_outside_project: true` is written "
+                    "so that the session may read it (and any file the configuration names outside)",
+                    kind="changed",
+                )
+            links[kind] = self.rel(folder)
+        if links:
+            body["inventory_links"] = links
         if prov.inventory.hosts:
             self.gap(
                 "provisioner.inventory.hosts",
@@ -1082,27 +1114,20 @@ class _Translator:
             if name == "p" and value == "no:cacheprovider":
                 continue
             options += dict2args({name: value})
-        if v.env:
+        if v.env and self.config_dir != s.directory.resolve():
             self.gap(
                 "verifier.env",
                 self.at("verifier.env"),
-                "the specs do not get these variables from the plugin yet",
-                "set them in the environment of pytest",
+                "the specs get these variables when infranode.yaml is next to molecule.yml (the session "
+                "reads them there, as Molecule does), not elsewhere",
+                "write infranode.yaml in the scenario's folder (the default), or set them in the "
+                "environment of pytest",
                 friction=3,
             )
         for what, where in ((u.what, u.where) for u in s.uses):
             # the specs' own host selection, host.ansible and MOLECULE_* work on the nodes of
             # one platform (the nodes layout); each platform of the other layout has one node
-            if what == "testinfra_hosts" and layout == "platforms":
-                self.gap(
-                    "testinfra_hosts",
-                    where,
-                    "each Molecule platform is a platform of its own here, with one node: a spec runs "
-                    "on every platform, whichever hosts it chooses",
-                    "use @pytest.mark.infra_platforms(NAME) on the specs of one platform",
-                    friction=1,
-                )
-            elif what.startswith("env:MOLECULE_") and _in_spec(where):
+            if what.startswith("env:MOLECULE_") and _in_spec(where):
                 name = what.removeprefix("env:")
                 if name not in SESSION_VARIABLES:
                     self.gap(
@@ -1117,7 +1142,7 @@ class _Translator:
                         f"{name} in a spec",
                         where,
                         "names the session inventory of the first platform only (each platform's "
-                        "node is in an inventory of its own)",
+                        "node is in an inventory of its own; with --infra-platform every node is in one)",
                         kind="changed",
                         friction=3,
                     )
@@ -1137,12 +1162,21 @@ class _Translator:
                 cross[0][1],
                 f"each Molecule platform is a platform of its own here, converged alone: {names} of "
                 "other hosts do not work across platforms",
-                "give the platforms one image (the nodes layout: one run over all of them)",
+                "re-target the scenario to one platform (--infra-platform=debian-12: every node there, "
+                "converged in one run), or give the platforms one image",
                 friction=2,
             )
 
     def variables(self) -> None:
+        # verifier.env is read again by the session, which knows the runtime variables
+        session_reads = (
+            {self.at(f"verifier.env.{k}") for k in self.s.verifier.env}
+            if self.config_dir == self.s.directory.resolve()
+            else set()
+        )
         for variable in self.s.variables:
+            if variable.kind == "runtime" and variable.where in session_reads:
+                continue
             if variable.kind == "runtime":
                 self.gap(
                     f"${{{variable.name}}}",

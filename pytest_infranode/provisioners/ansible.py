@@ -19,6 +19,7 @@ Options (under ``provisioner:`` in infranode.yaml)::
       env: {ANSIBLE_FORKS: "1"}     # environment of ansible-playbook
       args: ["--tags", "web"]       # extra ansible-playbook arguments
       idempotence_skip_tags: [molecule-idempotence-notest]  # --skip-tags in the second converge only
+      inventory_links: {group_vars: ../../inventory/group_vars}  # linked next to the inventory
 
 No sshd and no docker CLI: the inventory uses the ``infranode`` connection plugin shipped in
 ``ansible_plugins/connection/``, which runs commands and copies files through pytest-infranode's
@@ -81,7 +82,10 @@ OPTIONS = (
     "env",
     "args",
     "idempotence_skip_tags",
+    "inventory_links",
 )
+LINKABLE = ("group_vars", "host_vars")
+"""What ``inventory_links`` may link next to the inventory (Molecule's ``inventory.links``)."""
 TOOL = "ansible-playbook"
 INSTALL = "pip install 'pytest-infranode[ansible]' (or: pip install ansible-core)"
 PLAYBOOK_SIBLINGS = (
@@ -130,6 +134,41 @@ def validate(config: ProvisionerConfig) -> None:
     opts.env()
     opts.strings("args")
     opts.strings("idempotence_skip_tags")
+    inventory_links(opts)
+
+
+def inventory_links(opts: Options) -> dict[str, Path]:
+    """``inventory_links``: ``group_vars``/``host_vars`` → the folder linked under that name
+    next to the inventory (as Molecule links its ``inventory.links``), checked by the rule of
+    the project's files: inside the project (unless ``allow_outside_project``), and every file
+    in it."""
+    links = opts.mapping("inventory_links")
+    found: dict[str, Path] = {}
+    for kind, target in links.items():
+        if kind not in LINKABLE:
+            raise opts.error(
+                f"inventory_links.{kind}",
+                f"`inventory_links` links {' and '.join(LINKABLE)}, not {kind!r}",
+                "write `inventory_links: {group_vars: inventory/group_vars}`",
+            )
+        if not isinstance(target, str) or not target:
+            raise opts.error(
+                f"inventory_links.{kind}",
+                f"`inventory_links.{kind}` must be the path of a folder",
+                f"write `{kind}: inventory/{kind}` (relative to the configuration file)",
+            )
+        found[kind] = opts.resolve(f"inventory_links.{kind}", target, directory=True, into_node=True)
+    return found
+
+
+def link_inventory_vars(folder: Path, links: dict[str, Path]) -> None:
+    """Link each of ``links`` into ``folder`` (the inventory's own) under its name, as Molecule
+    does in its ephemeral inventory folder; a link there from an earlier run is replaced."""
+    for kind, target in links.items():
+        link = folder / kind
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(target.resolve(), target_is_directory=True)
 
 
 def _groups(opts: Options) -> dict[str, list[str]]:
@@ -355,9 +394,11 @@ class AnsibleProvisioner:
         with tempfile.TemporaryDirectory(prefix="infranode-ansible-") as tmp:
             return self._run([node], config, output, inventory_path=Path(tmp) / "inventory.yml")
 
-    def inventory_text(self, hosts: Sequence[InventoryHost], config: ProvisionerConfig) -> str:
-        """The session's inventory of ``hosts`` (JSON, which the yaml inventory plugin reads)."""
-        return json.dumps(group_inventory(config, hosts, docker_host=None), indent=2) + "\n"
+    def write_inventory(self, path: Path, hosts: Sequence[InventoryHost], config: ProvisionerConfig) -> None:
+        """The session's inventory of ``hosts`` (JSON, which the yaml inventory plugin reads),
+        with the ``inventory_links`` folders next to it."""
+        path.write_text(json.dumps(group_inventory(config, hosts, docker_host=None), indent=2) + "\n")
+        link_inventory_vars(path.parent, inventory_links(_options(config)))
 
     def inventory_env(self, config: ProvisionerConfig) -> dict[str, str]:
         """Our connection plugin, for ``ansible`` run by the specs (``host.ansible(...)``)."""
@@ -439,6 +480,7 @@ class AnsibleProvisioner:
         prepare_inventory_path.write_text(
             json.dumps(group_inventory(config, hosts, docker_host=docker_host, prepare=True), indent=2)
         )
+        link_inventory_vars(inventory_path.parent, inventory_links(opts))
         extra = opts.mapping("extra_vars")
         extra_path = None
         if extra:

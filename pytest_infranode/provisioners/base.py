@@ -424,11 +424,14 @@ class ConvergesTogether(Protocol):
     The session calls :meth:`converge_together` once the nodes have booted, instead of
     ``converge`` per node; ``limit`` narrows a run to some hosts of the inventory (the session
     converges ``depends_on`` levels one after the other). The inventory is a file the session
-    names, in its log directory, and stays for the session (the specs may read it).
+    names, in a folder of its own in its log directory, and stays for the session (the specs
+    may read it).
     """
 
-    def inventory_text(self, hosts: Sequence[InventoryHost], config: ProvisionerConfig) -> str:
-        """The inventory of ``hosts`` as file text, before or after their containers exist."""
+    def write_inventory(self, path: Path, hosts: Sequence[InventoryHost], config: ProvisionerConfig) -> None:
+        """Write the inventory of ``hosts`` to ``path``, before or after their containers exist,
+        and what the tool reads next to it (Ansible's linked ``group_vars``/``host_vars``
+        folders): ``path``'s folder is the inventory's own."""
         ...
 
     def inventory_env(self, config: ProvisionerConfig) -> Mapping[str, str]:

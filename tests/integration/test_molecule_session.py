@@ -28,21 +28,20 @@ def test_the_cluster_scenario_converges_in_one_run_and_its_specs_choose_their_ho
 ) -> None:
     role = pytester.path / "cluster_hosts"
     shutil.copytree(FIXTURES / "cluster_hosts", role)
-    # provisioner.inventory.links is not carried over: the group_vars folder linked next to
-    # converge.yml, where ansible-playbook reads it too (what the import tells the user to do)
-    (role / "molecule" / "default" / "group_vars").symlink_to("../../inventory/group_vars")
+    # provisioner.inventory.links names ../../inventory/group_vars, outside the scenario's
+    # folder (the project): linked next to the session inventory, which the import may allow
     here = Path.cwd()
     os.chdir(pytester.path)
     try:
-        assert main(["import", "molecule", "--role", str(role)]) == 0
+        assert main(["import", "molecule", "--role", str(role), "--allow-outside-project"]) == 0
     finally:
         os.chdir(here)
     printed = capsys.readouterr().out.splitlines()
     command = shlex.split(printed[printed.index("run the specs with:") + 1])
     run = infra_run(*command[1:], "-v", subprocess=True)
     out = run.result.stdout.str()
-    # test_clients.py: 4 specs on each client; test_servers.py: 2 on the one server
-    run.result.assert_outcomes(passed=10)
+    # test_clients.py: 4 specs on each client; test_servers.py: 3 on the one server
+    run.result.assert_outcomes(passed=11)
     passed = sorted(
         line.split("::", 1)[1].split(" PASSED")[0] for line in out.splitlines() if " PASSED" in line
     )
@@ -57,6 +56,7 @@ def test_the_cluster_scenario_converges_in_one_run_and_its_specs_choose_their_ho
         "test_client_sees_the_servers[debian-12-client-2]",
         "test_server_knows_every_client[debian-12]",
         "test_server_port_comes_from_host_vars[debian-12]",
+        "test_server_port_is_the_one_the_verifier_env_gives[debian-12]",  # verifier.env
     ]
     assert "debian-12-server-1]" not in out  # no spec ran on a node its module did not choose
     # one run of ansible-playbook over the three nodes, then the idempotence run over them
@@ -71,8 +71,47 @@ def test_the_cluster_scenario_converges_in_one_run_and_its_specs_choose_their_ho
     )
     assert inventory.name == f"{prefix}.inventory.yml"
     assert inventory.is_file()  # it stays for the session (and after, in the log folder)
+    assert (inventory.parent / "group_vars" / "all.yml").is_file()  # the link, next to it
     for name in ("server-1", "client-1", "client-2"):
         assert f"{prefix}-{name} " in out  # each node in the summary table
+
+
+def test_a_scenario_of_different_images_is_re_targeted_with_its_names_groups_and_vars(
+    pytester: pytest.Pytester, infra_run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The cluster scenario with its server on another image (the different-images layout):
+    ``--infra-platform=debian-12`` makes every node of the scenario on debian-12, converged in
+    one run, and the specs pass as they do in the one-image layout."""
+    role = pytester.path / "cluster_hosts"
+    shutil.copytree(FIXTURES / "cluster_hosts", role)
+    scenario = role / "molecule" / "default"
+    molecule_yml = scenario / "molecule.yml"
+    molecule_yml.write_text(molecule_yml.read_text().replace("${CLUSTER_IMAGE:-debian:12}", "debian:13", 1))
+    here = Path.cwd()
+    os.chdir(pytester.path)
+    try:
+        assert main(["import", "molecule", "--role", str(role), "--allow-outside-project"]) == 0
+    finally:
+        os.chdir(here)
+    printed = capsys.readouterr().out.splitlines()
+    written = (scenario / "infranode.yaml").read_text()
+    assert "platform: server-1" in written  # each node on its own image
+    assert "platform: client-1" in written
+    command = shlex.split(printed[printed.index("run the specs with:") + 1])
+    run = infra_run(*command[1:], "--infra-platform=debian-12", "-v", subprocess=True)
+    out = run.result.stdout.str()
+    run.result.assert_outcomes(passed=11)
+    for spec in (
+        "test_client_group_vars_from_the_link[debian-12-client-1]",  # group_vars
+        "test_client_has_its_molecule_hostname[debian-12-client-2]",  # hostname
+        "test_client_sees_the_servers[debian-12-client-2]",  # groups, hostvars of other hosts
+        "test_server_port_comes_from_host_vars[debian-12]",  # host_vars
+    ):
+        assert f"{spec} PASSED" in out
+    assert out.count("converging nodes server-1, client-1, client-2 in one ansible run") == 1
+    for name in ("server-1", "client-1", "client-2"):
+        assert f"infranode-{run.session_id}-debian-12-{name} " in out  # the summary: all on debian-12
+        assert f"infranode-{run.session_id}-{name}-" not in out  # none on a platform of the scenario's own
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["single", "xdist"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pluggy
 import pytest
 
+from pytest_infranode import convergecache
 from pytest_infranode import hookspecs
 from pytest_infranode import reaper
 from pytest_infranode.engine.core import Engine
@@ -159,8 +161,8 @@ class Together:
         self.runs.append(([node.short_name], [], node.converge_round))
         return ConvergeResult(0, "alone", changed=False)
 
-    def inventory_text(self, hosts: Sequence[InventoryHost], config: ProvisionerConfig) -> str:
-        return json.dumps({h.name: h.container for h in hosts})
+    def write_inventory(self, path: Path, hosts: Sequence[InventoryHost], config: ProvisionerConfig) -> None:
+        path.write_text(json.dumps({h.name: h.container for h in hosts}))
 
     def inventory_env(self, config: ProvisionerConfig) -> dict[str, str]:
         return {"TOGETHER_PLUGINS": "/plugins"}
@@ -198,7 +200,12 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
 
 
 def _session(
-    tmp_path: Path, yaml: str, provisioner: Together, extra: object = None, **opts: Any
+    tmp_path: Path,
+    yaml: str,
+    provisioner: Together,
+    extra: object = None,
+    say: Any = None,
+    **opts: Any,
 ) -> InfraSession:
     (tmp_path / "infranode.yaml").write_text(yaml)
     settings = build_settings(RawOptions(cli_platforms=["debian-12"], **opts), tmp_path)
@@ -208,7 +215,7 @@ def _session(
     manager.register(Plugin(provisioner))
     if extra is not None:
         manager.register(extra)
-    session = InfraSession(settings, manager.hook, log_dir=tmp_path / "logs")
+    session = InfraSession(settings, manager.hook, log_dir=tmp_path / "logs", say=say or (lambda _m: None))
     manager.register(session)
     session.check_provisioner()
     return session
@@ -358,7 +365,7 @@ def test_the_session_inventory_answers_testinfras_ansible_runner(
     manager.register(ansible)
     session = InfraSession(settings, manager.hook, log_dir=tmp_path / "logs")
     [inventory] = session.write_inventories()
-    assert inventory.parent == tmp_path / "logs"
+    assert inventory.parent.parent == tmp_path / "logs"  # in a folder of its own
     runner = AnsibleRunner(str(inventory))
     assert runner.get_hosts("servers") == ["server-1"]
     assert runner.get_hosts("clients") == ["client-1", "client-2"]
@@ -374,3 +381,64 @@ def test_the_session_inventory_answers_testinfras_ansible_runner(
     assert sorted(variables["group_names"]) == ["all", "servers"]  # testinfra adds all
     assert variables["ansible_host"] == session.node_name(Target(session.platforms[0], "server-1"))
     assert not make_host(node).backend.HAS_RUN_ANSIBLE  # without an inventory: testinfra's error
+
+
+def test_a_run_over_several_nodes_has_live_progress_lines(tmp_path: Path, engine: FakeEngine) -> None:
+    """The converge hook (which the progress wraps for one node) is not called for a run over
+    several nodes: the session gives the run, and its idempotence run, a progress of their own,
+    labelled with the nodes' names and read from the run's log with the provisioner's steps."""
+    together = Together()
+    lines: list[str] = []
+    progress = ProgressPlugin(lines.append, tmp_path / "logs", tty=False)
+    made: list[tuple[str, Path, str]] = []
+    seen_during: list[int] = []
+
+    class Recorded:
+        def __init__(self, label: str, log: Path, provisioner: Provisioner) -> None:
+            made.append((label, log, provisioner.name))
+            self.inner = progress.progress_of_run(label, log, provisioner)
+
+        def __enter__(self) -> object:
+            self.inner.__enter__()
+            seen_during.append(len(together.runs))
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.__exit__(*exc)
+
+    session = _session(tmp_path, NODES, together, extra=progress, cli_idempotence=True)
+    session.run_progress = Recorded
+    d12 = session.platforms[0]
+    session.plan([Target(d12, "client-1")])
+    node = session.node_for(d12, "client-1")
+    log = Path(node.converge_log)
+    assert made == [("server-1, client-1, client-2", log, "together")] * 2  # the run, the idempotence run
+    assert seen_during == [0, 1]  # entered before each run
+    run = progress.progress_of_run("server-1, client-1, client-2", log, together)
+    run.feed(b"$ together-tool --all\nworking\n")
+    line = run.tick(time.monotonic() + 60)
+    assert line is not None
+    assert line.startswith("server-1, client-1, client-2: converging (")
+    assert line.endswith("s): $ together-tool --all")
+    session.teardown()
+
+
+def test_the_converge_cache_refuses_a_run_over_several_nodes_saying_why(
+    tmp_path: Path, engine: FakeEngine
+) -> None:
+    """A node converged with others may hold what the run learnt of them (addresses, container
+    names, new each session): restored from a cache next to new ones it would be stale. Once
+    per run, the session says the cache is not used for those nodes, and why; none is saved."""
+    said: list[str] = []
+    session = _session(tmp_path, NODES, Together(), say=said.append, cli_cache="converge")
+    d12 = session.platforms[0]
+    session.plan([Target(d12, "client-1")])
+    session.node_for(d12, "client-1")
+    refusals = [line for line in said if "--infra-cache=converge is not used" in line]
+    assert refusals == [
+        "debian-12: --infra-cache=converge is not used for nodes server-1, client-1, client-2: "
+        + convergecache.GROUP_RUN
+    ]
+    assert all(n.converge_cache == "off" for n in session.nodes_of(d12).values())
+    assert not [op for op, _ in engine.calls if op == "commit"]  # no converged image saved
+    session.teardown()

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from pytest_infranode.cli import main
+from pytest_infranode.errors import SettingsError
 from pytest_infranode.molecule.environment import instance_config_text
 from pytest_infranode.molecule.environment import scenario_of
 from pytest_infranode.molecule.environment import session_variables
 from pytest_infranode.molecule.environment import tools_path
+from pytest_infranode.molecule.environment import verifier_env
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "molecule"
 
@@ -108,5 +110,35 @@ def test_the_cluster_specs_are_collected_on_the_hosts_they_choose(
             "test_client_has_its_molecule_hostname[debian-12-client-2]",
             "test_server_knows_every_client[debian-12]",
             "test_server_port_comes_from_host_vars[debian-12]",
+            "test_server_port_is_the_one_the_verifier_env_gives[debian-12]",
         ]
     )
+
+
+def test_verifier_env_is_read_from_molecule_yml_as_molecule_reads_it(tmp_path: Path) -> None:
+    """Its ``${VAR}`` from the environment (with the session's MOLECULE_* variables) and the
+    role's .env.yml, when the session starts."""
+    scenario = _scenario(tmp_path)
+    (scenario / "molecule.yml").write_text(
+        "driver: {name: docker}\nplatforms: [{name: i, image: debian:12}]\n"
+        "verifier:\n  name: testinfra\n  env:\n    SPEC_MODE: ${SPEC_MODE:-strict}\n"
+        "    INVENTORY_COPY: ${MOLECULE_INVENTORY_FILE}\n    FROM_ENV_YML: ${ROLE_COLOUR}\n"
+    )
+    (tmp_path / "roles" / "web" / ".env.yml").write_text("ROLE_COLOUR: blue\n")
+    (scenario / "converge.yml").write_text("- hosts: all\n")
+    found = scenario_of(scenario / "infranode.yaml")
+    assert found is not None
+    environ = {"MOLECULE_INVENTORY_FILE": "/logs/s.inventory.yml"}
+    assert verifier_env(found, environ) == {
+        "SPEC_MODE": "strict",
+        "INVENTORY_COPY": "/logs/s.inventory.yml",
+        "FROM_ENV_YML": "blue",
+    }
+    assert verifier_env(found, {**environ, "SPEC_MODE": "loose"})["SPEC_MODE"] == "loose"
+    (scenario / "molecule.yml").write_text(
+        "driver: {name: docker}\nplatforms: [{name: i, image: debian:12}]\n"
+        "verifier: {name: testinfra, env: [A]}\n"
+    )
+    with pytest.raises(SettingsError) as err:
+        verifier_env(found, environ)
+    assert "molecule.yml:3" in str(err.value)

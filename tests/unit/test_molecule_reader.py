@@ -137,6 +137,11 @@ def test_the_cluster_scenario_three_nodes_in_two_groups() -> None:
     assert kinds == {
         "CLUSTER_IMAGE": ("default", "debian:12"),
         "MOLECULE_PROJECT_DIRECTORY": ("molecule", str(CLUSTER)),
+        "MOLECULE_INVENTORY_FILE": ("runtime", ""),  # in verifier.env: the session knows it
+    }
+    assert s.verifier.env == {
+        "CLUSTER_SPEC_PORT": "7001",
+        "CLUSTER_SPEC_INVENTORY": "${MOLECULE_INVENTORY_FILE}",
     }
 
 

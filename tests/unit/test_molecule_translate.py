@@ -170,16 +170,19 @@ def test_the_cluster_gaps_name_the_frictions_of_issue_19() -> None:
     assert "platform client-2: hostname" not in gaps  # fixed (6): the node's hostname:
     assert t.data["nodes"]["client-2"]["hostname"] == "second-client"
     assert "hostname" not in t.data["nodes"]["client-1"]
+    # the link leaves the scenario's folder (the project): listed, unless the import may say so
     link = gaps["provisioner.inventory.links.group_vars"]
     assert link.kind == "unsupported"
-    assert link.fix.endswith("`ln -s ../../inventory/group_vars molecule/default/group_vars`")
+    assert "outside the scenario's folder" in link.reason
+    assert link.fix.endswith("or run the import again with --allow-outside-project")
+    assert "inventory_links" not in t.data["provisioner"]
     port = gaps["platform server-1: published_ports"]
     assert (port.kind, port.fix) == ("changed", "ask the node for it in a spec: `infra_node.port(7000)`")
     assert gaps["${CLUSTER_IMAGE}"].kind == "changed"
     assert gaps["MOLECULE_PROJECT_DIRECTORY"].kind == "changed"  # an absolute path of this checkout
     # the default sleep command is one gap for the three nodes of the one platform
     assert gaps["platforms server-1, client-1, client-2: command"].kind == "changed"
-    assert {g.friction for g in t.unsupported} == {0}  # the links
+    assert t.unsupported == (link,)
 
 
 def test_infra_platform_retargets_the_nodes_layout(tmp_path: Path) -> None:
@@ -293,24 +296,33 @@ def test_a_scenario_on_several_images_is_one_platform_each(tmp_path: Path) -> No
     assert t.layout == "platforms"
     assert t.renamed == {"Debian12": "debian12"}
     assert t.data["platforms"] == ["debian12", "ubuntu", "other"]
-    assert "nodes" not in t.data
     assert t.data["platform_definitions"] == {
-        "debian12": {"base": "debian-12", "image": "debian:12", "capabilities": ["SYS_ADMIN", "NET_RAW"]},
+        "debian12": {"base": "debian-12", "image": "debian:12"},
         "ubuntu": {"base": "ubuntu-22.04", "image": "geerlingguy/docker-ubuntu2204-ansible"},
-        "other": {"image": "corp/base:1", "package_manager": "apt", "env": {"A": "1"}},
+        "other": {"image": "corp/base:1", "package_manager": "apt"},
+    }
+    # each a named node, made on its own platform: hostname and inventory name are its name
+    assert t.data["nodes"] == {
+        "debian12": {"groups": ["web"], "capabilities": ["NET_RAW"], "platform": "debian12"},
+        "ubuntu": {"groups": ["web"], "platform": "ubuntu"},
+        "other": {"env": {"A": "1"}, "platform": "other"},
     }
     prov = t.data["provisioner"]
     assert prov["groups"] == {"web": ["debian12", "ubuntu"]}
     assert prov["host_vars"] == {"debian12": {"x": 1}}  # re-keyed to the new name
     gaps = subjects(t)
-    assert gaps["platforms Debian12, ubuntu, other: hostname"].friction == 6
+    assert not any(g.endswith(": hostname") for g in gaps)
     assert gaps["platform other: image"].kind == "changed"
     assert gaps["platform Debian12: name"].kind == "changed"
     settings = settings_of(t, tmp_path)
     catalog = settings.catalog
     assert catalog.get("ubuntu").image == "geerlingguy/docker-ubuntu2204-ansible"
     assert catalog.get("ubuntu").init == "systemd"
-    assert catalog.get("debian12").cap_add == ("SYS_ADMIN", "NET_RAW")
+    assert [(n.name, n.platform, n.capabilities) for n in settings.nodes] == [
+        ("debian12", "debian12", ("NET_RAW",)),
+        ("ubuntu", "ubuntu", ()),
+        ("other", "other", ()),
+    ]
 
 
 # --- platform keys ------------------------------------------------------------------------------
@@ -489,7 +501,7 @@ def test_verifier_options(tmp_path: Path) -> None:
     assert t.pytest_options == ("-v", "-x")
     gaps = subjects(t)
     assert "the `host` fixture is the plugin's" in gaps["verifier.options.sudo"].reason
-    assert gaps["verifier.env"].friction == 3
+    assert "verifier.env" not in gaps  # the session reads it from molecule.yml, next to infranode.yaml
     assert "no test_*.py" in gaps["verifier testinfra"].reason
 
 
@@ -529,9 +541,10 @@ def test_the_pytest_command_finds_infranode_yaml(tmp_path: Path) -> None:
     ]
 
 
-def test_host_selection_and_cross_host_use_stay_listed_in_the_platforms_layout(tmp_path: Path) -> None:
-    """Each platform of the different-images layout has one node: the specs' hosts and
-    cross-host references cannot work across platforms, so they are still listed there."""
+def test_cross_host_use_stays_listed_in_the_platforms_layout_and_host_selection_works(tmp_path: Path) -> None:
+    """Each platform of the different-images layout has its own named node: the specs' hosts
+    choose among them by name, but cross-host references cannot work across platforms, so they
+    are still listed there (with the re-targeting fix)."""
     role = tmp_path / "myrole"
     folder = role / "molecule" / "default"
     (folder / "tests").mkdir(parents=True)
@@ -548,7 +561,37 @@ def test_host_selection_and_cross_host_use_stay_listed_in_the_platforms_layout(t
     t = translate(read_scenario(role, environ={}))
     gaps = subjects(t)
     assert t.layout == "platforms"
-    assert gaps["testinfra_hosts"].friction == 1
-    assert "a spec runs on every platform" in gaps["testinfra_hosts"].reason
+    assert "testinfra_hosts" not in gaps
     assert gaps["one Ansible run over the inventory"].friction == 2
+    assert "--infra-platform" in gaps["one Ansible run over the inventory"].fix
     assert gaps["MOLECULE_INVENTORY_FILE in a spec"].kind == "changed"
+
+
+def test_inventory_links_are_the_session_inventorys(tmp_path: Path) -> None:
+    """Molecule's provisioner.inventory.links: linked next to the session inventory (the
+    ansible provisioner's inventory_links), inside the project or with allow_outside_project."""
+    role = FIXTURES / "cluster_hosts"
+    t = translate(read_scenario(role, environ={}), allow_outside_project=True)
+    assert t.data["provisioner"]["inventory_links"] == {"group_vars": "../../inventory/group_vars"}
+    assert t.data["allow_outside_project"] is True
+    assert subjects(t)["provisioner.inventory.links.group_vars"].kind == "changed"
+    settings = settings_of(t, tmp_path)
+    assert settings.provisioner.options["inventory_links"] == {"group_vars": "../../inventory/group_vars"}
+    role_dir = tmp_path / "inside" / "myrole"
+    folder = role_dir / "molecule" / "default"
+    (folder / "vars" / "hosts").mkdir(parents=True)
+    (role_dir / "tasks").mkdir()
+    (role_dir / "tasks" / "main.yml").write_text("[]\n")
+    (folder / "vars" / "hosts" / "i.yml").write_text("x: 1\n")
+    (folder / "hosts.yml").write_text("all: {}\n")
+    (folder / "converge.yml").write_text("- hosts: all\n  roles: [myrole]\n")
+    (folder / "molecule.yml").write_text(
+        "driver: {name: docker}\nplatforms: [{name: i, image: debian:12, pre_build_image: true}]\n"
+        "provisioner: {name: ansible, inventory: {links: {host_vars: vars/hosts/, hosts: hosts.yml}}}\n"
+    )
+    inside = translate(read_scenario(role_dir, environ={}))
+    assert inside.data["provisioner"]["inventory_links"] == {"host_vars": "vars/hosts"}
+    assert "allow_outside_project" not in inside.data
+    gaps = subjects(inside)
+    assert "provisioner.inventory.links.host_vars" not in gaps
+    assert gaps["provisioner.inventory.links.hosts"].fix == "write those hosts' variables into `host_vars:`"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import cast
 
@@ -13,8 +15,10 @@ from pytest_infranode.engine.api import EngineProtocol
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.node import Node
 from pytest_infranode.platforms import BUILTIN_PLATFORMS
+from pytest_infranode.projectfiles import FileRule
 from pytest_infranode.provisioners import ansible
 from pytest_infranode.provisioners.ansible import AnsibleProvisioner
+from pytest_infranode.provisioners.base import InventoryHost
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.settings import ProvisionerConfig
 
@@ -234,3 +238,70 @@ def _real_require_tool_without_tools(monkeypatch: pytest.MonkeyPatch) -> object:
 
     monkeypatch.setattr(_common, "find_tool", lambda tool: None)
     return _common.require_tool
+
+
+def _linked_vars(tmp_path: Path) -> Path:
+    group_vars = tmp_path / "inventory" / "group_vars"
+    group_vars.mkdir(parents=True)
+    (group_vars / "all.yml").write_text("site_name: from-the-link\n")
+    return group_vars
+
+
+def test_inventory_links_are_linked_next_to_the_session_inventory_and_ansible_reads_them(
+    tmp_path: Path,
+) -> None:
+    """Molecule's inventory.links: the linked folder beside the inventory file, where Ansible's
+    own tools read it (here ansible-inventory, as testinfra's AnsibleRunner runs it)."""
+    _linked_vars(tmp_path)
+    cfg = config(tmp_path, inventory_links={"group_vars": "inventory/group_vars"})
+    inventory = tmp_path / "logs" / "s-debian-12.inventory" / "s-debian-12.inventory.yml"
+    inventory.parent.mkdir(parents=True)
+    hosts = [InventoryHost(name="web", container="infranode-s-debian-12-web", platform=DEBIAN_12)]
+    provisioner = AnsibleProvisioner()
+    provisioner.write_inventory(inventory, hosts, cfg)
+    provisioner.write_inventory(inventory, hosts, cfg)  # written again by each run: the link replaced
+    link = inventory.parent / "group_vars"
+    assert link.is_symlink()
+    assert link.resolve() == (tmp_path / "inventory" / "group_vars").resolve()
+    tool = Path(sys.executable).parent / "ansible-inventory"
+    listed = subprocess.run(
+        [str(tool), "-i", str(inventory), "--host", "web"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(listed.stdout)["site_name"] == "from-the-link"
+
+
+@pytest.mark.parametrize(
+    ("links", "message"),
+    [
+        ({"hosts": "inventory/group_vars"}, "`inventory_links` links group_vars and host_vars, not 'hosts'"),
+        ({"group_vars": ""}, "`inventory_links.group_vars` must be the path of a folder"),
+        ({"group_vars": "nowhere"}, "directory 'nowhere' does not exist"),
+        ({"group_vars": "../outside"}, "directory '../outside' is outside the project"),
+    ],
+    ids=["not-a-vars-folder", "empty", "missing", "outside-the-project"],
+)
+def test_bad_inventory_links_are_refused_naming_the_option(
+    tmp_path: Path, links: dict[str, str], message: str
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    _linked_vars(project)
+    (tmp_path / "outside").mkdir()
+    with pytest.raises(SettingsError) as err:
+        ansible.validate(config(project, inventory_links=links))
+    assert message in str(err.value)
+    assert "inventory_links" in str(err.value)
+
+
+def test_inventory_links_outside_the_project_need_allow_outside_project(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "site.yml").write_text("- hosts: all\n  tasks: []\n")
+    _linked_vars(tmp_path)
+    options = {"playbook": "site.yml", "inventory_links": {"group_vars": "../inventory/group_vars"}}
+    allowed = ProvisionerConfig(
+        name="ansible", options=options, base_dir=project, files=FileRule(project, allow_outside=True)
+    )
+    ansible.validate(allowed)
+    with pytest.raises(SettingsError, match="outside the project"):
+        ansible.validate(ProvisionerConfig(name="ansible", options=options, base_dir=project))

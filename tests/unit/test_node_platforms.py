@@ -1,0 +1,140 @@
+"""Nodes of their own platform (``nodes.NAME.platform``, the import's layout of a Molecule
+scenario whose platforms have different images): where each node is made, and how
+``--infra-platform`` re-targets the scenario. No daemon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pluggy
+import pytest
+
+from pytest_infranode import hookspecs
+from pytest_infranode import reaper
+from pytest_infranode.engine.core import Engine
+from pytest_infranode.errors import SettingsError
+from pytest_infranode.errors import UnknownPlatform
+from pytest_infranode.platforms import BUILTIN_PLATFORMS
+from pytest_infranode.session import InfraSession
+from pytest_infranode.settings import RawOptions
+from pytest_infranode.settings import build_settings
+from pytest_infranode.targets import NodeLayout
+from pytest_infranode.targets import Target
+from tests.unit.fakes import FakeEngine
+from tests.unit.test_converge_together import Plugin
+from tests.unit.test_converge_together import Together
+
+SCENARIO = (
+    "platforms: [debian-12, debian-13]\n"
+    "provisioner: {name: shell, inline: ['true']}\n"
+    "nodes:\n"
+    "  server: {groups: [servers], platform: debian-13}\n"
+    "  client: {groups: [clients], platform: debian-12}\n"
+    "  helper: {}\n"
+)
+BY_NAME = {p.name: p for p in BUILTIN_PLATFORMS}
+
+
+def _layout(tmp_path: Path, yaml: str = SCENARIO, cli: list[str] | None = None) -> NodeLayout:
+    (tmp_path / "infranode.yaml").write_text(yaml)
+    return NodeLayout(build_settings(RawOptions(cli_platforms=cli) if cli else RawOptions(), tmp_path))
+
+
+def test_on_the_scenarios_own_platforms_each_node_is_made_on_its_own(tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    assert [p.name for p in layout.settings.platforms] == ["debian-12", "debian-13"]
+    assert layout.names_on("debian-13") == ["server", "helper"]  # a node without platform: everywhere
+    assert layout.names_on("debian-12") == ["client", "helper"]
+    assert layout.default_on("debian-12") == "client"
+    assert layout.converged_together("server", "debian-13") == ["server", "helper"]
+    targets = [Target(BY_NAME["debian-12"], "client"), Target(BY_NAME["debian-13"], "server")]
+    wanted = [t.key for t in layout.plan([*targets, Target(BY_NAME["debian-12"], "server")])]
+    assert wanted == ["debian-12/client", "debian-13/server"]  # no server is made on debian-12
+
+
+def test_a_platform_no_node_names_gets_every_node_with_its_groups(tmp_path: Path) -> None:
+    """--infra-platform=ubuntu-24.04 re-targets the scenario: one node set there, all of them."""
+    layout = _layout(tmp_path, cli=["ubuntu-24.04"])
+    assert layout.names_on("ubuntu-24.04") == ["server", "client", "helper"]
+    assert layout.default_on("ubuntu-24.04") == "server"
+    assert layout.converged_together("client", "ubuntu-24.04") == ["server", "client", "helper"]
+    assert layout.select(group="servers") == ["server"]
+    assert layout.select_hosts(["ansible://clients"]) == ["client"]
+
+
+def test_a_nodes_platform_given_by_an_alias_is_its_name(tmp_path: Path) -> None:
+    layout = _layout(tmp_path, SCENARIO.replace("platform: debian-13", "platform: debian-trixie"))
+    assert layout.configs["server"].platform == "debian-13"
+
+
+def test_an_unknown_platform_of_a_node_is_refused_with_where(tmp_path: Path) -> None:
+    with pytest.raises(UnknownPlatform) as err:
+        _layout(tmp_path, SCENARIO.replace("platform: debian-13", "platform: debain-13"))
+    assert "infranode.yaml:4 (nodes.server).platform" in str(err.value)
+    assert "debian-13" in str(err.value)
+
+
+def test_a_node_depending_on_a_node_of_another_platform_is_refused(tmp_path: Path) -> None:
+    yaml = SCENARIO.replace("platform: debian-12}", "platform: debian-12, depends_on: [server]}")
+    with pytest.raises(SettingsError) as err:
+        _layout(tmp_path, yaml)
+    assert "node 'client' depends on 'server', which is made on platform 'debian-13' only" in str(err.value)
+    assert "infranode.yaml:5 (nodes.client.depends_on)" in str(err.value)
+    assert "same `platform:`" in str(err.value)
+
+
+def test_a_platform_that_is_no_name_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="platform of node 'helper' must be a platform name, not 12"):
+        _layout(tmp_path, SCENARIO.replace("helper: {}", "helper: {platform: 12}"))
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    fake = FakeEngine()
+    monkeypatch.setattr(Engine, "connect", classmethod(lambda cls, docker_host=None, **kw: fake))
+    monkeypatch.setattr(reaper, "Watchdog", lambda *a, **k: type("W", (), {"release": lambda self: None})())
+    return fake
+
+
+def _session(folder: Path, yaml: str, provisioner: Together, cli: list[str]) -> InfraSession:
+    (folder / "infranode.yaml").write_text(yaml)
+    settings = build_settings(RawOptions(cli_platforms=cli), folder)
+    manager = pluggy.PluginManager("pytest")
+    manager.add_hookspecs(hookspecs)
+    manager.register(Plugin(provisioner))
+    session = InfraSession(settings, manager.hook, log_dir=folder / "logs")
+    manager.register(session)
+    session.check_provisioner()
+    return session
+
+
+def test_a_session_makes_each_node_on_its_own_platform_and_re_targeted_every_node(
+    tmp_path: Path, engine: FakeEngine
+) -> None:
+    """On the fake engine: on the scenario's own platforms each platform's inventory and nodes
+    are its own nodes (converged in one run there); re-targeted, one platform has them all."""
+    together = Together()
+    (tmp_path / "own").mkdir()
+    yaml = SCENARIO.replace("provisioner: {name: shell, inline: ['true']}", "provisioner: {name: together}")
+    session = _session(tmp_path / "own", yaml, together, cli=["debian-12", "debian-13"])
+    d12, d13 = session.platforms
+    assert [h.name for h in session.inventory_hosts(d12)] == ["client", "helper"]
+    assert [h.name for h in session.inventory_hosts(d13)] == ["server", "helper"]
+    session.plan([Target(d12, "client"), Target(d13, "server")])
+    assert sorted(session.nodes_of(d13)) == ["helper", "server"]
+    assert sorted(session.nodes_of(d12)) == ["client", "helper"]
+    assert sorted(run[0] for run in together.runs) == [["client", "helper"], ["server", "helper"]]
+    assert len([op for op, _ in engine.calls if op == "create"]) == 4
+    session.teardown()
+    assert engine.names() == []
+
+    again = Together()
+    (tmp_path / "retarget").mkdir()
+    session = _session(tmp_path / "retarget", yaml, again, cli=["ubuntu-24.04"])
+    (u24,) = session.platforms
+    assert [h.name for h in session.inventory_hosts(u24)] == ["server", "client", "helper"]
+    session.plan([Target(u24, "server")])
+    assert sorted(session.nodes_of(u24)) == ["client", "helper", "server"]
+    assert again.runs == [(["server", "client", "helper"], [], 1)]  # one run over all of them
+    session.teardown()
+    assert engine.names() == []
