@@ -56,6 +56,7 @@ class Node:
         env: Mapping[str, str] | None = None,
         ports: Sequence[int] = (),
         cap_add: Sequence[str] = (),
+        sysctls: Mapping[str, str] | None = None,
         groups: Sequence[str] = (),
         owner: str | None = None,
         image_cached: bool | None = None,
@@ -71,6 +72,7 @@ class Node:
         self.env: dict[str, str] = dict(env or {})
         self.ports: tuple[int, ...] = tuple(ports)
         self.extra_caps: tuple[str, ...] = tuple(cap_add)
+        self.sysctls: dict[str, str] = dict(sysctls or {})
         self.groups: tuple[str, ...] = tuple(groups)
         self.hostname = hostname
         """Its ``hostname:`` when that is not its short name ("" otherwise)."""
@@ -118,6 +120,7 @@ class Node:
             init=p.init,
             tmpfs=p.tmpfs,
             cap_add=tuple(dict.fromkeys((*p.cap_add, *self.extra_caps))),
+            sysctls=self.sysctls,
             env={**p.env, **self.env},
             network=self.network,
             network_aliases=tuple(dict.fromkeys(filter(None, (self.short_name, self.hostname))))

@@ -382,3 +382,21 @@ def test_cgroup_setup_says_when_the_tree_stays_read_only(tmp_path: Path) -> None
         f"infranode: {tree} stays read-only (neither a remount nor a new cgroup2 mount was allowed): "
         "systemd cannot make its cgroups\n"
     )
+
+
+@pytest.mark.parametrize(
+    "info",
+    [daemon(cgroup_version="1"), daemon(cgroup_version="2"), daemon(podman=True)],
+    ids=["v1", "v2", "podman"],
+)
+def test_every_systemd_recipe_has_ipv6_on_the_loopback(info: DaemonInfo) -> None:
+    assert create_kwargs(SYSTEMD_SPEC, info)["sysctls"] == {"net.ipv6.conf.lo.disable_ipv6": "0"}
+
+
+def test_each_default_capability_has_a_reason_and_none_reaches_the_host() -> None:
+    from pytest_infranode.platforms.platform import SYSTEMD_CAP_REASONS
+    from pytest_infranode.platforms.platform import SYSTEMD_CAPS
+
+    assert SYSTEMD_CAPS == ("SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE")
+    assert all(reason.strip() for reason in SYSTEMD_CAP_REASONS.values())
+    assert not {"SYS_TIME", "AUDIT_CONTROL", "SYS_MODULE", "SYS_RAWIO", "SYS_BOOT"} & set(SYSTEMD_CAPS)
