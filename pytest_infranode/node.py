@@ -15,6 +15,7 @@ from typing import final
 
 from pytest_infranode import labels
 from pytest_infranode import sandbox
+from pytest_infranode import units
 from pytest_infranode.boot import BootWait
 from pytest_infranode.channel import Channel
 from pytest_infranode.engine.api import ContainerSpec
@@ -272,6 +273,15 @@ class Node:
         if log_path:
             self.converge_log = log_path
         self.state = "converged"
+
+    def unit_report(self) -> str | None:
+        """Why this node's failed units, and the enabled services a condition skipped, do not
+        run, each with the setting that fixes it (:mod:`pytest_infranode.units`); None when all
+        run, or the node has no systemd."""
+        if self.platform.init != "systemd" or not self.container_id:
+            return None
+        facts = self.run_argv(["/bin/sh", "-c", units.FACTS]).stdout.decode(errors="replace")
+        return units.report(units.parse(facts), f"{self.name} ({self.platform.name})")
 
     def failed(self, log_path: str = "") -> None:
         """Its converge, idempotence check or side effect failed: the container log's tail is
