@@ -76,18 +76,6 @@ def provisioner_name(provisioner: object) -> str:
     return str(getattr(provisioner, "name", "the"))
 
 
-def _warn_units(node: Node) -> None:
-    """After a converge that succeeded: a unit the converge left failed (a role installed a
-    service that cannot start in a container), or an enabled service a condition skipped, is
-    said with its cause and fix; the specs still run, and decide."""
-    try:
-        report = node.unit_report()
-    except InfranodeError:
-        return  # the node's next command says what happened to it
-    if report:
-        warnings.warn(InfranodeWarning(f"after its converge, {report}"), stacklevel=3)
-
-
 def _log_tail(log_path: Path) -> str:
     return file_tail(log_path, LOG_TAIL_LINES)
 
@@ -120,6 +108,18 @@ class Converger:
         self.hook.pytest_infranode_after_converge(
             node=node, result=ConvergeResult(0, "(converge cache hit: not run)", changed=False)
         )
+
+    def _say_units(self, node: Node) -> None:
+        """After a converge that succeeded: a unit the converge left failed (a role installed a
+        service that cannot start in a container), or an enabled service a condition skipped, is
+        said with its cause and fix; the specs still run, and decide. Said, not warned: under
+        ``filterwarnings = error`` a warning would turn a converge that succeeded into an error."""
+        try:
+            report = node.unit_report()
+        except InfranodeError:
+            return  # the node's next command says what happened to it
+        if report:
+            self.say(f"{node.platform.name}: after its converge, {report}")
 
     def converge(self, node: Node, provisioner: Provisioner, config: ProvisionerConfig) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +184,7 @@ class Converger:
         if self.settings.idempotence:
             self._check_idempotence(node, provisioner, config, log_path, secrets)
         node.converged(str(log_path))
-        _warn_units(node)
+        self._say_units(node)
         self.hook.pytest_infranode_after_converge(node=node, result=result)
 
     def converge_together(
@@ -272,7 +272,7 @@ class Converger:
             self._check_idempotence_together(nodes, provisioner, config, inventory, log_path, secrets)
         for node in nodes:
             node.converged(str(log_path))
-            _warn_units(node)
+            self._say_units(node)
             self.hook.pytest_infranode_after_converge(node=node, result=result)
 
     def _check_idempotence_together(
