@@ -24,7 +24,6 @@ from pytest_infranode.molecule.translate import normalize_image
 from pytest_infranode.molecule.translate import render_ansible_cfg
 from pytest_infranode.molecule.translate import translate
 from pytest_infranode.platforms import SYSTEMD_TMPFS
-from pytest_infranode.platforms.platform import SYSTEMD_CAPS
 from pytest_infranode.provisioners import ansible
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import Settings
