@@ -1,0 +1,148 @@
+"""What the conformance suite installs and how it tells that each package works: one entry per
+package (its node, its units, how it answers) and the declared expectations (what cannot run, on
+which platform and cgroup version, and why). Pure data; the specs and the table read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Package:
+    """A Debian package installed with its defaults, and how to tell that it works.
+
+    `units` must all be active; then every address of `listens` must be listening
+    (testinfra's `host.socket` form) and `command`, if any, must exit 0. `start`: the package
+    leaves its units disabled (Debian's nftables), so the suite starts them, as a role would."""
+
+    name: str
+    node: str
+    units: tuple[str, ...]
+    listens: tuple[str, ...] = ()
+    command: str = ""
+    start: bool = False
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A package that is known not to run: where (platforms, cgroup versions) and why.
+
+    `evidence` must be in what the check saw (systemd's state, the unit's log): a package that
+    fails for another reason fails the suite, as one that starts working does."""
+
+    package: str
+    cause: str
+    evidence: str
+    platforms: tuple[str, ...] = ("debian-12", "debian-13")
+    cgroups: tuple[int, ...] = (1, 2)
+
+    def covers(self, platform: str, cgroup: int) -> bool:
+        return platform in self.platforms and cgroup in self.cgroups
+
+
+# Two nodes per platform, because some defaults want the same port (nginx and apache2 on 80,
+# bind9 and unbound on 53). tests/conformance/infranode.yaml installs each node's packages in one
+# apt-get run; tests/unit/test_conformance_table.py checks that it names exactly these.
+PACKAGES: tuple[Package, ...] = (
+    # node a
+    Package("nginx", "a", ("nginx",), ("tcp://80",)),
+    Package("postgresql", "a", ("postgresql",), ("tcp://127.0.0.1:5432",), "pg_isready -h 127.0.0.1"),
+    Package("redis-server", "a", ("redis-server",), ("tcp://127.0.0.1:6379",)),
+    Package("memcached", "a", ("memcached",), ("tcp://127.0.0.1:11211",)),
+    Package("bind9", "a", ("named",), ("tcp://127.0.0.1:53",)),
+    Package("postfix", "a", ("postfix",), ("tcp://25",)),
+    Package("haproxy", "a", ("haproxy",), (), "test -S /run/haproxy/admin.sock"),
+    Package("squid", "a", ("squid",), ("tcp://3128",)),
+    Package("mosquitto", "a", ("mosquitto",), ("tcp://127.0.0.1:1883",)),
+    Package("chrony", "a", ("chrony",), (), "chronyc -n tracking"),
+    Package("nftables", "a", ("nftables",), (), "nft list ruleset", start=True),
+    Package("auditd", "a", ("auditd",), (), "auditctl -s"),
+    Package("openssh-server", "a", ("ssh",), ("tcp://22",)),
+    Package(
+        "rsyslog",
+        "a",
+        ("rsyslog",),
+        (),
+        "logger conformance-probe && sleep 1 && grep -q conformance-probe /var/log/syslog",
+    ),
+    Package("cron", "a", ("cron",), (), "pidof cron"),
+    Package("fail2ban", "a", ("fail2ban",), (), "fail2ban-client ping"),
+    Package("vsftpd", "a", ("vsftpd",), ("tcp://21",)),
+    Package("prometheus-node-exporter", "a", ("prometheus-node-exporter",), ("tcp://9100",)),
+    Package("slapd", "a", ("slapd",), ("tcp://389",)),
+    Package("snmpd", "a", ("snmpd",), ("udp://127.0.0.1:161",)),
+    # node b
+    Package("apache2", "b", ("apache2",), ("tcp://80",)),
+    Package("mariadb-server", "b", ("mariadb",), ("tcp://127.0.0.1:3306",), "mariadb -e 'select 1'"),
+    Package("unbound", "b", ("unbound",), ("tcp://127.0.0.1:53",)),
+    Package("dovecot-imapd", "b", ("dovecot",), ("tcp://143",)),
+    Package("rabbitmq-server", "b", ("rabbitmq-server",), ("tcp://5672",)),
+    Package("samba", "b", ("smbd", "nmbd"), ("tcp://445",)),
+    Package("nfs-kernel-server", "b", ("nfs-server",), ("tcp://2049",)),
+)
+
+# Filled from measured runs (docs/conformance.md): each entry is a failure seen for real, with
+# the cause systemd or the daemon gave. The suite fails when one of them starts working (strict
+# xfail) as well as when a package not named here stops.
+IPV6 = "no IPv6 on loopback: Docker switches IPv6 off in containers, the default config binds ::1"
+EXPECTED: tuple[Expectation, ...] = (
+    Expectation(
+        "redis-server",
+        "systemd sandboxing: PrivateUsers=yes with ProtectProc=invisible needs a user namespace "
+        "the node cannot make",
+        "ExecMainStatus=217",
+    ),
+    Expectation("memcached", IPV6, "Cannot assign requested address", platforms=("debian-13",)),
+    Expectation("unbound", IPV6, "Cannot assign requested address"),
+    Expectation("snmpd", IPV6, "udp6"),
+    Expectation(
+        "chrony",
+        "ConditionCapability=CAP_SYS_TIME: setting the clock would set the host's "
+        "(a dangerous grant, never a default)",
+        "CAP_SYS_TIME",
+    ),
+    Expectation(
+        "nftables",
+        "capability: `flush ruleset` needs CAP_NET_ADMIN (safe in the node's own network namespace)",
+        "Operation not permitted",
+    ),
+    Expectation(
+        "auditd",
+        "kernel feature: the kernel audit subsystem is the host's, shared by every container "
+        "(a dangerous grant)",
+        "audit",
+    ),
+    Expectation(
+        "nfs-kernel-server",
+        "kernel feature: the nfsd file system is not loaded on the host (unknown filesystem type 'nfsd')",
+        "proc-fs-nfsd.mount",
+    ),
+    Expectation(
+        "fail2ban",
+        "machine state, not the container: Debian 12's sshd jail reads /var/log/auth.log, "
+        "absent on a machine nobody has logged into yet",
+        "Have not found any log file for sshd jail",
+        platforms=("debian-12",),
+    ),
+    Expectation("(boot of node a)", "degraded: the failing packages above", "degraded"),
+    Expectation(
+        "(boot of node b)",
+        "degraded: mounts of kernel file systems (proc-fs-nfsd, rpc_pipefs) and hardware autoconnect "
+        "(nvmf-autoconnect) that no container can have, and the failing packages above",
+        "nvmf-autoconnect",
+    ),
+)
+
+NODES: tuple[str, ...] = tuple(dict.fromkeys(p.node for p in PACKAGES))
+
+
+def packages_of(node: str) -> tuple[Package, ...]:
+    return tuple(p for p in PACKAGES if p.node == node)
+
+
+def expectation_of(package: str, platform: str, cgroup: int) -> Expectation | None:
+    """Why `package` is declared not to run on `platform` under cgroup `cgroup`, if it is."""
+    for expectation in EXPECTED:
+        if expectation.package == package and expectation.covers(platform, cgroup):
+            return expectation
+    return None
