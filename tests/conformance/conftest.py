@@ -55,7 +55,7 @@ def pytest_runtest_makereport(
         if outcome is Outcome.FAILED and not seen:
             seen = report.longreprtext.strip().splitlines()[-1] if report.longreprtext.strip() else "failed"
         cause = seen if outcome is Outcome.FAILED else declared
-        item.config.stash[RESULTS].append(Result(label, platform, cgroup, outcome, cause))
+        item.config.stash[RESULTS].append(Result(label, platform, cgroup, outcome, cause, seen))
     return report
 
 

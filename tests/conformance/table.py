@@ -23,6 +23,7 @@ class Result:
     cgroup: int
     outcome: Outcome
     cause: str = ""  # the declared cause (EXPECTED, UNEXPECTED_PASS) or what was seen (FAILED)
+    seen: str = ""  # what the check saw, for the terminal (the evidence of a declared cause)
 
     @property
     def column(self) -> str:
@@ -92,5 +93,7 @@ def terminal(results: Iterable[Result]) -> list[str]:
         for result in mine:
             if result.outcome is not Outcome.ACTIVE:
                 lines.append(f"  {result.package}: {cell(result)}")
+            if result.outcome is Outcome.EXPECTED and result.seen:
+                lines.append(f"    seen: {' '.join(result.seen.split())}")
     lines.append(totals(results))
     return lines

@@ -21,7 +21,9 @@ SUITE = Path(catalog.__file__).parent
 RESULTS = [
     Result("nginx", "debian-12", 1, Outcome.ACTIVE),
     Result("nginx", "debian-13", 1, Outcome.ACTIVE),
-    Result("chrony", "debian-12", 1, Outcome.EXPECTED, "ConditionCapability=CAP_SYS_TIME"),
+    Result(
+        "chrony", "debian-12", 1, Outcome.EXPECTED, "ConditionCapability=CAP_SYS_TIME", "chrony  inactive"
+    ),
     Result("chrony", "debian-13", 1, Outcome.FAILED, "chrony failed | a\nb"),
     Result("redis-server", "debian-12", 1, Outcome.UNEXPECTED_PASS, "217/USER"),
 ]
@@ -58,9 +60,10 @@ def test_terminal_lists_what_is_not_active_per_column() -> None:
     lines = terminal(RESULTS)
     assert lines[0] == "debian-12 (cgroup v1): 1 of 3 active"
     assert lines[1] == "  chrony: no: ConditionCapability=CAP_SYS_TIME"
-    assert lines[2].startswith("  redis-server: **active, but declared impossible**")
-    assert lines[3] == "debian-13 (cgroup v1): 1 of 2 active"
-    assert lines[4].startswith("  chrony: **no, not declared**")
+    assert lines[2] == "    seen: chrony inactive"  # the evidence of a declared cause
+    assert lines[3].startswith("  redis-server: **active, but declared impossible**")
+    assert lines[4] == "debian-13 (cgroup v1): 1 of 2 active"
+    assert lines[5].startswith("  chrony: **no, not declared**")
 
 
 def test_cell_of_an_active_package_names_no_cause() -> None:
