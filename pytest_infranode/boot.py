@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import final
 
 from pytest_infranode import sandbox
+from pytest_infranode import units as unit_facts
 from pytest_infranode.engine.api import EngineProtocol
 from pytest_infranode.errors import InfranodeError
 from pytest_infranode.errors import InfranodeWarning
@@ -144,7 +145,13 @@ class BootWait:
             return Booted("", verdict)
         failed = self.engine.exec(self.container_id, ["systemctl", "--failed", "--no-legend", "--plain"])
         units = failed.stdout.decode(errors="replace").strip()
-        self._warn(f"{label} booted degraded; failed units:\n" + (units or "(none listed)"))
+        facts = self.engine.exec(self.container_id, ["/bin/sh", "-c", unit_facts.FACTS])
+        why = unit_facts.report(unit_facts.parse(facts.stdout.decode(errors="replace")), label)
+        self._warn(
+            f"{label} booted degraded; failed units:\n"
+            + (units or "(none listed)")
+            + (f"\nwhy, and the fix:\n{why.partition(chr(10))[2]}" if why else "")
+        )
         return Booted(units, verdict)
 
     def _log_tail(self) -> str:

@@ -109,6 +109,18 @@ class Converger:
             node=node, result=ConvergeResult(0, "(converge cache hit: not run)", changed=False)
         )
 
+    def _say_units(self, node: Node) -> None:
+        """After a converge that succeeded: a unit the converge left failed (a role installed a
+        service that cannot start in a container), or an enabled service a condition skipped, is
+        said with its cause and fix; the specs still run, and decide. Said, not warned: under
+        ``filterwarnings = error`` a warning would turn a converge that succeeded into an error."""
+        try:
+            report = node.unit_report()
+        except InfranodeError:
+            return  # the node's next command says what happened to it
+        if report:
+            self.say(f"{node.platform.name}: after its converge, {report}")
+
     def converge(self, node: Node, provisioner: Provisioner, config: ProvisionerConfig) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{node.name}.converge.log"
@@ -172,6 +184,7 @@ class Converger:
         if self.settings.idempotence:
             self._check_idempotence(node, provisioner, config, log_path, secrets)
         node.converged(str(log_path))
+        self._say_units(node)
         self.hook.pytest_infranode_after_converge(node=node, result=result)
 
     def converge_together(
@@ -259,6 +272,7 @@ class Converger:
             self._check_idempotence_together(nodes, provisioner, config, inventory, log_path, secrets)
         for node in nodes:
             node.converged(str(log_path))
+            self._say_units(node)
             self.hook.pytest_infranode_after_converge(node=node, result=result)
 
     def _check_idempotence_together(

@@ -8,7 +8,7 @@ that hashes everything that can change the converge's result:
 - the provisioner: its name and version (``version`` attribute if it has one, else the version of
   the distribution that ships it, plus those of the distributions its ``tools`` names);
 - its settings: ``ProvisionerConfig.options`` as canonical JSON;
-- the node's own settings (short name, env, capabilities, ports);
+- the node's own settings (short name, env, capabilities, ports, hostname, sysctls);
 - the content of every file it reads: what the provisioner's optional ``inputs(config)`` method
   returns, else every option value naming an existing file or directory (relative to the
   configuration file's directory); see ``provisioners/base.py``.
@@ -146,7 +146,8 @@ def converge_key(
         "node settings": _h(
             json.dumps(
                 [node.name, dict(node.env), list(node.capabilities), list(node.ports)]
-                + ([node.hostname] if node.hostname else []),  # keys without one stay as they were
+                + ([node.hostname] if node.hostname else [])  # keys without one stay as they were
+                + ([dict(node.sysctls)] if node.sysctls else []),
                 sort_keys=True,
             )
         ),

@@ -114,6 +114,7 @@ class NodeFactory:
             env=config.env,
             ports=config.ports,
             cap_add=config.capabilities,
+            sysctls=config.sysctls,
             groups=config.groups,
             owner=self.identity.owner,
             hostname=config.hostname,

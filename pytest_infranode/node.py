@@ -15,6 +15,7 @@ from typing import final
 
 from pytest_infranode import labels
 from pytest_infranode import sandbox
+from pytest_infranode import units
 from pytest_infranode.boot import BootWait
 from pytest_infranode.channel import Channel
 from pytest_infranode.engine.api import ContainerSpec
@@ -56,6 +57,7 @@ class Node:
         env: Mapping[str, str] | None = None,
         ports: Sequence[int] = (),
         cap_add: Sequence[str] = (),
+        sysctls: Mapping[str, str] | None = None,
         groups: Sequence[str] = (),
         owner: str | None = None,
         image_cached: bool | None = None,
@@ -71,6 +73,7 @@ class Node:
         self.env: dict[str, str] = dict(env or {})
         self.ports: tuple[int, ...] = tuple(ports)
         self.extra_caps: tuple[str, ...] = tuple(cap_add)
+        self.sysctls: dict[str, str] = dict(sysctls or {})
         self.groups: tuple[str, ...] = tuple(groups)
         self.hostname = hostname
         """Its ``hostname:`` when that is not its short name ("" otherwise)."""
@@ -118,6 +121,7 @@ class Node:
             init=p.init,
             tmpfs=p.tmpfs,
             cap_add=tuple(dict.fromkeys((*p.cap_add, *self.extra_caps))),
+            sysctls=self.sysctls,
             env={**p.env, **self.env},
             network=self.network,
             network_aliases=tuple(dict.fromkeys(filter(None, (self.short_name, self.hostname))))
@@ -269,6 +273,15 @@ class Node:
         if log_path:
             self.converge_log = log_path
         self.state = "converged"
+
+    def unit_report(self) -> str | None:
+        """Why this node's failed units, and the enabled services a condition skipped, do not
+        run, each with the setting that fixes it (:mod:`pytest_infranode.units`); None when all
+        run, or the node has no systemd."""
+        if self.platform.init != "systemd" or not self.container_id:
+            return None
+        facts = self.run_argv(["/bin/sh", "-c", units.FACTS]).stdout.decode(errors="replace")
+        return units.report(units.parse(facts), f"{self.name} ({self.platform.name})")
 
     def failed(self, log_path: str = "") -> None:
         """Its converge, idempotence check or side effect failed: the container log's tail is

@@ -382,6 +382,13 @@ def _add_node_sections(report: pytest.TestReport, infra: InfraSession, target: T
         if tail:
             report.sections.append((f"infranode converge log of {node.name} (tail)", without_escapes(tail)))
     alive = node.state not in ("failed", "removed")
+    if alive:
+        try:
+            why = node.unit_report()
+        except InfranodeError:
+            why = None
+        if why:
+            report.sections.append((f"infranode units of {node.name} that do not run", why))
     container_log = node.logs(LOG_TAIL_LINES) if alive else node.log_tail
     title = f"infranode container log of {node.name} (tail)"
     if not container_log.strip() and alive and node.platform.init == "systemd":

@@ -52,7 +52,17 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CONFIG_NAMES = ("infranode.yaml", "infranode.yml")
-NODE_KEYS = ("provisioner", "groups", "ports", "env", "capabilities", "depends_on", "side_effect", "hostname")
+NODE_KEYS = (
+    "provisioner",
+    "groups",
+    "ports",
+    "env",
+    "capabilities",
+    "sysctls",
+    "depends_on",
+    "side_effect",
+    "hostname",
+)
 
 
 @final
@@ -111,6 +121,8 @@ class NodeConfig:
     :param ports: container TCP ports published to the test runner.
     :param env: environment variables of the container.
     :param capabilities: Linux capabilities added to the container.
+    :param sysctls: namespaced kernel settings of the container (``net.*`` and the IPC ones), on
+        top of the plugin's defaults (``net.ipv6.conf.lo.disable_ipv6: '0'``).
     :param depends_on: nodes converged before this one.
     :param side_effect: shell commands run in the node after its converge.
     :param hostname: its hostname, when it is not its name (``db.example.test``); another network
@@ -123,6 +135,7 @@ class NodeConfig:
     ports: tuple[int, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     capabilities: tuple[str, ...] = ()
+    sysctls: Mapping[str, str] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     side_effect: tuple[str, ...] = ()
     hostname: str = ""
@@ -452,6 +465,51 @@ def _env(value: Any, where: str, owner: str) -> dict[str, str]:
     return env
 
 
+# The kernel settings a container may have of its own (its namespaces'), as Docker accepts them:
+# the IPC namespace's and the network namespace's. Any other key is the host's kernel and the
+# daemon refuses it (or, for a privileged node, would change the host).
+_SYSCTL_KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+")
+_SYSCTL_IPC = (
+    *("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem"),
+    *("kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"),
+)
+_SYSCTL_PREFIXES = ("net.", "fs.mqueue.")
+SYSCTL_FIX = (
+    "only the node's own namespaces can be set: `net.*`, `fs.mqueue.*`, "
+    + ", ".join(_SYSCTL_IPC)
+    + "; write `sysctls: {net.ipv4.ip_forward: '1'}`"
+)
+
+
+def _sysctls(value: Any, node: str, where: str) -> dict[str, str]:
+    """A node's ``sysctls:``: namespaced kernel keys to text values. Pure."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SettingsError(
+            f"sysctls of node {node!r} must be a mapping of kernel keys to values",
+            where=where,
+            fix="write `sysctls: {net.ipv4.ip_forward: '1'}`",
+        )
+    found: dict[str, str] = {}
+    for key, text in value.items():
+        name = key.replace("/", ".") if isinstance(key, str) else ""
+        if not _SYSCTL_KEY.fullmatch(name) or not (name in _SYSCTL_IPC or name.startswith(_SYSCTL_PREFIXES)):
+            raise SettingsError(
+                f"sysctl {key!r} of node {node!r} is not a kernel setting a container may have",
+                where=where,
+                fix=SYSCTL_FIX,
+            )
+        if as_text(text) is None:
+            raise SettingsError(
+                f"sysctl {name!r} of node {node!r} must be text, not {shown(text)}",
+                where=where,
+                fix=QUOTE,
+            )
+        found[name] = str(text)
+    return found
+
+
 def _nodes_from(value: Any, source: Source, base_dir: Path, rule: FileRule) -> tuple[NodeConfig, ...]:
     """``nodes:`` → node configs in file order (the first one is the default node)."""
     if not isinstance(value, dict) or not value:
@@ -499,6 +557,7 @@ def _nodes_from(value: Any, source: Source, base_dir: Path, rule: FileRule) -> t
             capabilities=_str_list(
                 body.get("capabilities") or [], where, "capabilities", "capabilities: [NET_ADMIN]"
             ),
+            sysctls=_sysctls(body.get("sysctls"), name, source.where(key + ".sysctls")),
             depends_on=_str_list(body.get("depends_on") or [], where, "depends_on", "depends_on: [db]"),
             side_effect=_str_list(
                 body.get("side_effect") or [], where, "side_effect", "side_effect: [systemctl restart app]"

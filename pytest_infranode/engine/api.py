@@ -38,6 +38,8 @@ class ContainerSpec:
     init: str = "systemd"
     tmpfs: Mapping[str, str] = field(default_factory=dict)
     cap_add: tuple[str, ...] = ()
+    sysctls: Mapping[str, str] = field(default_factory=dict)
+    """The node's own ``sysctls:``, on top of :data:`~pytest_infranode.engine.containers.DEFAULT_SYSCTLS`."""
     env: Mapping[str, str] = field(default_factory=dict)
     network: str | None = None
     network_aliases: tuple[str, ...] = ()

@@ -16,6 +16,17 @@ from pytest_infranode.engine.api import DaemonInfo
 SYSTEMD_STOP_SIGNAL = "SIGRTMIN+3"
 
 
+# Kernel settings every node gets, each namespaced (it changes the node, never the host), with
+# its reason. Docker starts a container with IPv6 off on every interface; a real server has
+# ``::1`` on its loopback, and daemons whose default configuration listens there (``bind():
+# Cannot assign requested address``) fail without it. Only ``lo``: ``all`` would also give eth0
+# an IPv6 link-local address on the daemon's bridge (measured, Docker 20.10), which a node with
+# no IPv6 network should not have. A node's ``sysctls:`` comes on top.
+DEFAULT_SYSCTLS: Mapping[str, str] = {
+    "net.ipv6.conf.lo.disable_ipv6": "0",  # ::1 on the loopback, as on a real server
+}
+
+
 SystemdCgroupMode = Literal["host-rw", "private-rw", "podman-native"]
 
 # Docker mounts a private cgroup namespace's /sys/fs/cgroup read-only for every container that is
@@ -99,7 +110,8 @@ def systemd_security_opt(daemon: DaemonInfo) -> list[str]:
 def create_kwargs(spec: ContainerSpec, daemon: DaemonInfo) -> dict[str, Any]:
     """Keyword arguments for ``DockerClient.containers.create`` for one node.
 
-    Never privileged unless the platform asks for it (``privileged: true``). A systemd node gets
+    Never privileged unless the platform asks for it (``privileged: true``). Every node gets
+    :data:`DEFAULT_SYSCTLS` (``::1`` on its loopback) and its own ``sysctls:``. A systemd node gets
     the platform's capabilities (CAP_SYS_ADMIN for the built-ins), tmpfs on /run, /run/lock and
     /tmp, the cgroup set-up chosen by :func:`systemd_cgroup_mode`, the security options of
     :func:`systemd_security_opt` (AppArmor daemons only), and a terminal: without one
@@ -117,6 +129,7 @@ def create_kwargs(spec: ContainerSpec, daemon: DaemonInfo) -> dict[str, Any]:
         "environment": dict(spec.env),
         "cap_add": list(spec.cap_add),
         "tmpfs": dict(spec.tmpfs),
+        "sysctls": {**DEFAULT_SYSCTLS, **spec.sysctls},
     }
     if spec.privileged:
         kwargs["privileged"] = True

@@ -75,7 +75,7 @@ IGNORED_PLATFORM_KEYS = {
 volumes and networks are the plugin's own)."""
 PLATFORM_KEY_REASONS = {
     "devices": "nodes get no host devices",
-    "sysctls": "nodes get the daemon's default sysctls",
+    "sysctls": "not translated: write them as the node's `sysctls:` in infranode.yaml",
     "ulimits": "nodes get the daemon's default ulimits",
     "security_opts": "the plugin chooses a node's security options itself (docs/systemd-nodes.md)",
     "dns_servers": "nodes use the daemon's DNS",

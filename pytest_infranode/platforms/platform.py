@@ -23,9 +23,24 @@ SYSTEMD_TMPFS: Mapping[str, str] = {
     "/tmp": "rw,nosuid,nodev,exec,mode=1777",
 }
 
-# systemd mounts (tmp.mount, private /tmp of sandboxed units) and keeps CAP_SYS_ADMIN for units
-# that drop privileges (Debian 13: "Failed to keep CAP_SYS_ADMIN" without it).
-SYSTEMD_CAPS = ("SYS_ADMIN",)
+# The capabilities a systemd node gets beyond Docker's default set, each with its reason; each
+# acts only inside the node's own namespaces (docs/systemd-nodes.md, "Capabilities"). Measured on
+# Debian 12 and 13 nodes (Docker 20.10, cgroup v1). Grants that reach the host (SYS_TIME: the
+# host's clock; AUDIT_CONTROL: the kernel's audit; SYS_MODULE: kernel modules) are never here:
+# a node's `capabilities:` opts into them, and the boot's diagnosis names them as dangerous.
+SYSTEMD_CAP_REASONS: Mapping[str, str] = {
+    # systemd mounts (tmp.mount, private /tmp of sandboxed units) and keeps CAP_SYS_ADMIN for
+    # units that drop privileges (Debian 13: "Failed to keep CAP_SYS_ADMIN" without it).
+    "SYS_ADMIN": "systemd's mounts and the sandboxing of units (PrivateTmp=, ProtectSystem=)",
+    # nftables' `flush ruleset` ("Operation not permitted" without it), iptables, `ip link/route`:
+    # the node's own network namespace, never the host's.
+    "NET_ADMIN": "firewall rules, interfaces and routes of the node's own network namespace",
+    # systemd sets up ProtectProc=invisible inside PrivateUsers= only with it (redis-server on
+    # Debian 12 and 13: "217/USER Failed to set up user namespacing"); ptrace reaches only the
+    # processes of the node's own PID namespace.
+    "SYS_PTRACE": "units with PrivateUsers= and ProtectProc= (redis-server); the node's own processes",
+}
+SYSTEMD_CAPS = tuple(SYSTEMD_CAP_REASONS)
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 

@@ -11,6 +11,7 @@ from typing import cast
 
 import pytest
 
+from pytest_infranode import units
 from pytest_infranode.boot import BOOT_WAIT_ROUND
 from pytest_infranode.engine.api import ContainerSpec
 from pytest_infranode.engine.api import DaemonInfo
@@ -225,7 +226,13 @@ def _boot(states: list[str], status: list[str], failed: str = "", log: str = "")
     engine = FakeEngine()
     engine.state_answers = states
     engine.boot_answers = [ExecResult(0, s.encode() + b"\n", b"") for s in status]
-    engine.exec_answers = {"systemctl": ExecResult(0, failed.encode(), b"")}
+    unit = failed.split(" ", 1)[0]
+    facts = f"@@unit {unit}\nActiveState=failed\nResult=exit-code\n"
+    facts += "@@journal\nmount: unknown filesystem type 'x'\n"
+    engine.exec_answers = {
+        "systemctl": ExecResult(0, failed.encode(), b""),
+        units.FACTS: ExecResult(0, facts.encode() if unit else b"", b""),
+    }
     engine.answered_only = True
     engine.logs_text = log
     return engine
@@ -296,6 +303,9 @@ def test_degraded_boot_warns_with_the_failed_units() -> None:
         node.start(boot_timeout=30)
     assert node.state == "booted"
     assert node.degraded_units.startswith("tmp.mount")
+    assert "why, and the fix:\ntmp.mount: the kernel has no 'x' file system for the node" in str(
+        said[0].message
+    )
     assert [Path(w.filename).name for w in said] == ["node.py"]  # where the node was started
 
 
@@ -382,3 +392,21 @@ def test_cgroup_setup_says_when_the_tree_stays_read_only(tmp_path: Path) -> None
         f"infranode: {tree} stays read-only (neither a remount nor a new cgroup2 mount was allowed): "
         "systemd cannot make its cgroups\n"
     )
+
+
+@pytest.mark.parametrize(
+    "info",
+    [daemon(cgroup_version="1"), daemon(cgroup_version="2"), daemon(podman=True)],
+    ids=["v1", "v2", "podman"],
+)
+def test_every_systemd_recipe_has_ipv6_on_the_loopback(info: DaemonInfo) -> None:
+    assert create_kwargs(SYSTEMD_SPEC, info)["sysctls"] == {"net.ipv6.conf.lo.disable_ipv6": "0"}
+
+
+def test_each_default_capability_has_a_reason_and_none_reaches_the_host() -> None:
+    from pytest_infranode.platforms.platform import SYSTEMD_CAP_REASONS
+    from pytest_infranode.platforms.platform import SYSTEMD_CAPS
+
+    assert SYSTEMD_CAPS == ("SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE")
+    assert all(reason.strip() for reason in SYSTEMD_CAP_REASONS.values())
+    assert not {"SYS_TIME", "AUDIT_CONTROL", "SYS_MODULE", "SYS_RAWIO", "SYS_BOOT"} & set(SYSTEMD_CAPS)

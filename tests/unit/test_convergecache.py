@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,19 @@ def test_settings(tmp_path: Path) -> None:
     assert build_settings(RawOptions(ini_parallel="2"), tmp_path).parallel == 2
     with pytest.raises(SettingsError, match="at least 1"):
         build_settings(RawOptions(cli_parallel=0), tmp_path)
+
+
+def test_sysctls_change_the_key_and_keys_without_them_stay(tmp_path: Path) -> None:
+    def key(node: NodeConfig) -> str:
+        return convergecache.converge_key(
+            platform=PLATFORM,
+            recipe="r1",
+            prepared_id="sha256:p",
+            provisioner=ShellProvisioner(),
+            config=ProvisionerConfig(options={"inline": ["true"]}, base_dir=tmp_path),
+            node=node,
+        ).parts["node settings"]
+
+    plain = key(NodeConfig(name="web"))
+    assert plain == convergecache._h(json.dumps(["web", {}, [], []], sort_keys=True))
+    assert key(NodeConfig(name="web", sysctls={"net.ipv4.ip_forward": "1"})) != plain

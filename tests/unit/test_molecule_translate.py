@@ -24,6 +24,7 @@ from pytest_infranode.molecule.translate import normalize_image
 from pytest_infranode.molecule.translate import render_ansible_cfg
 from pytest_infranode.molecule.translate import translate
 from pytest_infranode.platforms import SYSTEMD_TMPFS
+from pytest_infranode.platforms.platform import SYSTEMD_CAPS
 from pytest_infranode.provisioners import ansible
 from pytest_infranode.settings import RawOptions
 from pytest_infranode.settings import Settings
@@ -130,7 +131,7 @@ def test_the_cluster_becomes_three_nodes_in_two_groups(tmp_path: Path) -> None:
     assert t.layout == "nodes"
     assert t.data["nodes"] == {
         "server-1": {"groups": ["servers"], "ports": [7000]},
-        "client-1": {"groups": ["clients"], "capabilities": ["NET_ADMIN"]},
+        "client-1": {"groups": ["clients"]},  # its NET_ADMIN is a systemd node's default
         "client-2": {"groups": ["clients"], "hostname": "second-client"},
     }
     prov = t.data["provisioner"]
@@ -295,7 +296,7 @@ def test_a_scenario_on_several_images_is_one_platform_each(tmp_path: Path) -> No
     assert t.data["platforms"] == ["debian12", "ubuntu", "other"]
     assert "nodes" not in t.data
     assert t.data["platform_definitions"] == {
-        "debian12": {"base": "debian-12", "image": "debian:12", "capabilities": ["SYS_ADMIN", "NET_RAW"]},
+        "debian12": {"base": "debian-12", "image": "debian:12", "capabilities": [*SYSTEMD_CAPS, "NET_RAW"]},
         "ubuntu": {"base": "ubuntu-22.04", "image": "geerlingguy/docker-ubuntu2204-ansible"},
         "other": {"image": "corp/base:1", "package_manager": "apt", "env": {"A": "1"}},
     }
@@ -310,7 +311,7 @@ def test_a_scenario_on_several_images_is_one_platform_each(tmp_path: Path) -> No
     catalog = settings.catalog
     assert catalog.get("ubuntu").image == "geerlingguy/docker-ubuntu2204-ansible"
     assert catalog.get("ubuntu").init == "systemd"
-    assert catalog.get("debian12").cap_add == ("SYS_ADMIN", "NET_RAW")
+    assert catalog.get("debian12").cap_add == (*SYSTEMD_CAPS, "NET_RAW")
 
 
 # --- platform keys ------------------------------------------------------------------------------

@@ -178,3 +178,48 @@ def test_single_node_request_is_unchanged() -> None:
     assert "network" not in kwargs
     assert "ports" not in kwargs
     assert "networking_config" not in kwargs
+
+
+def test_sysctls_are_text_keyed_by_the_kernel_name(tmp_path: Path) -> None:
+    settings = _settings(
+        tmp_path,
+        """
+        nodes:
+          router:
+            sysctls: {net.ipv4.ip_forward: '1', net/ipv6/conf/all/forwarding: 1, kernel.shmmax: '4096'}
+        """,
+    )
+    assert settings.nodes[0].sysctls == {
+        "net.ipv4.ip_forward": "1",
+        "net.ipv6.conf.all.forwarding": "1",
+        "kernel.shmmax": "4096",
+    }
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("nodes: {web: {sysctls: [net.ipv4.ip_forward]}}\n", "sysctls of node 'web' must be a mapping"),
+        ("nodes: {web: {sysctls: {vm.swappiness: '1'}}}\n", "sysctl 'vm.swappiness' of node 'web' is not"),
+        ("nodes: {web: {sysctls: {kernel.hostname: x}}}\n", "sysctl 'kernel.hostname' of node 'web' is not"),
+        ("nodes: {web: {sysctls: {'net.$(reboot)': '1'}}}\n", "sysctl 'net.$(reboot)' of node 'web' is not"),
+        ("nodes: {web: {sysctls: {net: '1'}}}\n", "sysctl 'net' of node 'web' is not"),
+        ("nodes: {web: {sysctls: {net.ipv4.ip_forward: true}}}\n", "must be text, not true"),
+    ],
+)
+def test_bad_sysctls_are_refused_with_file_line_and_fix(tmp_path: Path, yaml_text: str, message: str) -> None:
+    with pytest.raises(SettingsError) as excinfo:
+        _settings(tmp_path, yaml_text)
+    text = str(excinfo.value)
+    assert message in text
+    assert "infranode.yaml:1" in text
+    assert "nodes.web.sysctls" in text
+    assert ("quote it" in text) if "true" in yaml_text else ("`net.*`" in text or "write `sysctls:" in text)
+
+
+def test_every_node_has_ipv6_on_its_loopback_and_its_own_sysctls_on_top() -> None:
+    spec = ContainerSpec(name="n", image="img", hostname="n", labels={})
+    assert create_kwargs(spec, DAEMON)["sysctls"] == {"net.ipv6.conf.lo.disable_ipv6": "0"}
+    own = {"net.ipv4.ip_forward": "1", "net.ipv6.conf.lo.disable_ipv6": "1"}
+    kwargs = create_kwargs(ContainerSpec(name="n", image="img", hostname="n", labels={}, sysctls=own), DAEMON)
+    assert kwargs["sysctls"] == own  # the user's value wins, even against the default

@@ -73,3 +73,16 @@ def test_the_scripts_install_only_declared_groups() -> None:
     for script in (ROOT / "scripts").glob("*.sh"):
         for call in re.findall(r"ensure-packages\.sh\"? ([a-z ]+)$", script.read_text(), re.MULTILINE):
             assert set(call.split()) <= GROUPS, f"{script.name} installs unknown group(s): {call}"
+
+
+def test_each_masked_unit_has_a_reason_and_every_systemd_recipe_masks_them_all() -> None:
+    from pytest_infranode.platforms.package_managers import MASKED_UNITS
+    from pytest_infranode.platforms.package_managers import PACKAGE_MANAGERS
+
+    assert {"proc-fs-nfsd.mount", "run-rpc_pipefs.mount", "systemd-udevd.service"} <= set(MASKED_UNITS)
+    assert all(reason.strip() for reason in MASKED_UNITS.values())
+    for name, manager in PACKAGE_MANAGERS.items():
+        if name == "apk":  # OpenRC
+            continue
+        masks = [step for step in manager.prepare if step.startswith("systemctl mask ")]
+        assert masks == ["systemctl mask " + " ".join(MASKED_UNITS)], name
