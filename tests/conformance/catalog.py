@@ -100,8 +100,9 @@ EXPECTED: tuple[Expectation, ...] = (
     ),
     Expectation(
         "nfs-kernel-server",
-        "kernel feature: the nfsd file system is not loaded on the host (unknown filesystem type 'nfsd')",
-        "proc-fs-nfsd.mount",
+        "kernel feature: the nfsd file system is the host kernel's (unknown filesystem type 'nfsd'); "
+        "its mount is masked in the prepared image, so nfs-server is skipped by its condition",
+        "nfs-server inactive: Result=success ExecMainStatus=0 ActiveState=inactive ConditionResult=no",
     ),
     Expectation(
         "fail2ban",
@@ -110,11 +111,11 @@ EXPECTED: tuple[Expectation, ...] = (
         "Have not found any log file for sshd jail",
         platforms=("debian-12",),
     ),
-    Expectation("(boot of node a)", "degraded: the failing packages above", "degraded"),
     Expectation(
-        "(boot of node b)",
-        "degraded: the failing packages above",
-        "degraded",
+        "(boot of node a)",
+        "degraded: auditd (and fail2ban on Debian 12), and nvmf-autoconnect.service (nvme-cli, a "
+        "recommend of prometheus-node-exporter: NVMe-over-fabrics hardware, not masked yet)",
+        "nvmf-autoconnect.service",
     ),
 )
 
