@@ -34,6 +34,9 @@ MASKED_UNITS: Mapping[str, str] = {
     "proc-fs-nfsd.mount": "the nfsd kernel file system: a module only the host can load",
     # nfs-common: `mount: /run/rpc_pipefs: unknown filesystem type 'rpc_pipefs'`.
     "run-rpc_pipefs.mount": "the rpc_pipefs kernel file system: a module only the host can load",
+    # nvme-cli (a recommend of prometheus-node-exporter, among others): connects to NVMe over
+    # Fabrics targets at boot, which needs the host's nvme-fabrics module and hardware.
+    "nvmf-autoconnect.service": "NVMe over Fabrics hardware: the host's kernel module and devices",
 }
 _MASK = "systemctl mask " + " ".join(MASKED_UNITS)
 

@@ -113,9 +113,9 @@ EXPECTED: tuple[Expectation, ...] = (
     ),
     Expectation(
         "(boot of node a)",
-        "degraded: auditd (and fail2ban on Debian 12), and nvmf-autoconnect.service (nvme-cli, a "
-        "recommend of prometheus-node-exporter: NVMe-over-fabrics hardware, not masked yet)",
-        "nvmf-autoconnect.service",
+        "degraded: the kernel audit is the host's (auditd; audit-rules on Debian 13), and "
+        "fail2ban on Debian 12",
+        "audit",
     ),
 )
 
