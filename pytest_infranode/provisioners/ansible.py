@@ -46,7 +46,9 @@ from typing import Any
 from typing import final
 
 from pytest_infranode.hookspecs import hookimpl
+from pytest_infranode.provisioners._common import VARIABLE_NAME
 from pytest_infranode.provisioners._common import Options
+from pytest_infranode.provisioners._common import clipped
 from pytest_infranode.provisioners._common import docker_host_for_tools
 from pytest_infranode.provisioners._common import require_tool
 from pytest_infranode.provisioners._common import run_streaming
@@ -124,16 +126,25 @@ def validate(config: ProvisionerConfig) -> None:
         for name, value in opts.mapping(key).items():
             if not isinstance(value, dict):
                 raise opts.error(f"{key}.{name}", f"`{key}.{name}` must be a mapping of variables")
-    opts.mapping("extra_vars")
+    opts.names("extra_vars")
     opts.boolean("become")
-    opts.string("user")
+    opts.user()
     opts.env()
     opts.strings("args")
     opts.strings("idempotence_skip_tags")
 
 
 def _groups(opts: Options) -> dict[str, list[str]]:
-    """``group -> platform names or families`` (``["all"]`` for "every node")."""
+    """``group -> platform names or families`` (``["all"]`` for "every node"); group names are
+    identifiers, as Ansible wants them (it would rewrite ``web-servers`` and warn)."""
+    groups = _group_members(opts)
+    bad = next((g for g in groups if not VARIABLE_NAME.fullmatch(g)), None)
+    if bad is not None:
+        raise opts.error("groups", f"{clipped(bad)} is no Ansible group name", "use letters, digits and `_`")
+    return groups
+
+
+def _group_members(opts: Options) -> dict[str, list[str]]:
     value = opts.get("groups", [])
     if isinstance(value, (str, list)):
         return {g: ["all"] for g in opts.strings("groups")}
@@ -182,7 +193,7 @@ def group_inventory(
     ready for them (users, sudo rules).
     """
     opts = _options(config)
-    user = opts.string("user")
+    user = opts.user()
     host_vars = opts.mapping("host_vars")
     group_vars = opts.mapping("group_vars")
     all_hosts: dict[str, Any] = {}
