@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import final
 
+from pytest_infranode.errors import InfranodeError
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.interrupt import stopping
 from pytest_infranode.projectfiles import FileRule
@@ -306,6 +307,20 @@ def docker_host_for_tools(node: Node) -> str | None:
     if info is not None and getattr(info, "source", "") == "--infra-docker-host":
         return str(info.endpoint)
     return None
+
+
+def unknown_user(node: Node, user: str) -> str:
+    """The name of ``user`` (``name`` or ``name:group``) when ``node`` has no passwd entry for it,
+    else "" (it exists, it is a uid, which needs none, or the node has no ``id`` to ask). Asked
+    as root, after a failure: Docker answers an exec as an unknown user with status 126."""
+    name = user.split(":", 1)[0]
+    if not name or name.isdigit():
+        return ""
+    try:
+        found = node.run_argv(["id", "-u", "--", name])
+    except InfranodeError:
+        return ""
+    return name if found.exit_status == 1 else ""  # 0: it exists; 126/127: no `id` to ask
 
 
 def in_node(node: Node, argv: Sequence[str], output: OutputSink, **kwargs: Any) -> int:

@@ -52,6 +52,7 @@ from pytest_infranode.provisioners._common import clipped
 from pytest_infranode.provisioners._common import docker_host_for_tools
 from pytest_infranode.provisioners._common import require_tool
 from pytest_infranode.provisioners._common import run_streaming
+from pytest_infranode.provisioners._common import unknown_user
 from pytest_infranode.provisioners.base import ACTIONS
 from pytest_infranode.provisioners.base import ChangeList
 from pytest_infranode.provisioners.base import ConvergeResult
@@ -318,6 +319,26 @@ def read_changes(path: Path, *, hosts: bool = False) -> ChangeList:
     return changes
 
 
+def missing_user(nodes: Sequence[Node], config: ProvisionerConfig) -> str:
+    """Why a failed run could not work as ``user:``, when a node has no such user, or "".
+
+    Ansible reports it as "Failed to create temporary directory" (Docker's `unable to find user`
+    at the end of the command line it shows): the reason names the user, the node and the fix.
+    """
+    opts = _options(config)
+    user = opts.user()
+    for node in nodes if user else ():
+        name = unknown_user(node, str(user))
+        if name:
+            return (
+                f"user {name!r} does not exist in node {node.name} (it has no passwd entry), so Ansible "
+                f"cannot run as it (`user:` at {opts.where('user')}); create it in the `prepare:` "
+                "playbook, which runs as root (`ansible.builtin.user: {name: ...}`), or in the "
+                "platform's image, or remove `user:`"
+            )
+    return ""
+
+
 def read_failure(path: Path) -> str:
     """Why the run failed, in Ansible's words: the first failed task recorded by the callback
     (``task 'Write the page' failed on debian-13: 'served_by' is undefined``), or "". Pure."""
@@ -485,7 +506,9 @@ class AnsibleProvisioner:
         collected(f"$ {' '.join(argv)}\n".encode())
         status = run_streaming(argv, collected, env=env, cwd=config.base_dir)
         changes = read_changes(work / "changes.jsonl", hosts=together)
-        reason = read_failure(work / "changes.jsonl") if status else ""
+        reason = (missing_user(nodes, config) or read_failure(work / "changes.jsonl")) if status else ""
+        if status and reason.startswith("user "):
+            collected(f"infranode: {reason}\n".encode())
         return collected.result(status, changed=bool(changes), changes=changes, reason=reason)
 
 

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import final
 
-from pytest_infranode.errors import InfranodeError
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.hookspecs import hookimpl
 from pytest_infranode.projectfiles import check_path
 from pytest_infranode.provisioners._common import env_problem
+from pytest_infranode.provisioners._common import unknown_user
 from pytest_infranode.provisioners._common import user_problem
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
@@ -175,14 +175,8 @@ def missing_user(node: Node, user: str, config: ProvisionerConfig) -> str:
     """Why a step run as ``user`` exited with 126 (what Docker answers for a user the node does
     not know, with no output), when that is the reason: the sentence for the converge error, or
     "" when the user exists (or the node cannot tell: no ``id``, a numeric uid)."""
-    name = user.split(":", 1)[0]
-    if not name or name.isdigit():
-        return ""  # a uid needs no passwd entry
-    try:
-        found = node.run_argv(["id", "-u", "--", name])
-    except InfranodeError:
-        return ""
-    if found.exit_status != 1:  # 0: it exists; 126/127: no `id` to ask
+    name = unknown_user(node, user)
+    if not name:
         return ""
     return (
         f"user {name!r} does not exist in the node (it has no passwd entry), so no step can run as it "
