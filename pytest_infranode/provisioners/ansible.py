@@ -46,7 +46,6 @@ from typing import Any
 from typing import final
 
 from pytest_infranode.hookspecs import hookimpl
-from pytest_infranode.provisioners._common import VARIABLE_NAME
 from pytest_infranode.provisioners._common import Options
 from pytest_infranode.provisioners._common import clipped
 from pytest_infranode.provisioners._common import docker_host_for_tools
@@ -105,6 +104,7 @@ PLAYBOOK_SIBLINGS = (
 """What a playbook reads from its own directory: inputs of the converge cache's key."""
 PLUGINS = Path(__file__).parent / "ansible_plugins"
 CHANGES_ENV = "INFRANODE_ANSIBLE_CHANGES"
+GROUP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def _options(config: ProvisionerConfig) -> Options:
@@ -137,11 +137,14 @@ def validate(config: ProvisionerConfig) -> None:
 
 def _groups(opts: Options) -> dict[str, list[str]]:
     """``group -> platform names or families`` (``["all"]`` for "every node"); group names are
-    identifiers, as Ansible wants them (it would rewrite ``web-servers`` and warn)."""
+    words (``web_servers``, and ``web-servers`` as Molecule scenarios have them, which Ansible
+    takes with a warning), not text with spaces, commas or colons that break host patterns."""
     groups = _group_members(opts)
-    bad = next((g for g in groups if not VARIABLE_NAME.fullmatch(g)), None)
+    bad = next((g for g in groups if not GROUP_NAME.fullmatch(g)), None)
     if bad is not None:
-        raise opts.error("groups", f"{clipped(bad)} is no Ansible group name", "use letters, digits and `_`")
+        raise opts.error(
+            "groups", f"{clipped(bad)} is no Ansible group name", "use letters, digits, `_`, `-` and `.`"
+        )
     return groups
 
 
