@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import socket
 import time
@@ -47,6 +48,10 @@ from pytest_infranode.errors import DaemonUnreachable
 API_VERSION = "1.41"
 DEFAULT_SOCKET = "/var/run/docker.sock"
 WAIT_ENV = "INFRANODE_DOCKER_WAIT"
+LONGEST_WAIT = 3600.0
+"""The longest wait for a starting daemon that INFRANODE_DOCKER_WAIT may ask for (an hour)."""
+LONGEST_ADDRESS = 2048
+"""The longest daemon address taken (longer is a mistake, such as a pasted file)."""
 # How long a daemon that may be starting is waited for: a local socket comes up in well under a
 # second; docker:dind makes its certificates first (several seconds).
 DEFAULT_WAIT = {"unix": 10.0, "tcp": 30.0, "ssh": 10.0}
@@ -110,6 +115,12 @@ def _check_syntax(value: str, source: str) -> str:
     value = value.strip()
     if value in ("unix://", ""):
         return f"unix://{DEFAULT_SOCKET}"
+    if len(value) > LONGEST_ADDRESS:
+        raise DaemonUnreachable(
+            f"{source} is {len(value)} characters long ({value[:60]!r}...), no daemon address",
+            where=source,
+            fix="write it as unix:///path/to/docker.sock, tcp://host:2376 or ssh://user@host",
+        )
     problem = host_syntax_problem(value)
     if problem is not None:
         what, fix = problem
@@ -280,11 +291,16 @@ def _wait_seconds(endpoint: Endpoint, wait: float | None, environ: Mapping[str, 
     raw = environ.get(WAIT_ENV, "").strip()
     if raw:
         try:
-            return max(0.0, float(raw))
+            seconds = float(raw)
         except ValueError:
+            seconds = math.nan
+        if not 0 <= seconds <= LONGEST_WAIT:  # nan, inf, negative or a day: a mistake, said so
             raise DaemonError(
-                f"{WAIT_ENV}={raw!r} is not a number of seconds", where=WAIT_ENV, fix=f"e.g. {WAIT_ENV}=30"
-            ) from None
+                f"{WAIT_ENV}={raw[:60]!r} is not a number of seconds from 0 to {LONGEST_WAIT:.0f}",
+                where=WAIT_ENV,
+                fix=f"e.g. {WAIT_ENV}=30, or unset it (10 s for a socket, 30 s for tcp://)",
+            )
+        return seconds
     return DEFAULT_WAIT.get(endpoint.scheme, 10.0)
 
 

@@ -217,7 +217,8 @@ def pull(
     )
     repo, tag = _split_tag(source)
     try:
-        image: Any = retryer(_pull_once, client, repo, tag)
+        with interrupt.phase(f"the pull of {source}"):
+            image: Any = retryer(_cancellable_pull, client, repo, tag)
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
         reason = _reason(exc)
         problem = pull_problem(reason)
@@ -230,6 +231,49 @@ def pull(
     if source != reference:
         image.tag(*_split_tag(reference))
     return str(image.id)
+
+
+def _cancellable_pull(client: docker.DockerClient, repo: str, tag: str) -> Any:
+    """:func:`_pull_once`, stopped at once by an interrupt (which raises Interrupted).
+
+    A daemon answers a pull only once the registry does: a stalled registry keeps the request
+    without even its response headers, so there is no response to close yet. So the request
+    runs in a helper thread, and the interrupt wakes this one: it closes the connection when
+    the daemon has answered (its streamed response), else leaves the helper, a daemon thread
+    blocked on that socket, to end with its answer or the process. (Docker 20.10 lets its own
+    request to the registry run on until the registry answers either way.)
+    """
+    cancel = interrupt.current()
+    if cancel is None:  # no session to interrupt it (the `infranode` command)
+        return _pull_once(client, repo, tag)
+    woken = threading.Event()
+    outcome: list[tuple[bool, Any]] = []
+    caught: list[list[Any]] = []
+
+    def helper() -> None:
+        try:
+            with _Responses.of(client.api).caught(cancel) as responses:
+                caught.append(responses)
+                outcome.append((True, _pull_once(client, repo, tag)))
+        except BaseException as exc:  # handed to the waiting thread
+            outcome.append((False, exc))
+        finally:
+            woken.set()
+
+    def stop() -> None:
+        for responses in caught:
+            _close_responses(responses)
+        woken.set()
+
+    what = f"the pull of {repo}:{tag}"
+    with interrupt.stopping(stop):
+        threading.Thread(target=helper, name=f"infranode-pull-{repo}", daemon=True).start()
+        woken.wait()
+    cancel.check(what)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _pull_once(client: docker.DockerClient, repo: str, tag: str) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import final
 
+from pytest_infranode.errors import InfranodeError
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.interrupt import stopping
 from pytest_infranode.projectfiles import FileRule
@@ -34,6 +36,40 @@ from pytest_infranode.yamltext import shown
 if TYPE_CHECKING:
     from pytest_infranode.node import Node
     from pytest_infranode.settings import ProvisionerConfig
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""An environment variable's name (POSIX): what `env:` keys and Puppet's facts become."""
+VARIABLE_NAME = ENV_NAME
+"""A variable of Ansible, pyinfra or Puppet (``extra_vars``, ``data``, ``facts``): an identifier."""
+USER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
+"""A user (or uid) the daemon runs a command as: a POSIX name of at most 32 characters, no ``-``
+first, as ``useradd`` allows; ``user:group`` is two of them."""
+LONGEST = 200
+"""How much of a refused value a message shows."""
+
+
+def clipped(text: str) -> str:
+    """``text`` as a message shows it: its repr, cut to :data:`LONGEST` characters."""
+    return repr(text) if len(text) <= LONGEST else repr(text[:LONGEST]) + f"... ({len(text)} characters)"
+
+
+def user_problem(value: str) -> str:
+    """What is wrong with ``value`` as a user to run as (``user``, ``uid``, ``user:group``), or ''."""
+    if all(USER_NAME.fullmatch(part) for part in value.split(":", 1)):
+        return ""
+    return (
+        f"{clipped(value)} is no user name: a user, uid or user:group of letters, digits, `_`, `.` "
+        "and `-` (not first), at most 32 characters each"
+    )
+
+
+def env_problem(name: str, value: str) -> str:
+    """What is wrong with ``name=value`` as an environment variable, or ''."""
+    if not ENV_NAME.fullmatch(name):
+        return f"{clipped(name)} is no environment variable name (letters, digits and `_`, not a digit first)"
+    if "\0" in value:
+        return f"the value of {name} holds a NUL byte, which no environment can carry"
+    return ""
 
 
 @final
@@ -68,7 +104,39 @@ class Options:
         value = self.get(key, default)
         if value is not None and not isinstance(value, str):
             raise self.error(key, f"`{key}` must be a string, not {type(value).__name__}")
+        if value is not None and not value.strip():
+            raise self.error(key, f"`{key}` is empty", f"give a value, or remove `{key}:`")
         return value
+
+    def user(self, key: str = "user") -> str | None:
+        """A user to run as, checked to be a name (no option, no shell words, no huge text)."""
+        value = self.string(key)
+        problem = user_problem(value) if value is not None else ""
+        if problem:
+            raise self.error(key, f"`{key}`: {problem}", "write a user the node has, e.g. `user: app`")
+        return value
+
+    def names(self, key: str) -> dict[str, Any]:
+        """A mapping whose keys are variable names (``extra_vars``, ``data``, ``facts``)."""
+        value = self.mapping(key)
+        bad = next((k for k in value if not VARIABLE_NAME.fullmatch(k)), None)
+        if bad is not None:
+            raise self.error(
+                f"{key}.{bad}",
+                f"`{key}` names {clipped(bad)}, which is no variable name",
+                "use letters, digits and `_`, not a digit first",
+            )
+        return value
+
+    def texts(self, key: str) -> dict[str, str]:
+        """``key`` as variable names to text (integers written as digits), as :meth:`env`."""
+        value = self.names(key)
+        bad = next((k for k, v in value.items() if as_text(v) is None), None)
+        if bad is not None:
+            raise self.error(
+                f"{key}.{bad}", f"`{key}.{bad}` must be a string, not {shown(value[bad])}", QUOTE
+            )
+        return {k: str(v) for k, v in value.items()}
 
     def boolean(self, key: str, default: bool = False) -> bool:
         value = self.get(key, default)
@@ -78,9 +146,13 @@ class Options:
 
     def strings(self, key: str) -> list[str]:
         value = self.get(key, [])
+        if isinstance(value, str) and not value.strip():
+            raise self.error(key, f"`{key}` is empty", f"give a value, or remove `{key}:`")
         if isinstance(value, str):
             return [value]
         if isinstance(value, list) and None not in value and first_not_text(value) is None:
+            if any(not str(v).strip() for v in value):
+                raise self.error(key, f"`{key}` holds an empty string", f"remove it from `{key}:`")
             return [str(v) for v in value]
         if isinstance(value, list):
             bad = None if None in value else first_not_text(value)
@@ -101,7 +173,14 @@ class Options:
         bad = next((k for k, v in env.items() if as_text(v) is None), None)
         if bad is not None:
             raise self.error(f"{key}.{bad}", f"`{key}.{bad}` must be a string, not {shown(env[bad])}", QUOTE)
-        return {k: str(v) for k, v in env.items()}
+        text = {k: str(v) for k, v in env.items()}
+        for name, value in text.items():
+            problem = env_problem(name, value)
+            if problem:
+                raise self.error(
+                    f"{key}.{name}", f"`{key}`: {problem}", "write `NAME: value`, e.g. `APP_PORT: '8080'`"
+                )
+        return text
 
     def path(
         self, key: str, *, required: bool = False, directory: bool = False, into_node: bool = False
@@ -228,6 +307,20 @@ def docker_host_for_tools(node: Node) -> str | None:
     if info is not None and getattr(info, "source", "") == "--infra-docker-host":
         return str(info.endpoint)
     return None
+
+
+def unknown_user(node: Node, user: str) -> str:
+    """The name of ``user`` (``name`` or ``name:group``) when ``node`` has no passwd entry for it,
+    else "" (it exists, it is a uid, which needs none, or the node has no ``id`` to ask). Asked
+    as root, after a failure: Docker answers an exec as an unknown user with status 126."""
+    name = user.split(":", 1)[0]
+    if not name or name.isdigit():
+        return ""
+    try:
+        found = node.run_argv(["id", "-u", "--", name])
+    except InfranodeError:
+        return ""
+    return name if found.exit_status == 1 else ""  # 0: it exists; 126/127: no `id` to ask
 
 
 def in_node(node: Node, argv: Sequence[str], output: OutputSink, **kwargs: Any) -> int:

@@ -48,9 +48,11 @@ from typing import final
 
 from pytest_infranode.hookspecs import hookimpl
 from pytest_infranode.provisioners._common import Options
+from pytest_infranode.provisioners._common import clipped
 from pytest_infranode.provisioners._common import docker_host_for_tools
 from pytest_infranode.provisioners._common import require_tool
 from pytest_infranode.provisioners._common import run_streaming
+from pytest_infranode.provisioners._common import unknown_user
 from pytest_infranode.provisioners.base import ACTIONS
 from pytest_infranode.provisioners.base import ChangeList
 from pytest_infranode.provisioners.base import ConvergeResult
@@ -106,6 +108,7 @@ PLAYBOOK_SIBLINGS = (
 """What a playbook reads from its own directory: inputs of the converge cache's key."""
 PLUGINS = Path(__file__).parent / "ansible_plugins"
 CHANGES_ENV = "INFRANODE_ANSIBLE_CHANGES"
+GROUP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def _options(config: ProvisionerConfig) -> Options:
@@ -128,9 +131,9 @@ def validate(config: ProvisionerConfig) -> None:
         for name, value in opts.mapping(key).items():
             if not isinstance(value, dict):
                 raise opts.error(f"{key}.{name}", f"`{key}.{name}` must be a mapping of variables")
-    opts.mapping("extra_vars")
+    opts.names("extra_vars")
     opts.boolean("become")
-    opts.string("user")
+    opts.user()
     opts.env()
     opts.strings("args")
     opts.strings("idempotence_skip_tags")
@@ -172,7 +175,19 @@ def link_inventory_vars(folder: Path, links: dict[str, Path]) -> None:
 
 
 def _groups(opts: Options) -> dict[str, list[str]]:
-    """``group -> platform names or families`` (``["all"]`` for "every node")."""
+    """``group -> platform names or families`` (``["all"]`` for "every node"); group names are
+    words (``web_servers``, and ``web-servers`` as Molecule scenarios have them, which Ansible
+    takes with a warning), not text with spaces, commas or colons that break host patterns."""
+    groups = _group_members(opts)
+    bad = next((g for g in groups if not GROUP_NAME.fullmatch(g)), None)
+    if bad is not None:
+        raise opts.error(
+            "groups", f"{clipped(bad)} is no Ansible group name", "use letters, digits, `_`, `-` and `.`"
+        )
+    return groups
+
+
+def _group_members(opts: Options) -> dict[str, list[str]]:
     value = opts.get("groups", [])
     if isinstance(value, (str, list)):
         return {g: ["all"] for g in opts.strings("groups")}
@@ -221,7 +236,7 @@ def group_inventory(
     ready for them (users, sudo rules).
     """
     opts = _options(config)
-    user = opts.string("user")
+    user = opts.user()
     host_vars = opts.mapping("host_vars")
     group_vars = opts.mapping("group_vars")
     all_hosts: dict[str, Any] = {}
@@ -344,6 +359,26 @@ def read_changes(path: Path, *, hosts: bool = False) -> ChangeList:
                 text += "\n" + str(entry["diff"]).rstrip("\n")
             changes.add(text)
     return changes
+
+
+def missing_user(nodes: Sequence[Node], config: ProvisionerConfig) -> str:
+    """Why a failed run could not work as ``user:``, when a node has no such user, or "".
+
+    Ansible reports it as "Failed to create temporary directory" (Docker's `unable to find user`
+    at the end of the command line it shows): the reason names the user, the node and the fix.
+    """
+    opts = _options(config)
+    user = opts.user()
+    for node in nodes if user else ():
+        name = unknown_user(node, str(user))
+        if name:
+            return (
+                f"user {name!r} does not exist in node {node.name} (it has no passwd entry), so Ansible "
+                f"cannot run as it (`user:` at {opts.where('user')}); create it in the `prepare:` "
+                "playbook, which runs as root (`ansible.builtin.user: {name: ...}`), or in the "
+                "platform's image, or remove `user:`"
+            )
+    return ""
 
 
 def read_failure(path: Path) -> str:
@@ -516,7 +551,9 @@ class AnsibleProvisioner:
         collected(f"$ {' '.join(argv)}\n".encode())
         status = run_streaming(argv, collected, env=env, cwd=config.base_dir)
         changes = read_changes(work / "changes.jsonl", hosts=together)
-        reason = read_failure(work / "changes.jsonl") if status else ""
+        reason = (missing_user(nodes, config) or read_failure(work / "changes.jsonl")) if status else ""
+        if status and reason.startswith("user "):
+            collected(f"infranode: {reason}\n".encode())
         return collected.result(status, changed=bool(changes), changes=changes, reason=reason)
 
 

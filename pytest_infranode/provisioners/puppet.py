@@ -63,7 +63,7 @@ def validate(config: ProvisionerConfig) -> None:
     path = config.base_dir / name
     opts.path("manifest", required=True, directory=path.is_dir(), into_node=True)
     opts.path("modules", directory=True, into_node=True)
-    opts.mapping("facts")
+    opts.texts("facts")
     opts.boolean("install", True)
     opts.strings("args")
 
@@ -137,7 +137,7 @@ class PuppetProvisioner:
             files.update(tree_files(modules, "modules/", config.file_rule))
         in_node(node, ["rm", "-rf", REMOTE], output)
         node.put_files(REMOTE, files)
-        env = {f"FACTER_{k}": str(v) for k, v in opts.mapping("facts").items()}
+        env = {f"FACTER_{k}": v for k, v in opts.texts("facts").items()}
         changes = ChangeList()
 
         def read(line: str) -> None:

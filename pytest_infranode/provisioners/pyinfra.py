@@ -65,7 +65,7 @@ def validate(config: ProvisionerConfig) -> list[Path]:
     deploys = opts.paths("deploy")
     if not deploys:
         raise opts.error("deploy", "`deploy` is required", "write `deploy: deploy.py` under `provisioner:`")
-    opts.mapping("data")
+    opts.names("data")
     opts.boolean("sudo")
     opts.env()
     opts.strings("args")

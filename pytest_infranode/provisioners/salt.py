@@ -37,6 +37,7 @@ from typing import final
 from pytest_infranode.errors import ConvergeError
 from pytest_infranode.hookspecs import hookimpl
 from pytest_infranode.provisioners._common import Options
+from pytest_infranode.provisioners._common import clipped
 from pytest_infranode.provisioners._common import in_node
 from pytest_infranode.provisioners._common import tree_files
 from pytest_infranode.provisioners._innode import ensure_in_node
@@ -49,12 +50,16 @@ from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import OutputTail
 from pytest_infranode.provisioners.base import Provisioner
+from pytest_infranode.yamltext import as_text
+from pytest_infranode.yamltext import shown
 
 if TYPE_CHECKING:
     from pytest_infranode.node import Node
     from pytest_infranode.settings import ProvisionerConfig
 
 NAME = "salt"
+SALT_RELEASE = re.compile(r"\d{4}(\.\d{1,3}){0,2}(rc\d{1,2})?")
+"""A Salt release pip can install: ``3007``, ``3007.14``, ``3006.9``, ``3007.0rc1``."""
 OPTIONS = ("states", "pillar", "apply", "install", "version", "args")
 REMOTE = "/var/lib/infranode/salt"
 PACKAGES = (("salt-minion",), ("salt-common",))
@@ -84,9 +89,23 @@ def validate(config: ProvisionerConfig) -> None:
     opts.path("pillar", directory=True, into_node=True)
     opts.strings("apply")
     install_mode(opts)
-    if not isinstance(opts.get("version", PIP_VERSION), (str, int, float)):
-        raise opts.error("version", f'`version` must be a Salt release such as "{PIP_VERSION}"')
+    salt_version(opts)
     opts.strings("args")
+
+
+def salt_version(opts: Options) -> str:
+    """``version:`` as the release pip installs: text as written (``3007.10`` unquoted would be
+    YAML's float 3007.1), digits and dots (``3007.14``, ``3006.9``, ``3007.0rc1``)."""
+    value = opts.get("version", PIP_VERSION)
+    text = as_text(value)
+    if text is None or not SALT_RELEASE.fullmatch(text):
+        shown_value = shown(value) if text is None else clipped(text)
+        raise opts.error(
+            "version",
+            f'`version` must be a Salt release such as "{PIP_VERSION}", not {shown_value}',
+            f'quote it: `version: "{PIP_VERSION}"` (unquoted, YAML reads 3007.10 as 3007.1)',
+        )
+    return text
 
 
 def install_mode(opts: Options) -> bool | str:
@@ -283,7 +302,7 @@ class SaltProvisioner:
             output(f"{err}\n".encode())
             return ConvergeResult(127, str(err))
         if salt_call is None:
-            version = str(opts.get("version", PIP_VERSION))
+            version = salt_version(opts)
             manager = node.platform.package_manager
             script = venv_script(VENV, manager, pip_steps(version, manager))
             env = pip_env(node, dict(os.environ))

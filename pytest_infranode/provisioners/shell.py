@@ -24,15 +24,20 @@ from typing import TYPE_CHECKING
 from typing import Any
 from typing import final
 
-from pytest_infranode.errors import InfranodeError
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.hookspecs import hookimpl
 from pytest_infranode.projectfiles import check_path
+from pytest_infranode.provisioners._common import env_problem
+from pytest_infranode.provisioners._common import unknown_user
+from pytest_infranode.provisioners._common import user_problem
 from pytest_infranode.provisioners.base import ConvergeResult
 from pytest_infranode.provisioners.base import OutputSink
 from pytest_infranode.provisioners.base import OutputTail
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.provisioners.base import secret_names
+from pytest_infranode.yamltext import QUOTE
+from pytest_infranode.yamltext import as_text
+from pytest_infranode.yamltext import shown
 
 if TYPE_CHECKING:
     from pytest_infranode.node import Node
@@ -45,10 +50,22 @@ REMOTE_DIR = "/var/lib/infranode/provision"
 def _as_list(value: Any, key: str, config: ProvisionerConfig) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, str):
+    if isinstance(value, str) and value.strip():
         return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+    if isinstance(value, str):
+        raise SettingsError(
+            f"shell provisioner: `{key}` is empty",
+            where=config.source.where(f"provisioner.{key}"),
+            fix=f"give a value, or remove `{key}:`",
+        )
+    if isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value):
         return list(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        raise SettingsError(
+            f"shell provisioner: `{key}` holds an empty string",
+            where=config.source.where(f"provisioner.{key}"),
+            fix=f"remove it from `{key}:`",
+        )
     raise SettingsError(
         f"shell provisioner: `{key}` must be a string or a list of strings",
         where=config.source.where(f"provisioner.{key}"),
@@ -83,7 +100,19 @@ def _env(config: ProvisionerConfig) -> dict[str, str]:
             where=config.source.where("provisioner.env"),
             fix="write `env: {NAME: value}`",
         )
-    return {str(k): str(v) for k, v in value.items()}
+    env: dict[str, str] = {}
+    for name, raw in value.items():
+        text = as_text(raw)
+        problem = "" if text is not None else f"`env.{name}` must be a string, not {shown(raw)}"
+        problem = problem or env_problem(str(name), str(text))
+        if problem:
+            raise SettingsError(
+                f"shell provisioner: {problem}",
+                where=config.source.where(f"provisioner.env.{name}"),
+                fix=QUOTE if text is None else "write `NAME: value`, e.g. `APP_PORT: '8080'`",
+            )
+        env[str(name)] = str(text)
+    return env
 
 
 def plan(config: ProvisionerConfig) -> tuple[list[Path], list[str]]:
@@ -124,9 +153,13 @@ def plan(config: ProvisionerConfig) -> tuple[list[Path], list[str]]:
     _env(config)
     _secret_env(config)
     user = config.options.get("user")
-    if user is not None and not isinstance(user, str):
+    problem = "" if isinstance(user, str) or user is None else "`user` must be a user name"
+    problem = problem or (user_problem(user) if isinstance(user, str) else "")
+    if problem:
         raise SettingsError(
-            "shell provisioner: `user` must be a user name", where=config.source.where("provisioner.user")
+            f"shell provisioner: {problem}",
+            where=config.source.where("provisioner.user"),
+            fix="write a user the node has, e.g. `user: app`",
         )
     return scripts, inline
 
@@ -142,14 +175,8 @@ def missing_user(node: Node, user: str, config: ProvisionerConfig) -> str:
     """Why a step run as ``user`` exited with 126 (what Docker answers for a user the node does
     not know, with no output), when that is the reason: the sentence for the converge error, or
     "" when the user exists (or the node cannot tell: no ``id``, a numeric uid)."""
-    name = user.split(":", 1)[0]
-    if not name or name.isdigit():
-        return ""  # a uid needs no passwd entry
-    try:
-        found = node.run_argv(["id", "-u", "--", name])
-    except InfranodeError:
-        return ""
-    if found.exit_status != 1:  # 0: it exists; 126/127: no `id` to ask
+    name = unknown_user(node, user)
+    if not name:
         return ""
     return (
         f"user {name!r} does not exist in the node (it has no passwd entry), so no step can run as it "

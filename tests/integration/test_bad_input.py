@@ -387,6 +387,29 @@ def test_a_user_that_does_not_exist_in_the_node(pytester: pytest.Pytester, infra
     assert "Traceback" not in run.result.stdout.str()
 
 
+def test_an_ansible_user_that_does_not_exist_in_the_node(pytester: pytest.Pytester, infra_run: Run) -> None:
+    """Ansible says "Failed to create temporary directory" (Docker's `unable to find user` deep in
+    the command line it shows); the first line names the user, the node, `user:` and the fix."""
+    pytester.makefile(
+        ".yaml", infranode="provisioner:\n  name: ansible\n  playbook: site.yml\n  user: nosuchuser\n"
+    )
+    pytester.makefile(
+        ".yml", site="- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n"
+    )
+    pytester.makepyfile(SPEC)
+    run = infra_run("--infra-platform=debian-12", "-rN")
+    run.result.assert_outcomes(errors=1)
+    run.result.stdout.fnmatch_lines(
+        [
+            "*the ansible provisioner exited with status 4: user 'nosuchuser' does not exist in node "
+            "infranode-*-debian-12 (it has no passwd entry), so Ansible cannot run as it (`user:` at "
+            "*infranode.yaml:4 (provisioner.user)); create it in the `prepare:` playbook*",
+            "*infranode: user 'nosuchuser' does not exist in node*",  # the tail says it too
+        ]
+    )
+    assert "Traceback" not in run.result.stdout.str()
+
+
 def test_report_sections_carry_no_terminal_escapes(pytester: pytest.Pytester, infra_run: Run) -> None:
     pytester.makefile(
         ".yaml",

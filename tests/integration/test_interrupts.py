@@ -313,3 +313,70 @@ def test_three_sigints_leave_the_removal_to_the_watchdog(pytester: pytest.Pytest
     while left_by(engine, run.session_id) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert left_by(engine, run.session_id) == [], "the watchdog did not remove the node"
+
+
+class StalledRegistry:
+    """A registry on 127.0.0.1 (which dockerd takes as insecure) that answers `/v2/` and then
+    never answers: the daemon's pull hangs at the manifest, as behind a stuck registry."""
+
+    def __init__(self) -> None:
+        import http.server
+        import socketserver
+
+        self.asked: list[str] = []
+        self.release = threading.Event()
+        registry = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                registry.asked.append(self.path)
+                if self.path.rstrip("/") == "/v2":
+                    self.send_response(200)
+                    self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                    return
+                registry.release.wait(600)  # stall; released when the test ends
+                self.send_error(404)
+
+            do_HEAD = do_GET
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.release.set()  # the daemon's own request gets its answer (a 404) and ends
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_sigint_during_an_image_pull(pytester: pytest.Pytester, engine: Engine) -> None:
+    """A pull from a registry that accepted the connection and stalls: the daemon sends no
+    response at all until the registry answers, and the interrupt stops the wait at once."""
+    registry = StalledRegistry()
+    token = uuid.uuid4().hex[:12]
+    image = f"127.0.0.1:{registry.port}/infranode-stall-{token}:latest"
+    shell(pytester, "true", extra=f"platform_definitions:\n  stall-{token}:\n    image: {image!r}\n")
+    pytester.makepyfile(TEST_ETC)
+    try:
+        session = Session(pytester.path, f"--infra-platform=stall-{token}")
+        session.wait_for(f"pulling {image}")
+        deadline = time.monotonic() + 60
+        while not any("/manifests/" in path for path in registry.asked):  # the daemon waits on us
+            assert time.monotonic() < deadline, f"the daemon never asked for the manifest: {registry.asked}"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        run = session.interrupt(signal.SIGINT)
+        check_interrupted(run, engine, f"the pull of {image}")
+        assert "removed 0 node(s)" in run.output
+    finally:
+        registry.close()

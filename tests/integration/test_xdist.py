@@ -147,6 +147,78 @@ def test_sigkill_of_the_whole_xdist_run_is_cleaned_up_by_the_controllers_watchdo
     assert not list(Path(tempfile.gettempdir()).glob(f"infranode-{session_id}-*")), "shared dir left"
 
 
+INTERRUPT_BOUND = 30.0
+"""Seconds from the SIGINT to the exit of the whole run that the check allows (a behaviour
+check, not a speed claim; the measured time is printed)."""
+
+
+@pytest.mark.parametrize("to", ["controller", "group"])
+def test_an_interrupted_xdist_run_removes_every_node_and_ends(
+    pytester: pytest.Pytester, engine: Engine, to: str
+) -> None:
+    """`-n 2`, a node on each worker, then SIGINT: to the controller alone (a `kill -INT`), or to
+    the whole process group (Ctrl-C in a terminal). Every node goes, and the run ends soon."""
+    pytester.makefile(".yaml", infranode='provisioner: {name: shell, inline: ["true"]}\n')
+    pytester.makepyfile(
+        """
+        import os
+        import time
+
+        def test_sleeps(infra_node):
+            with open(f"ready-{infra_node.platform.name}", "w") as f:
+                f.write(infra_node.session_id)
+            time.sleep(120)
+        """
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "2",
+            "--infra-platform=debian-12,debian-13",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    ready = [pytester.path / "ready-debian-12", pytester.path / "ready-debian-13"]
+    deadline = time.monotonic() + 240
+    try:
+        while not all(r.exists() and r.read_text() for r in ready):
+            assert proc.poll() is None, "the inner run ended before its tests"
+            assert time.monotonic() < deadline, "the inner run never reached its tests"
+            time.sleep(0.2)
+        session_id = ready[0].read_text()
+        assert len(engine.list_containers([f"{labels.SESSION}={session_id}"])) == 2
+        started = time.monotonic()
+        if to == "controller":
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+        seconds = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    print(f"\nxdist run, SIGINT to the {to}: exit {seconds:.2f} s after the signal")
+    left = engine.list_containers([f"{labels.SESSION}={session_id}"])
+    for c in left:
+        engine.remove_container(c.id)
+    assert left == [], f"nodes left right after the exit: {[c.name for c in left]}\n{output}"
+    assert seconds < INTERRUPT_BOUND, output
+    assert proc.returncode == 2, output
+    assert "Traceback" not in output, output
+    assert "INTERNALERROR" not in output, output
+    assert not list(Path(tempfile.gettempdir()).glob(f"infranode-{session_id}-*")), "shared dir left"
+
+
 def test_a_worker_that_dies_leaves_nothing_behind(pytester: pytest.Pytester, infra_run: Run) -> None:
     pytester.makefile(".yaml", infranode='provisioner: {name: shell, inline: ["true"]}\n')
     pytester.makepyfile(

@@ -305,3 +305,45 @@ def test_inventory_links_outside_the_project_need_allow_outside_project(tmp_path
     ansible.validate(allowed)
     with pytest.raises(SettingsError, match="outside the project"):
         ansible.validate(ProvisionerConfig(name="ansible", options=options, base_dir=project))
+
+
+class AskedNode:
+    """A node that answers `id -u NAME` with ``status`` (1: no such user), and records the asks."""
+
+    def __init__(self, status: int) -> None:
+        self.name = "infranode-0123456789abcdef-debian-12"
+        self.status = status
+        self.asked: list[list[str]] = []
+
+    def run_argv(self, argv: list[str], **_: object) -> object:
+        from pytest_infranode.engine.api import ExecResult
+
+        self.asked.append(list(argv))
+        return ExecResult(self.status, b"", b"")
+
+
+@pytest.mark.parametrize(
+    ("user", "status", "named"),
+    [
+        ("nosuchuser", 1, True),
+        ("deploy", 0, False),
+        ("nosuchuser", 127, False),
+        ("1000", 1, False),
+        (None, 1, False),
+    ],
+)
+def test_a_user_the_node_lacks_is_the_reason_of_a_failed_run(
+    tmp_path: Path, user: str | None, status: int, named: bool
+) -> None:
+    options = {"user": user} if user else {}
+    node_ = AskedNode(status)
+    reason = ansible.missing_user([cast(Node, node_)], config(tmp_path, **options))
+    if named:
+        assert reason.startswith(f"user 'nosuchuser' does not exist in node {node_.name}")
+        assert "(`user:` at default (provisioner.user))" in reason
+        assert "`prepare:` playbook, which runs as root" in reason
+        assert node_.asked == [["id", "-u", "--", "nosuchuser"]]
+    else:
+        assert reason == ""
+    if user is None or user.isdigit():
+        assert node_.asked == []  # nothing to ask: no user, or a uid (no passwd entry needed)
