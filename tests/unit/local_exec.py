@@ -101,7 +101,7 @@ class LocalExecEngine:
         self.execs: list[list[str]] = []
         self.state = "running"
 
-    def open_shell(self, container_id: str, argv: Sequence[str]) -> LocalShell:
+    def open_shell(self, container_id: str, argv: Sequence[str], *, user: str | None = None) -> LocalShell:
         if self.state != "running":
             raise NodeError("not running")
         shell = LocalShell(self.shell_argv or argv)
