@@ -98,6 +98,7 @@ class LocalExecEngine:
     def __init__(self, shell_argv: Sequence[str] | None = None) -> None:
         self.shell_argv = shell_argv
         self.shells: list[LocalShell] = []
+        self.shell_users: list[str | None] = []
         self.execs: list[list[str]] = []
         self.state = "running"
 
@@ -106,6 +107,7 @@ class LocalExecEngine:
             raise NodeError("not running")
         shell = LocalShell(self.shell_argv or argv)
         self.shells.append(shell)
+        self.shell_users.append(user)
         return shell
 
     def container_state(self, container_id: str) -> str:
