@@ -197,8 +197,8 @@ class Bench:
         return took
 
 
-def per_task(bench: Bench, tasks: int, rounds: int) -> list[str]:
-    methods = bench.methods()
+def per_task(bench: Bench, tasks: int, rounds: int, skip: set[str]) -> list[str]:
+    methods = {name: m for name, m in bench.methods().items() if name not in skip}
     books: dict[str, tuple[Path, Path]] = {}
     for name, (_inventory, _env, into) in methods.items():
         safe = re.sub(r"\W+", "-", name)
@@ -313,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=31)
     parser.add_argument("--converge-rounds", type=int, default=3)
     parser.add_argument("--collections", help="an ANSIBLE_COLLECTIONS_PATH holding community.docker")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated methods of section 1 to leave out (their names)"
+    )
     args = parser.parse_args(argv)
 
     def say(message: str) -> None:
@@ -339,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             bench = Bench(work, container.name, collections)
             with ChannelRelay(engine, {container.name: container.name}) as relay:
                 bench.relay = relay
-                lines += per_task(bench, args.tasks, args.rounds)
+                lines += per_task(bench, args.tasks, args.rounds, {s.strip() for s in args.skip.split(",")})
         if args.converge_rounds:
             lines += ["", *converge(args.converge_rounds)]
         versions = subprocess.run(
