@@ -314,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--converge-rounds", type=int, default=3)
     parser.add_argument("--collections", help="an ANSIBLE_COLLECTIONS_PATH holding community.docker")
     parser.add_argument(
-        "--skip", default="", help="comma-separated methods of section 1 to leave out (their names)"
+        "--skip",
+        default="",
+        help="methods of section 1 to leave out, by name, separated by semicolons (names hold commas)",
     )
     args = parser.parse_args(argv)
 
@@ -342,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
             bench = Bench(work, container.name, collections)
             with ChannelRelay(engine, {container.name: container.name}) as relay:
                 bench.relay = relay
-                lines += per_task(bench, args.tasks, args.rounds, {s.strip() for s in args.skip.split(",")})
+                lines += per_task(
+                    bench, args.tasks, args.rounds, {s.strip() for s in args.skip.split(";") if s.strip()}
+                )
         if args.converge_rounds:
             lines += ["", *converge(args.converge_rounds)]
         versions = subprocess.run(
