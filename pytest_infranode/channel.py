@@ -126,24 +126,34 @@ def runs_in_place(command: bytes) -> bool:
     return name in _IN_PLACE_BUILTINS or name not in _SHELL_WORDS
 
 
-def encode_request(command: bytes, nonce: str, seq: int, *, in_place: bool = False) -> bytes:
+def encode_request(
+    command: bytes, nonce: str, seq: int, *, in_place: bool = False, stdin: bytes | None = None
+) -> bytes:
     """The line of shell that runs ``command`` in the channel's shell (see the module docstring).
 
     :param in_place: run ``command`` in the shell itself when :func:`runs_in_place` allows it
         (the shell must have ``hash -r``).
-    :raises ValueError: when ``command`` holds a NUL byte (no shell can run it).
+    :param stdin: what the command reads on its standard input (instead of end of file), sent
+        as one single-quoted word that the ``printf`` builtin writes into a pipe: exact bytes,
+        any size, but no NUL (binary data goes encoded, as ``put_file`` sends it).
+    :raises ValueError: when ``command`` or ``stdin`` holds a NUL byte (no shell can run it).
     """
     if b"\0" in command:
         raise ValueError("a command cannot contain a NUL byte")
+    if stdin is not None and b"\0" in stdin:
+        raise ValueError("a command's standard input sent through the channel cannot contain a NUL byte")
     mark = f"@@{nonce}"
-    begin = f"printf '{mark}:S:{seq}:\\n'; printf '{mark}:S:{seq}:\\n' >&2; eval "
+    begin = f"printf '{mark}:S:{seq}:\\n'; printf '{mark}:S:{seq}:\\n' >&2; "
     status = f"printf '{mark}:E:{seq}:%d\\n' \"$?\"; "
     end = f"printf '{mark}:E:{seq}:\\n' >&2\n"
-    if in_place and runs_in_place(command):
-        head, tail = begin, f" </dev/null; {status}hash -r; "
+    if stdin is not None:
+        head = f"( {begin}printf %s ".encode() + sh_quote(stdin) + b" | eval "
+        tail = f" ) </dev/null; {status}"
+    elif in_place and runs_in_place(command):
+        head, tail = f"{begin}eval ".encode(), f" </dev/null; {status}hash -r; "
     else:
-        head, tail = f"( {begin}", f" ) </dev/null; {status}"
-    return b"".join((head.encode(), sh_quote(command), tail.encode(), end.encode()))
+        head, tail = f"( {begin}eval ".encode(), f" ) </dev/null; {status}"
+    return b"".join((head, sh_quote(command), tail.encode(), end.encode()))
 
 
 @final
@@ -279,6 +289,7 @@ class Channel:
     :param where: how errors name the node (``Node.where``).
     :param shell: the shell to start; the channel needs a POSIX ``sh`` and ``/proc``.
     :param start_timeout: seconds to wait for the shell to answer its first command.
+    :param user: the user the shell (and so every command) runs as; default, the image's user.
     """
 
     def __init__(
@@ -289,8 +300,10 @@ class Channel:
         where: str = "",
         shell: str = "/bin/sh",
         start_timeout: float = 30.0,
+        user: str | None = None,
     ) -> None:
         self.engine = engine
+        self.user = user
         self.container_id = container_id
         self.where = where or f"container {container_id[:12]}"
         self.shell = shell
@@ -343,9 +356,12 @@ class Channel:
         elif (stream := self._stream) is not None:
             stream.close()
 
-    def run(self, command: str | bytes, *, timeout: float | None = None) -> ExecResult:
+    def run(
+        self, command: str | bytes, *, timeout: float | None = None, stdin: bytes | None = None
+    ) -> ExecResult:
         """Run a shell command line in the node, as ``/bin/sh -c`` would.
 
+        :param stdin: the command's standard input (default: end of file); no NUL byte.
         :param timeout: seconds; past it the command and its children are killed and
             :class:`ChannelError` is raised (None: no limit).
         :raises ChannelUnavailable: when the shell cannot start.
@@ -356,7 +372,7 @@ class Channel:
             for attempt in (1, 2):
                 self._ensure_open()
                 try:
-                    return self._exchange(data, timeout)
+                    return self._exchange(data, timeout, stdin=stdin)
                 except _ShellGone as gone:
                     # The shell was gone before the command started (killed by an earlier
                     # command's background process, say): start a new one and send it again.
@@ -376,7 +392,7 @@ class Channel:
         if self.unavailable is not None:
             raise self.unavailable
         try:
-            self._stream = self.engine.open_shell(self.container_id, [self.shell])
+            self._stream = self.engine.open_shell(self.container_id, [self.shell], user=self.user)
         except InfranodeError as err:
             state = self.engine.container_state(self.container_id)
             if state != "running":
@@ -435,13 +451,17 @@ class Channel:
         except OSError as err:
             raise _ShellGone(f"writing to the shell failed: {err}") from None
 
-    def _exchange(self, command: bytes, timeout: float | None, *, starting: bool = False) -> ExecResult:
+    def _exchange(
+        self, command: bytes, timeout: float | None, *, starting: bool = False, stdin: bytes | None = None
+    ) -> ExecResult:
         stream = self._stream
         assert stream is not None
         self._seq += 1
         parser = ReplyParser(self.nonce, self._seq)
         try:
-            self._send(stream, encode_request(command, self.nonce, self._seq, in_place=self.in_place))
+            self._send(
+                stream, encode_request(command, self.nonce, self._seq, in_place=self.in_place, stdin=stdin)
+            )
         except _ShellGone as gone:
             if starting:  # what the shell said before it ended explains why
                 raise _ShellGone(self._drain(stream) or gone.detail) from None

@@ -165,7 +165,9 @@ class ShellEngine(Protocol):
         not kept: the result's ``stdout`` and ``stderr`` are empty."""
         ...
 
-    def open_shell(self, container_id: str, argv: Sequence[str]) -> ShellStream: ...
+    def open_shell(self, container_id: str, argv: Sequence[str], *, user: str | None = None) -> ShellStream:
+        """Start ``argv`` in the container (as ``user``; default, the image's) with stdin attached."""
+        ...
 
 
 class EngineProtocol(CleanupEngine, ShellEngine, Protocol):

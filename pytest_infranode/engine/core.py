@@ -259,12 +259,12 @@ class Engine:
             code = api.exec_inspect(exec_id).get("ExitCode")
         return ExecResult(-1 if code is None else int(code), b"".join(out), b"".join(err))
 
-    def open_shell(self, container_id: str, argv: Sequence[str]) -> AttachedExec:
-        """Start ``argv`` in the container with stdin attached, for the exec channel."""
+    def open_shell(self, container_id: str, argv: Sequence[str], *, user: str | None = None) -> AttachedExec:
+        """Start ``argv`` in the container (as ``user``) with stdin attached, for the exec channel."""
         api = self._client.api
         with self._translate("opening a shell", f"container {container_id[:12]}"):
             exec_id = api.exec_create(
-                container_id, list(argv), stdin=True, stdout=True, stderr=True, tty=False
+                container_id, list(argv), stdin=True, stdout=True, stderr=True, tty=False, user=user or ""
             )["Id"]
             sock = api.exec_start(exec_id, socket=True)
         return AttachedExec(api, exec_id, sock)

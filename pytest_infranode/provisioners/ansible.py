@@ -53,6 +53,8 @@ from pytest_infranode.provisioners._common import docker_host_for_tools
 from pytest_infranode.provisioners._common import require_tool
 from pytest_infranode.provisioners._common import run_streaming
 from pytest_infranode.provisioners._common import unknown_user
+from pytest_infranode.provisioners._relay import RELAY_ENV
+from pytest_infranode.provisioners._relay import ChannelRelay
 from pytest_infranode.provisioners.base import ACTIONS
 from pytest_infranode.provisioners.base import ChangeList
 from pytest_infranode.provisioners.base import ConvergeResult
@@ -492,6 +494,29 @@ class AnsibleProvisioner:
         limit: Sequence[str] = (),
         playbook: Path | None = None,
     ) -> ConvergeResult:
+        """:meth:`_run_playbooks` with a channel relay into ``nodes`` for the connection plugin."""
+        with ChannelRelay(nodes[0].engine, {n.container_id: n.where for n in nodes}) as relay:
+            return self._run_playbooks(
+                nodes,
+                config,
+                output,
+                inventory_path=inventory_path,
+                limit=limit,
+                playbook=playbook,
+                relay={RELAY_ENV: relay.address},
+            )
+
+    def _run_playbooks(
+        self,
+        nodes: Sequence[Node],
+        config: ProvisionerConfig,
+        output: OutputSink,
+        *,
+        inventory_path: Path,
+        limit: Sequence[str],
+        playbook: Path | None,
+        relay: dict[str, str],
+    ) -> ConvergeResult:
         """The prepare playbook (first round only) and the playbook, over ``nodes``' inventory,
         written to ``inventory_path``; the work files (vars, changes) go next to it. Given
         ``playbook`` (an action's: side effect, verify), that one alone is run, as in a first round."""
@@ -521,7 +546,7 @@ class AnsibleProvisioner:
         if extra:
             extra_path = work / "extra_vars.json"
             extra_path.write_text(json.dumps(extra))
-        env = playbook_env(config, work, dict(os.environ))
+        env = playbook_env(config, work, {**os.environ, **relay})
         collected = OutputTail(output)
         prepare = opts.path("prepare")
         if prepare is not None and not again and playbook is None:

@@ -178,7 +178,7 @@ class FakeEngine:
             return ExecResult(result.exit_status, b"", b"")  # streamed output is not kept
         return result
 
-    def open_shell(self, container_id: str, argv: Sequence[str]) -> ShellStream:
+    def open_shell(self, container_id: str, argv: Sequence[str], *, user: str | None = None) -> ShellStream:
         raise NotImplementedError("the fake engine has no exec channel: nodes fall back to one exec each")
 
     def put_files(self, container_id: str, dest_dir: str, files: Mapping[str, tuple[bytes, int]]) -> None:

@@ -98,14 +98,16 @@ class LocalExecEngine:
     def __init__(self, shell_argv: Sequence[str] | None = None) -> None:
         self.shell_argv = shell_argv
         self.shells: list[LocalShell] = []
+        self.shell_users: list[str | None] = []
         self.execs: list[list[str]] = []
         self.state = "running"
 
-    def open_shell(self, container_id: str, argv: Sequence[str]) -> LocalShell:
+    def open_shell(self, container_id: str, argv: Sequence[str], *, user: str | None = None) -> LocalShell:
         if self.state != "running":
             raise NodeError("not running")
         shell = LocalShell(self.shell_argv or argv)
         self.shells.append(shell)
+        self.shell_users.append(user)
         return shell
 
     def container_state(self, container_id: str) -> str:
