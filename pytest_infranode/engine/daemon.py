@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -151,9 +152,20 @@ def context_id(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
+# A context name as the docker CLI accepts one (`docker context create`).
+_CONTEXT_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.+-]*")
+
+
 def _current_context(environ: Mapping[str, str], cfg: str) -> tuple[str, str]:
-    if environ.get("DOCKER_CONTEXT"):
-        return environ["DOCKER_CONTEXT"], "DOCKER_CONTEXT"
+    if name := environ.get("DOCKER_CONTEXT"):
+        if len(name) > LONGEST_ADDRESS or not _CONTEXT_NAME.fullmatch(name):
+            shown = f"{name[:60]!r}... ({len(name)} characters)" if len(name) > 60 else repr(name)
+            raise DaemonUnreachable(
+                f"DOCKER_CONTEXT={shown} is not a docker context name",
+                where="DOCKER_CONTEXT",
+                fix="`docker context ls` lists the contexts; set DOCKER_CONTEXT to one of them, or unset it",
+            )
+        return name, "DOCKER_CONTEXT"
     path = os.path.join(cfg, "config.json")
     try:
         with open(path, encoding="utf-8") as fh:

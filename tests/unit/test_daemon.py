@@ -111,6 +111,17 @@ def test_missing_context_is_an_error_not_a_fallback(tmp_path: Path, how: str) ->
     assert "docker context ls" in text
 
 
+@pytest.mark.parametrize("name", ["x" * 100_000, "../../etc", "-H tcp://evil", "a b"])
+def test_a_docker_context_that_is_no_context_name_is_refused_shortly(tmp_path: Path, name: str) -> None:
+    env = {"DOCKER_CONFIG": str(tmp_path), "DOCKER_CONTEXT": name}
+    with pytest.raises(DaemonError) as info:
+        resolve_endpoint(None, env, is_socket=only("/var/run/docker.sock"))
+    text = str(info.value)
+    assert "is not a docker context name" in text
+    assert "docker context ls" in text
+    assert len(text) < 1000
+
+
 def test_default_context_means_default_socket(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"currentContext": "default"}))
     env = {"DOCKER_CONFIG": str(tmp_path)}
