@@ -224,8 +224,8 @@ def diagnose(facts: UnitFacts) -> Diagnosis:
         return Diagnosis(
             unit,
             "217/USER: systemd could not set up the unit's user namespace (PrivateUsers= with ProtectProc=)",
-            "keep SYS_PTRACE in the node's capabilities (a default of the systemd platforms; a platform "
-            "definition or a node adds it with `capabilities: [SYS_PTRACE]`)",
+            "add SYS_PTRACE to the node: `capabilities: [SYS_PTRACE]` (safe: ptrace of the node's own "
+            "processes; not a default, because a daemon without it could start no node)",
             True,
             _grep(facts, "user namespacing", "217/USER"),
         )

@@ -35,11 +35,13 @@ SYSTEMD_CAP_REASONS: Mapping[str, str] = {
     # nftables' `flush ruleset` ("Operation not permitted" without it), iptables, `ip link/route`:
     # the node's own network namespace, never the host's.
     "NET_ADMIN": "firewall rules, interfaces and routes of the node's own network namespace",
-    # systemd sets up ProtectProc=invisible inside PrivateUsers= only with it (redis-server on
-    # Debian 12 and 13: "217/USER Failed to set up user namespacing"); ptrace reaches only the
-    # processes of the node's own PID namespace.
-    "SYS_PTRACE": "units with PrivateUsers= and ProtectProc= (redis-server); the node's own processes",
 }
+# Not a default, though safe (ptrace reaches only the node's own PID namespace): SYS_PTRACE, which
+# systemd needs for ProtectProc=invisible inside PrivateUsers= (redis-server on Debian 12 and 13:
+# "217/USER Failed to set up user namespacing"). A daemon that lacks it in its own capability set
+# (a docker-in-docker given SYS_ADMIN and NET_ADMIN only) starts no node that asks for it
+# ("unable to apply caps"): a default would break every node there. `capabilities: [SYS_PTRACE]`
+# opts in, and the diagnosis of a 217/USER unit names it.
 SYSTEMD_CAPS = tuple(SYSTEMD_CAP_REASONS)
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"

@@ -407,6 +407,6 @@ def test_each_default_capability_has_a_reason_and_none_reaches_the_host() -> Non
     from pytest_infranode.platforms.platform import SYSTEMD_CAP_REASONS
     from pytest_infranode.platforms.platform import SYSTEMD_CAPS
 
-    assert SYSTEMD_CAPS == ("SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE")
+    assert SYSTEMD_CAPS == ("SYS_ADMIN", "NET_ADMIN")
     assert all(reason.strip() for reason in SYSTEMD_CAP_REASONS.values())
     assert not {"SYS_TIME", "AUDIT_CONTROL", "SYS_MODULE", "SYS_RAWIO", "SYS_BOOT"} & set(SYSTEMD_CAPS)
