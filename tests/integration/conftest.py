@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,25 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 EXAMPLE_PLATFORMS = ("debian-12", "debian-13")
 """Every platform the project can start here (ENVIRONMENT.md): each example runs on all of them."""
 OWNER = f"{os.uname().nodename}:{os.getpid()}"
+
+
+_RESET_SIGNALS_AND_EXEC = (
+    "import os, signal, sys\n"
+    "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
+    "os.execv(sys.argv[1], sys.argv[1:])\n"
+)
+
+
+def as_from_a_terminal(argv: list[str]) -> list[str]:
+    """``argv`` started with SIGINT and SIGTERM at their defaults, as a terminal user has them.
+
+    A process started in the background by a non-interactive shell (a CI step or a rehearsal
+    ending in `&`) inherits SIGINT ignored, and so would every session it starts: Python then
+    installs no KeyboardInterrupt handler, the plugin rightly leaves an ignored SIGINT alone, and
+    a test that sends SIGINT sees nothing happen. The exec keeps the reset dispositions.
+    """
+    return [sys.executable, "-c", _RESET_SIGNALS_AND_EXEC, *argv]
 
 
 @pytest.fixture(scope="session")

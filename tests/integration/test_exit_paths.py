@@ -18,6 +18,7 @@ from pytest_infranode.engine.api import ContainerInfo
 from pytest_infranode.engine.api import ContainerSpec
 from tests.integration.conftest import SESSION_RE
 from tests.integration.conftest import InfraRun
+from tests.integration.conftest import as_from_a_terminal
 
 Run = Callable[..., InfraRun]
 
@@ -37,14 +38,6 @@ def test_sleeps(infra_node):
 """
 
 
-RESET_SIGNALS_AND_EXEC = (
-    "import os, signal, sys\n"
-    "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
-    "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
-    "os.execv(sys.argv[1], sys.argv[1:])\n"
-)
-
-
 def _session_containers(engine: Engine, session_id: str) -> list[ContainerInfo]:
     return engine.list_containers([f"{labels.SESSION}={session_id}"])
 
@@ -54,11 +47,7 @@ def _start_sleeping_session(pytester: pytest.Pytester) -> tuple[subprocess.Popen
     pytester.makepyfile(SLEEPING_TEST)
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--infra-platform=debian-12"]
     proc = subprocess.Popen(
-        # A process started in the background by a non-interactive shell (a CI step ending in
-        # `&`, say) inherits SIGINT ignored, and so would the session: Python then installs no
-        # KeyboardInterrupt handler and the signal does nothing. Give the session the default
-        # dispositions a terminal user has, through an exec that keeps them.
-        [sys.executable, "-c", RESET_SIGNALS_AND_EXEC, *argv],
+        as_from_a_terminal(argv),
         cwd=pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

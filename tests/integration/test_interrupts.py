@@ -27,6 +27,7 @@ from pytest_infranode import labels
 from pytest_infranode.engine import Engine
 from pytest_infranode.platforms import BUILTIN_PLATFORMS
 from tests.integration.conftest import SESSION_RE
+from tests.integration.conftest import as_from_a_terminal
 
 BOUND = 15.0
 """Seconds from the signal to the exit that the checks allow (measured: about 2 s)."""
@@ -54,7 +55,7 @@ class Session:
     def __init__(self, project: Path, *args: str) -> None:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", *args],
+            as_from_a_terminal([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider", *args]),
             cwd=project,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

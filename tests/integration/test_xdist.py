@@ -16,6 +16,7 @@ import pytest
 from pytest_infranode import labels
 from pytest_infranode.engine import Engine
 from tests.integration.conftest import InfraRun
+from tests.integration.conftest import as_from_a_terminal
 
 Run = Callable[..., InfraRun]
 
@@ -171,16 +172,18 @@ def test_an_interrupted_xdist_run_removes_every_node_and_ends(
         """
     )
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-n",
-            "2",
-            "--infra-platform=debian-12,debian-13",
-        ],
+        as_from_a_terminal(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "-n",
+                "2",
+                "--infra-platform=debian-12,debian-13",
+            ]
+        ),
         cwd=pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
