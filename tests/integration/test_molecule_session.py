@@ -23,6 +23,16 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "molecule"
 Run = Callable[..., InfraRun]
 
 
+def _import(pytester: pytest.Pytester, role: Path) -> None:
+    """`infranode import molecule` of ``role`` from the test's folder, as a user runs it there."""
+    here = Path.cwd()
+    os.chdir(pytester.path)
+    try:
+        assert main(["import", "molecule", "--role", str(role), "--allow-outside-project"]) == 0
+    finally:
+        os.chdir(here)
+
+
 def test_the_cluster_scenario_converges_in_one_run_and_its_specs_choose_their_hosts(
     pytester: pytest.Pytester, infra_run: Run, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -30,12 +40,7 @@ def test_the_cluster_scenario_converges_in_one_run_and_its_specs_choose_their_ho
     shutil.copytree(FIXTURES / "cluster_hosts", role)
     # provisioner.inventory.links names ../../inventory/group_vars, outside the scenario's
     # folder (the project): linked next to the session inventory, which the import may allow
-    here = Path.cwd()
-    os.chdir(pytester.path)
-    try:
-        assert main(["import", "molecule", "--role", str(role), "--allow-outside-project"]) == 0
-    finally:
-        os.chdir(here)
+    _import(pytester, role)
     printed = capsys.readouterr().out.splitlines()
     command = shlex.split(printed[printed.index("run the specs with:") + 1])
     run = infra_run(*command[1:], "-v", subprocess=True)
@@ -87,12 +92,7 @@ def test_a_scenario_of_different_images_is_re_targeted_with_its_names_groups_and
     scenario = role / "molecule" / "default"
     molecule_yml = scenario / "molecule.yml"
     molecule_yml.write_text(molecule_yml.read_text().replace("${CLUSTER_IMAGE:-debian:12}", "debian:13", 1))
-    here = Path.cwd()
-    os.chdir(pytester.path)
-    try:
-        assert main(["import", "molecule", "--role", str(role), "--allow-outside-project"]) == 0
-    finally:
-        os.chdir(here)
+    _import(pytester, role)
     printed = capsys.readouterr().out.splitlines()
     written = (scenario / "infranode.yaml").read_text()
     assert "platform: server-1" in written  # each node on its own image
