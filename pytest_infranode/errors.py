@@ -38,6 +38,7 @@ __all__ = [
     "InfranodeError",
     "InfranodeWarning",
     "Interrupted",
+    "KernelWithoutIPv6",
     "NodeError",
     "PluginError",
     "SettingsError",
@@ -125,6 +126,21 @@ class ImageError(InfranodeError):
 
 class NodeError(InfranodeError):
     """A node's container cannot be created, started, or its init does not come up."""
+
+
+class KernelWithoutIPv6(NodeError):
+    """A node did not start because it asked for an IPv6 setting (``key``) and the daemon's
+    kernel has no IPv6 at all (booted with ``ipv6.disable=1``). The engine has learnt it: nodes
+    created after this leave the IPv6 defaults out; the node factory makes this one again."""
+
+    def __init__(self, key: str, *, where: str = "") -> None:
+        super().__init__(
+            f"the daemon's kernel has no IPv6 (booted with ipv6.disable=1?): the node's setting {key} "
+            "cannot be made",
+            where=where,
+            fix=f"take {key} out of the node's `sysctls:`, or use a daemon whose kernel has IPv6",
+        )
+        self.key = key
 
 
 class ConvergeError(InfranodeError):

@@ -145,6 +145,7 @@ class Node:
         """Create the container (not started). ``options`` replace the built request."""
         self.container_id = self.engine.create_container(self.spec, options)
         self.state = "created"
+        self.outcome = ""  # a container made again after remove() is not removed
 
     def start(self, *, boot_timeout: float) -> None:
         """Start the container and wait until its init reports the machine up."""

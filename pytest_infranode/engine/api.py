@@ -69,6 +69,10 @@ class DaemonInfo:
     security: tuple[str, ...] = ()
     """The names of the security options the daemon applies (``apparmor``, ``seccomp``,
     ``selinux``, ``userns``, ``rootless``, ``cgroupns``), from its ``SecurityOptions``."""
+    kernel_ipv6: bool = True
+    """Whether the daemon's kernel has IPv6. Assumed, until a node's start says otherwise (a host
+    booted with ``ipv6.disable=1`` has no ``/proc/sys/net/ipv6``): then the engine learns it and
+    leaves the IPv6 defaults of :data:`~pytest_infranode.engine.containers.DEFAULT_SYSCTLS` out."""
 
     @property
     def apparmor(self) -> bool:

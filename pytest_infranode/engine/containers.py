@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import time
 from collections.abc import Mapping
@@ -25,6 +26,28 @@ SYSTEMD_STOP_SIGNAL = "SIGRTMIN+3"
 DEFAULT_SYSCTLS: Mapping[str, str] = {
     "net.ipv6.conf.lo.disable_ipv6": "0",  # ::1 on the loopback, as on a real server
 }
+
+
+# The /proc/sys file runc (or crun) could not open while it applied a container's sysctls, as it
+# says when the kernel has no such setting (runc: `open /proc/sys/net/ipv6/conf/lo/disable_ipv6:
+# no such file or directory`; a quoted path and capitals are accepted too).
+_MISSING_SYSCTL = re.compile(
+    r"/proc/sys/(net/ipv6/conf/(?:lo|all|default)/[\w.-]+)`?: no such file", re.IGNORECASE
+)
+
+
+def default_sysctls(daemon: DaemonInfo) -> dict[str, str]:
+    """The :data:`DEFAULT_SYSCTLS` a node of ``daemon`` gets: the IPv6 ones only where its kernel
+    has IPv6. Pure."""
+    return {k: v for k, v in DEFAULT_SYSCTLS.items() if daemon.kernel_ipv6 or not k.startswith("net.ipv6.")}
+
+
+def missing_ipv6_sysctl(message: str) -> str | None:
+    """The IPv6 setting a container's start could not make because the kernel has no IPv6
+    (``net.ipv6.conf.lo.disable_ipv6``), from the daemon's message; None for any other failure.
+    Only ``lo``, ``all`` and ``default``: they exist wherever the kernel has IPv6. Pure."""
+    found = _MISSING_SYSCTL.search(message)
+    return found.group(1).replace("/", ".") if found else None
 
 
 SystemdCgroupMode = Literal["host-rw", "private-rw", "podman-native"]
@@ -111,7 +134,8 @@ def create_kwargs(spec: ContainerSpec, daemon: DaemonInfo) -> dict[str, Any]:
     """Keyword arguments for ``DockerClient.containers.create`` for one node.
 
     Never privileged unless the platform asks for it (``privileged: true``). Every node gets
-    :data:`DEFAULT_SYSCTLS` (``::1`` on its loopback) and its own ``sysctls:``. A systemd node gets
+    :func:`default_sysctls` (``::1`` on its loopback, where the kernel has IPv6) and its own
+    ``sysctls:``. A systemd node gets
     the platform's capabilities (CAP_SYS_ADMIN for the built-ins), tmpfs on /run, /run/lock and
     /tmp, the cgroup set-up chosen by :func:`systemd_cgroup_mode`, the security options of
     :func:`systemd_security_opt` (AppArmor daemons only), and a terminal: without one
@@ -129,7 +153,7 @@ def create_kwargs(spec: ContainerSpec, daemon: DaemonInfo) -> dict[str, Any]:
         "environment": dict(spec.env),
         "cap_add": list(spec.cap_add),
         "tmpfs": dict(spec.tmpfs),
-        "sysctls": {**DEFAULT_SYSCTLS, **spec.sysctls},
+        "sysctls": {**default_sysctls(daemon), **spec.sysctls},
     }
     if spec.privileged:
         kwargs["privileged"] = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import tarfile
@@ -28,9 +29,11 @@ from pytest_infranode.engine.api import NetworkInfo
 from pytest_infranode.engine.api import OutputSink
 from pytest_infranode.engine.attach import AttachedExec
 from pytest_infranode.engine.containers import create_kwargs
+from pytest_infranode.engine.containers import missing_ipv6_sysctl
 from pytest_infranode.engine.containers import parse_port_bindings
 from pytest_infranode.engine.containers import runner_host
 from pytest_infranode.engine.containers import tar_files
+from pytest_infranode.errors import KernelWithoutIPv6
 from pytest_infranode.errors import NodeError
 from pytest_infranode.platforms import Platform
 
@@ -192,8 +195,21 @@ class Engine:
         return str(container.id)
 
     def start_container(self, container_id: str) -> None:
-        with self._translate("starting the node", f"container {container_id[:12]}"):
-            retrying(self._client.api.start, container_id)
+        """Start a created container.
+
+        :raises KernelWithoutIPv6: the daemon's kernel has no IPv6 for a setting the node asked
+            for; from then on :attr:`info` says so, and new nodes leave the IPv6 defaults out.
+        """
+        where = f"container {container_id[:12]}"
+        try:
+            with self._translate("starting the node", where):
+                retrying(self._client.api.start, container_id)
+        except NodeError as exc:
+            key = missing_ipv6_sysctl(exc.what)
+            if key is None:
+                raise
+            self.info = dataclasses.replace(self.info, kernel_ipv6=False)
+            raise KernelWithoutIPv6(key, where=f"{where} on {self.info.endpoint}") from exc
 
     def container_state(self, container_id: str) -> str:
         """``running``, ``exited`` … or ``missing``."""

@@ -85,6 +85,10 @@ class FakeEngine:
         """When set, what ``container_state`` answers, in turn (the last one again and again),
         instead of the container's own state: a node whose init dies, say."""
         self.fail_create: set[str] = set()
+        # As a daemon whose kernel has no IPv6: a start whose request asks for an IPv6 sysctl
+        # fails, as the real engine says it (KernelWithoutIPv6), and the engine learns it.
+        self.kernel_ipv6 = True
+        self.sysctls_of: dict[str, dict[str, str]] = {}
         """Container names whose creation fails (a daemon refusing them)."""
         self.logs_text = "the init's log"
         self._ids = itertools.count(1)
@@ -129,6 +133,8 @@ class FakeEngine:
             raise NodeError(f"the daemon refused {spec.name}")
         container_id = f"{next(self._ids):064x}"
         self.containers[container_id] = FakeContainer(container_id, spec.name, dict(spec.labels), spec.image)
+        sysctls = options.get("sysctls") if options is not None else spec.sysctls
+        self.sysctls_of[container_id] = dict(sysctls) if isinstance(sysctls, Mapping) else {}
         return container_id
 
     def create_claim(self, container_id: str, name: str, claim_labels: dict[str, str]) -> str:
@@ -143,6 +149,14 @@ class FakeEngine:
 
     def start_container(self, container_id: str) -> None:
         self._record("start", self._name(container_id))
+        ipv6 = [k for k in self.sysctls_of.get(container_id, {}) if k.startswith("net.ipv6.")]
+        if ipv6 and not self.kernel_ipv6:
+            from dataclasses import replace
+
+            from pytest_infranode.errors import KernelWithoutIPv6
+
+            self.info = replace(self.info, kernel_ipv6=False)
+            raise KernelWithoutIPv6(ipv6[0])
         self.containers[container_id].state = "running"
 
     def container_state(self, container_id: str) -> str:

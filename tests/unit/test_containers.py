@@ -19,6 +19,7 @@ from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.engine.containers import CGROUP_SETUP
 from pytest_infranode.engine.containers import SYSTEMD_STOP_SIGNAL
 from pytest_infranode.engine.containers import create_kwargs
+from pytest_infranode.engine.containers import missing_ipv6_sysctl
 from pytest_infranode.engine.containers import systemd_cgroup_mode
 from pytest_infranode.engine.containers import tar_files
 from pytest_infranode.errors import InfranodeWarning
@@ -401,6 +402,36 @@ def test_cgroup_setup_says_when_the_tree_stays_read_only(tmp_path: Path) -> None
 )
 def test_every_systemd_recipe_has_ipv6_on_the_loopback(info: DaemonInfo) -> None:
     assert create_kwargs(SYSTEMD_SPEC, info)["sysctls"] == {"net.ipv6.conf.lo.disable_ipv6": "0"}
+
+
+def test_a_kernel_without_ipv6_gets_no_ipv6_default_but_keeps_the_nodes_own_sysctls() -> None:
+    spec = dataclasses.replace(SYSTEMD_SPEC, sysctls={"net.ipv4.ip_forward": "1"})
+    info = dataclasses.replace(daemon(), kernel_ipv6=False)
+    assert create_kwargs(spec, info)["sysctls"] == {"net.ipv4.ip_forward": "1"}
+
+
+@pytest.mark.parametrize(
+    ("message", "key"),
+    [
+        # runc 1.1 (Docker 20.10 to 27), measured with a setting no kernel has
+        (
+            "starting the node: the daemon refused: failed to create shim task: OCI runtime create failed: "
+            "runc create failed: unable to start container process: error during container init: open "
+            "/proc/sys/net/ipv6/conf/lo/disable_ipv6: no such file or directory: unknown",
+            "net.ipv6.conf.lo.disable_ipv6",
+        ),
+        (
+            "open /proc/sys/net/ipv6/conf/all/disable_ipv6: No such file or directory",
+            "net.ipv6.conf.all.disable_ipv6",
+        ),
+        # an interface the node does not have is not a kernel without IPv6
+        ("open /proc/sys/net/ipv6/conf/eth7/disable_ipv6: no such file or directory", None),
+        ("open /proc/sys/net/ipv4/ip_forward: permission denied", None),
+        ("the daemon refused: Conflict. The container name is already in use", None),
+    ],
+)
+def test_a_start_refused_for_want_of_ipv6_is_told_from_other_failures(message: str, key: str | None) -> None:
+    assert missing_ipv6_sysctl(message) == key
 
 
 def test_each_default_capability_has_a_reason_and_none_reaches_the_host() -> None:

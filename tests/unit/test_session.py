@@ -148,3 +148,35 @@ def test_without_a_provisioner_the_node_is_bare_and_the_summary_says_so(
     assert cells["converge"] == "none"
     assert cells["boot"].endswith("s")
     assert cells["ready"].endswith("s")
+
+
+def test_a_kernel_without_ipv6_gets_its_nodes_made_again_without_the_ipv6_default(
+    tmp_path: Path, engine: FakeEngine
+) -> None:
+    # A host booted with ipv6.disable=1: the default `::1 on the loopback` cannot be made.
+    engine.kernel_ipv6 = False
+    session = _session(tmp_path, CONVERGE, cli_parallel=1)
+    d12, d13 = session.platforms
+    first = session.node_for(d12)
+    assert first.state == "converged"
+    assert engine.sysctls_of[first.container_id] == {}
+    starts = [name for op, name in engine.calls if op == "start"]
+    assert starts == [first.name, first.name]  # the first container failed, removed, made again
+    # Learnt once: the next platform's node is made without it from the start.
+    second = session.node_for(d13)
+    assert [name for op, name in engine.calls if op == "start"].count(second.name) == 1
+    session.teardown()
+    assert engine.names() == []
+
+
+def test_an_ipv6_sysctl_of_the_node_itself_on_a_kernel_without_ipv6_is_an_error_naming_it(
+    tmp_path: Path, engine: FakeEngine
+) -> None:
+    engine.kernel_ipv6 = False
+    yaml = CONVERGE + "nodes:\n  web:\n    sysctls: {net.ipv6.conf.all.disable_ipv6: '0'}\n"
+    session = _session(tmp_path, yaml, cli_parallel=1)
+    with pytest.raises(NodeError, match=r"kernel has no IPv6 .*net\.ipv6\.conf\.all\.disable_ipv6") as err:
+        session.node_for(session.platforms[0], "web")
+    assert "take net.ipv6.conf.all.disable_ipv6 out of the node's `sysctls:`" in str(err.value)
+    session.teardown()
+    assert engine.names() == []
