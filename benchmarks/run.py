@@ -504,6 +504,39 @@ def _median_table(
     return lines
 
 
+def node_phases(stdout: str) -> dict[str, float]:
+    """The seconds of the first node in the summary table a session printed (its boot, converge
+    and ready columns: the plugin's own timing); {} without one. Pure."""
+    lines = stdout.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        head = line.split()
+        if head[:1] == ["platform"] and {"boot", "converge", "ready"} <= set(head):
+            cells = dict(zip(head, lines[i + 1].split(), strict=False))
+            return {
+                col: float(cells[col].removesuffix("s"))
+                for col in ("boot", "converge", "ready")
+                if cells.get(col, "-").removesuffix("s").replace(".", "", 1).isdigit()
+            }
+    return {}
+
+
+def phase_lines(runs: dict[str, tuple[float, list[dict[str, float]]]]) -> list[str]:
+    """Where our runs' time went, from the node tables (medians): boot, converge, the rest of
+    ``ready`` (image look-up, the idempotence converge, side effect), and what is not the node's
+    (interpreter, plugin, collection, the tests, teardown, report). Pure."""
+    out = []
+    for name, (whole, rows) in runs.items():
+        boot, converge, ready = (
+            statistics.median([r[c] for r in rows if c in r] or [0.0]) for c in ("boot", "converge", "ready")
+        )
+        out.append(
+            f"   {name}: boot {fmt(boot)}, converge {fmt(converge)},"
+            f" rest of ready {fmt(max(ready - boot - converge, 0.0))} (idempotence, image look-up),"
+            f" not the node's {fmt(max(whole - ready, 0.0))} (pytest, tests, teardown)"
+        )
+    return out
+
+
 def goal_line(what: str, ratio: float, sense: str, goal: float) -> str:
     """``what = N.NNx (goal >= Gx: met)``, from the medians of this run. Pure."""
     met = ratio >= goal if sense == ">=" else ratio <= goal
@@ -606,6 +639,7 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
             mol.cleanup()
             mol = None
     ansible_project = mol.project if mol else work
+    last_stdout = [""]  # of the latest session: its node table says where the time went
 
     def session(*args: str, cwd: Path = project, platform_yaml: str = "") -> float:
         if cwd == project:
@@ -615,6 +649,7 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
         start = time.perf_counter()
         done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
         took = time.perf_counter() - start
+        last_stdout[0] = done.stdout
         if done.returncode != 0:
             raise SystemExit(
                 f"benchmark session {args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
@@ -649,6 +684,7 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
         runs[OURS_REUSE] = kept.run
     times: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}  # busy CPU-seconds of the machine
+    phases: dict[str, list[dict[str, float]]] = {OURS_IDEM: [], OURS_ANSIBLE: [], OURS_REUSE: []}
     try:
         session(THREE_PLATFORMS, "test_web.py")  # every prepared image exists
         session("--infra-platform=debian-12", "--infra-cache=converge", "test_web.py")  # the hit's image
@@ -663,6 +699,8 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
                 cpu_at_start = busy_cpu_seconds()
                 times[name].append(runs[name]())
                 after = busy_cpu_seconds()
+                if name in phases:
+                    phases[name].append(node_phases(last_stdout[0]))
                 if cpu_at_start is not None and after is not None:
                     cpu[name].append(after - cpu_at_start)
             print(f"sessions: round {i + 1}/{rounds} done", file=sys.stderr)
@@ -756,6 +794,7 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
                 },
             ),
             f"   (molecule test: {med[MOLECULE] / med[OURS_ANSIBLE]:.2f}x ours without --infra-idempotence)",
+            *phase_lines({k: (med[k], phases[k]) for k in (OURS_IDEM, OURS_ANSIBLE)}),
             "   molecule test = dependency (no-op), destroy, syntax, create, prepare, converge, idempotence,",
             "   verify (testinfra, its ansible connection), destroy; ours = node up, prepare, converge",
             "   [, idempotence], the tests through the exec channel, node removed. Same image recipe,",
@@ -776,6 +815,7 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
             "   verify alone. ours: a first `pytest --infra-keep=always` kept the converged node; each round",
             "   `pytest --infra-reuse --infra-keep=always` takes it over (its converge inputs unchanged: no",
             "   converge runs) and runs the spec; the round fails unless it took over that very node.",
+            *phase_lines({OURS_REUSE: (med[OURS_REUSE], phases[OURS_REUSE])}),
             "",
             goal_line("molecule test / ours --infra-idempotence", med[MOLECULE] / med[OURS_IDEM], ">=", 3.0),
             f"molecule converge && verify / ours --infra-reuse = {med[MOL_EXISTING] / med[OURS_REUSE]:.2f}x"
