@@ -9,7 +9,10 @@
 2. a warm suite (node up, shell converge of examples/nginx, 25 checks, teardown): our `pytest`
    against the same steps done with docker-py, one exec per step;
 3. cold vs warm vs converge-cache hit; 4. one platform vs three at once and one after another;
-5. with --molecule: `molecule test` of examples/ansible's role vs our `pytest` of it.
+5. with --molecule: `molecule test` of examples/ansible's role vs our `pytest` of it (with and
+   without --infra-idempotence); 5b. on an existing instance, `molecule converge && molecule
+   verify` (and verify alone) vs our `pytest --infra-reuse` on a kept node.
+Goal lines (#22) are printed from the run's medians.
 
 Needs a Docker daemon with the debian:12 and debian:13 images (or a registry to pull them).
 Prints medians over N rounds and ratios; each round runs every method once, in a shuffled
@@ -595,7 +598,10 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
        machine's floor for that ratio: the same create, boot, converge and remove done with
        docker-py alone for debian-12, and for debian-12, debian-13 and debian-12 in three threads;
     5. with ``molecule``: ``molecule test`` of examples/ansible's role against our `pytest` of
-       examples/ansible (with and without ``--infra-idempotence``, which molecule always does).
+       examples/ansible (with and without ``--infra-idempotence``, which molecule always does);
+       and on an existing instance (made outside the timed part on both sides), ``molecule
+       converge && molecule verify`` and ``molecule verify`` against ``--infra-reuse`` on a
+       kept node (:class:`KeptNode`).
     """
     work = Path(tempfile.mkdtemp(prefix="infranode-bench-"))
     token = uuid.uuid4().hex[:10]
