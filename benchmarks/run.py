@@ -9,7 +9,10 @@
 2. a warm suite (node up, shell converge of examples/nginx, 25 checks, teardown): our `pytest`
    against the same steps done with docker-py, one exec per step;
 3. cold vs warm vs converge-cache hit; 4. one platform vs three at once and one after another;
-5. with --molecule: `molecule test` of examples/ansible's role vs our `pytest` of it.
+5. with --molecule: `molecule test` of examples/ansible's role vs our `pytest` of it (with and
+   without --infra-idempotence); 5b. on an existing instance, `molecule converge && molecule
+   verify` (and verify alone) vs our `pytest --infra-reuse` on a kept node.
+Goal lines (#22) are printed from the run's medians.
 
 Needs a Docker daemon with the debian:12 and debian:13 images (or a registry to pull them).
 Prints medians over N rounds and ratios; each round runs every method once, in a shuffled
@@ -40,6 +43,7 @@ from pathlib import Path
 
 import docker
 import testinfra
+import yaml
 
 from pytest_infranode import labels
 from pytest_infranode.backend import NodeBackend
@@ -260,7 +264,8 @@ class SdkFloor:
             marks.append(("create + start", clock()))
             # As the plugin waits: one exec that asks systemd every 50 ms until it is up.
             _, out = container.exec_run(["/bin/sh", "-c", BOOT_WAIT, "sh", "2400", str(BOOT_WAIT_INTERVAL)])
-            if out.decode(errors="replace").strip() not in ("running", "degraded"):
+            # The first line is systemd's state; the plugin's wait then probes the sandbox too.
+            if out.decode(errors="replace").strip().partition("\n")[0] not in ("running", "degraded"):
                 raise SystemExit(f"floor: systemd did not boot in 120 s: {out!r}")
             marks.append(("boot (wait in the node)", clock()))
             workdir = "/var/lib/infranode/provision"
@@ -311,6 +316,7 @@ class Molecule:
         self.image = f"infranode-bench/molecule-debian-12:{token}"
         self.client = docker.from_env()
         self.tagged = False
+        self.existing_made = False
 
     def setup(self, say: Callable[[str], None]) -> None:
         """Make the venv (once per machine), the image's tag and the project copy."""
@@ -337,7 +343,20 @@ class Molecule:
         shutil.copytree(
             ANSIBLE_EXAMPLE, self.project, ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__")
         )
+        with open(self.project / "site.yml", "a") as playbook:
+            playbook.write(f"# benchmark {self.token}\n")  # our converge key of its own: no other kept node
         shutil.copytree(MOLECULE_SCENARIO, self.project / "molecule" / "default")
+        # The existing instance's scenario: the same, on a container of its own name (the
+        # docker driver names the container after the platform; `molecule test` destroys its
+        # own at every round), so that both can be timed in one run.
+        existing = self.project / "molecule" / self.EXISTING
+        shutil.copytree(MOLECULE_SCENARIO, existing)
+        scenario = yaml.safe_load((existing / "molecule.yml").read_text())
+        scenario["platforms"][0]["name"] = self.EXISTING_HOST
+        host_vars = scenario["provisioner"]["inventory"]["host_vars"]
+        host_vars[self.EXISTING_HOST] = {"served_by": f"infranode-{self.EXISTING_HOST}"}
+        del host_vars["debian-12"]
+        (existing / "molecule.yml").write_text(yaml.safe_dump(scenario, sort_keys=False))
 
     def versions(self) -> str:
         done = subprocess.run(
@@ -349,7 +368,12 @@ class Molecule:
         wanted = ("molecule", "molecule-plugins", "ansible", "ansible-core")
         return " ".join(line for line in done.stdout.split() if line.split("==")[0] in wanted)
 
-    def test(self) -> float:
+    EXISTING = "existing"
+    """The scenario of the existing instance (``molecule converge && molecule verify``)."""
+    EXISTING_HOST = "debian-12-existing"
+
+    def _run(self, *args: str) -> float:
+        """One ``molecule`` command in the project; its wall time. A failure ends the benchmark."""
         env = {
             **os.environ,
             "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -361,7 +385,7 @@ class Molecule:
         }
         start = time.perf_counter()
         done = subprocess.run(
-            [str(self.venv / "bin" / "molecule"), "test"],
+            [str(self.venv / "bin" / "molecule"), *args],
             cwd=self.project,
             env=env,
             capture_output=True,
@@ -370,10 +394,35 @@ class Molecule:
         )
         took = time.perf_counter() - start
         if done.returncode != 0:
-            raise SystemExit(f"molecule test failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+            raise SystemExit(
+                f"molecule {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+            )
         return took
 
+    def test(self) -> float:
+        return self._run("test")
+
+    def create_existing(self) -> None:
+        """The existing instance, outside the timed part: create, prepare, a first converge and a
+        verify (so a scenario that no longer converges or verifies fails here, before timing)."""
+        self.existing_made = True
+        for step in ("create", "prepare", "converge", "verify"):
+            self._run(step, "-s", self.EXISTING)
+
+    def converge_verify(self) -> float:
+        """``molecule converge && molecule verify`` on the existing instance."""
+        return self._run("converge", "-s", self.EXISTING) + self._run("verify", "-s", self.EXISTING)
+
+    def verify(self) -> float:
+        """``molecule verify`` alone on the existing instance: the work of our reuse run."""
+        return self._run("verify", "-s", self.EXISTING)
+
     def cleanup(self) -> None:
+        if self.existing_made:
+            try:
+                self._run("destroy", "-s", self.EXISTING)
+            except SystemExit as exc:  # the label sweep below removes the container anyway
+                print(f"molecule destroy -s {self.EXISTING}: {exc}", file=sys.stderr)
         for container in self.client.containers.list(
             all=True, filters={"label": f"{BENCH_LABEL}={self.token}"}
         ):
@@ -383,6 +432,61 @@ class Molecule:
                 self.client.images.remove(self.image)
             except docker.errors.APIError as exc:
                 print(f"could not remove image {self.image}: {exc}", file=sys.stderr)
+        self.client.close()
+
+
+class KeptNode:
+    """Section 5's existing instance on our side: a node kept by a first, untimed session
+    (``--infra-keep=always``), taken over by every timed ``--infra-reuse`` session.
+
+    ``run`` fails the benchmark unless the timed session took over that very container (a new
+    node would be a whole converge, not a reuse); ``cleanup`` removes the kept node, any node a
+    failed round kept, and claim markers left on it.
+    """
+
+    def __init__(self, session: Callable[..., float], project: Path) -> None:
+        self.session, self.project = session, project
+        self.client = docker.from_env()
+        self.container_id = ""
+        self.key = ""
+
+    def _kept(self) -> list[docker.models.containers.Container]:
+        return self.client.containers.list(all=True, filters={"label": f"{labels.CONVERGE}={self.key}"})
+
+    def setup(self) -> None:
+        before = {c.id for c in self.client.containers.list(all=True, filters={"label": labels.CONVERGE})}
+        self.session("--infra-keep=always", cwd=self.project)
+        # This run's project copy has a converge input of its own (the token in site.yml), so
+        # its kept node is the one new container carrying a converge key.
+        new = [
+            c
+            for c in self.client.containers.list(all=True, filters={"label": labels.CONVERGE})
+            if c.id not in before and c.name.endswith("-kept") and not c.labels.get(labels.CLAIM)
+        ]
+        if len(new) != 1:
+            raise SystemExit(f"--infra-keep=always kept {len(new)} nodes, not one: {[c.name for c in new]}")
+        self.container_id, self.key = new[0].id, new[0].labels[labels.CONVERGE]
+
+    def run(self) -> float:
+        took = self.session("--infra-reuse", "--infra-keep=always", cwd=self.project)
+        nodes = [c for c in self._kept() if not c.labels.get(labels.CLAIM)]
+        if [c.id for c in nodes] != [self.container_id] or nodes[0].status != "running":
+            raise SystemExit(
+                f"--infra-reuse did not take over the kept node {self.container_id[:12]}:"
+                f" {[(c.name, c.status) for c in nodes]}"
+            )
+        return took
+
+    def cleanup(self) -> None:
+        if self.key:
+            for container in self._kept():
+                container.remove(force=True, v=True)
+        if self.container_id:
+            claims = self.client.containers.list(
+                all=True, filters={"label": f"{labels.CLAIM}={self.container_id}"}
+            )
+            for container in claims:
+                container.remove(force=True, v=True)
         self.client.close()
 
 
@@ -401,6 +505,45 @@ def _median_table(
         ratio = f"{med[name] / med[ref]:.2f} {label}" if ref else ""
         lines.append(f"{name:<{width}} {fmt(med[name]):>9} {fmt(min(ts)):>9} {fmt(max(ts)):>9} {ratio:>24}")
     return lines
+
+
+def node_phases(stdout: str) -> dict[str, float]:
+    """The seconds of the first node in the summary table a session printed (its boot, converge
+    and ready columns: the plugin's own timing); {} without one. Pure."""
+    lines = stdout.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        head = line.split()
+        if head[:1] == ["platform"] and {"boot", "converge", "ready"} <= set(head):
+            cells = dict(zip(head, lines[i + 1].split(), strict=False))
+            return {
+                col: float(cells[col].removesuffix("s"))
+                for col in ("boot", "converge", "ready")
+                if cells.get(col, "-").removesuffix("s").replace(".", "", 1).isdigit()
+            }
+    return {}
+
+
+def phase_lines(runs: dict[str, tuple[float, list[dict[str, float]]]]) -> list[str]:
+    """Where our runs' time went, from the node tables (medians): boot, converge, the rest of
+    ``ready`` (image look-up, the idempotence converge, side effect), and what is not the node's
+    (interpreter, plugin, collection, the tests, teardown, report). Pure."""
+    out = []
+    for name, (whole, rows) in runs.items():
+        boot, converge, ready = (
+            statistics.median([r[c] for r in rows if c in r] or [0.0]) for c in ("boot", "converge", "ready")
+        )
+        out.append(
+            f"   {name}: boot {fmt(boot)}, converge {fmt(converge)},"
+            f" rest of ready {fmt(max(ready - boot - converge, 0.0))} (idempotence, image look-up),"
+            f" not the node's {fmt(max(whole - ready, 0.0))} (pytest, tests, teardown)"
+        )
+    return out
+
+
+def goal_line(what: str, ratio: float, sense: str, goal: float) -> str:
+    """``what = N.NNx (goal >= Gx: met)``, from the medians of this run. Pure."""
+    met = ratio >= goal if sense == ">=" else ratio <= goal
+    return f"goal: {what} = {ratio:.2f}x (goal {sense} {goal:g}x: {'met' if met else 'missed'})"
 
 
 def busy_cpu_seconds() -> float | None:
@@ -425,6 +568,9 @@ THREE_SERIAL = "three platforms, --infra-parallel=1"
 MOLECULE = "molecule test (create..destroy)"
 OURS_IDEM = "infranode: pytest --infra-idempotence"
 OURS_ANSIBLE = "infranode: pytest"
+MOL_EXISTING = "molecule converge && molecule verify"
+MOL_VERIFY = "molecule verify"
+OURS_REUSE = "infranode: pytest --infra-reuse"
 THREE_PLATFORMS = "--infra-platform=debian-12,debian-13,debian-12b"
 FLOOR_ONE = "floor: docker-py, debian-12"
 FLOOR_THREE = "floor: docker-py, the three at once"
@@ -452,7 +598,10 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
        machine's floor for that ratio: the same create, boot, converge and remove done with
        docker-py alone for debian-12, and for debian-12, debian-13 and debian-12 in three threads;
     5. with ``molecule``: ``molecule test`` of examples/ansible's role against our `pytest` of
-       examples/ansible (with and without ``--infra-idempotence``, which molecule always does).
+       examples/ansible (with and without ``--infra-idempotence``, which molecule always does);
+       and on an existing instance (made outside the timed part on both sides), ``molecule
+       converge && molecule verify`` and ``molecule verify`` against ``--infra-reuse`` on a
+       kept node (:class:`KeptNode`).
     """
     work = Path(tempfile.mkdtemp(prefix="infranode-bench-"))
     token = uuid.uuid4().hex[:10]
@@ -485,6 +634,7 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
     floors_of_three = [SdkFloor(i, script_bytes, env, token, []) for i in (prepared, prepared_13, prepared)]
     notes: list[str] = []
     mol: Molecule | None = None
+    kept: KeptNode | None = None
     if molecule is not None:
         mol = Molecule(work, token, molecule, prepared)
         try:
@@ -495,6 +645,7 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
             mol.cleanup()
             mol = None
     ansible_project = mol.project if mol else work
+    last_stdout = [""]  # of the latest session: its node table says where the time went
 
     def session(*args: str, cwd: Path = project, platform_yaml: str = "") -> float:
         if cwd == project:
@@ -504,6 +655,7 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
         start = time.perf_counter()
         done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
         took = time.perf_counter() - start
+        last_stdout[0] = done.stdout
         if done.returncode != 0:
             raise SystemExit(
                 f"benchmark session {args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
@@ -532,11 +684,19 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
         runs[MOLECULE] = mol.test
         runs[OURS_IDEM] = lambda: session("--infra-idempotence", cwd=ansible_project)
         runs[OURS_ANSIBLE] = lambda: session(cwd=ansible_project)
+        kept = KeptNode(session, ansible_project)  # mol and kept: both or neither
+        runs[MOL_EXISTING] = mol.converge_verify
+        runs[MOL_VERIFY] = mol.verify
+        runs[OURS_REUSE] = kept.run
     times: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}  # busy CPU-seconds of the machine
+    phases: dict[str, list[dict[str, float]]] = {OURS_IDEM: [], OURS_ANSIBLE: [], OURS_REUSE: []}
     try:
         session(THREE_PLATFORMS, "test_web.py")  # every prepared image exists
         session("--infra-platform=debian-12", "--infra-cache=converge", "test_web.py")  # the hit's image
+        if mol is not None and kept is not None:  # the existing instances, outside the timed part
+            mol.create_existing()
+            kept.setup()
         order = list(runs)
         shuffler = random.Random(9)
         for i in range(rounds):
@@ -545,12 +705,16 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
                 cpu_at_start = busy_cpu_seconds()
                 times[name].append(runs[name]())
                 after = busy_cpu_seconds()
+                if name in phases:
+                    phases[name].append(node_phases(last_stdout[0]))
                 if cpu_at_start is not None and after is not None:
                     cpu[name].append(after - cpu_at_start)
             print(f"sessions: round {i + 1}/{rounds} done", file=sys.stderr)
     finally:
         for swept in (floor, *floors_of_three):
             swept.sweep()
+        if kept is not None:
+            kept.cleanup()
         if mol is not None:
             mol.cleanup()
         # Ours: converged images of this run's converge.sh (its hash is one of the key's parts),
@@ -606,6 +770,12 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
         "   process (section 2's steps without the checks); three at once: one thread per node, debian-12,",
         "   debian-13 and debian-12 again. The floor's three at once are"
         f" {med[FLOOR_THREE] / med[FLOOR_ONE]:.2f}x its one; ours {med[THREE] / med[WARM]:.2f}x ours.",
+        goal_line(
+            "ours three-at-once/one ÷ floor three-at-once/one",
+            (med[THREE] / med[WARM]) / (med[FLOOR_THREE] / med[FLOOR_ONE]),
+            "<=",
+            1.05,
+        ),
     ]
     if cpu[WARM] and cpu[THREE]:
         one_cpu, three_cpu = statistics.median(cpu[WARM]), statistics.median(cpu[THREE])
@@ -629,12 +799,35 @@ def sessions(engine: Engine, rounds: int, molecule: Path | None = None) -> list[
                     OURS_ANSIBLE: (OURS_IDEM, "x ours, idempotence"),
                 },
             ),
-            f"   (molecule test: {med[MOLECULE] / med[OURS_IDEM]:.2f}x ours with --infra-idempotence,"
-            f" {med[MOLECULE] / med[OURS_ANSIBLE]:.2f}x ours without)",
+            f"   (molecule test: {med[MOLECULE] / med[OURS_ANSIBLE]:.2f}x ours without --infra-idempotence)",
+            *phase_lines({k: (med[k], phases[k]) for k in (OURS_IDEM, OURS_ANSIBLE)}),
             "   molecule test = dependency (no-op), destroy, syntax, create, prepare, converge, idempotence,",
             "   verify (testinfra, its ansible connection), destroy; ours = node up, prepare, converge",
             "   [, idempotence], the tests through the exec channel, node removed. Same image recipe,",
             "   container options, ansible-core and playbooks.",
+            "",
+            f"5b. an existing instance: the same role and spec, {rounds} rounds",
+            *_median_table(
+                "whole run",
+                {k: times[k] for k in (MOL_EXISTING, MOL_VERIFY, OURS_REUSE)},
+                {
+                    MOL_EXISTING: (OURS_REUSE, "x ours, reuse"),
+                    MOL_VERIFY: (OURS_REUSE, "x ours, reuse"),
+                    OURS_REUSE: (OURS_REUSE, "x ours, reuse"),
+                },
+            ),
+            "   molecule: `molecule create`, prepare, a first converge and verify before the rounds; each",
+            "   round `molecule converge` (the playbook again: no change) then `molecule verify`, or the",
+            "   verify alone. ours: a first `pytest --infra-keep=always` kept the converged node; each round",
+            "   `pytest --infra-reuse --infra-keep=always` takes it over (its converge inputs unchanged: no",
+            "   converge runs) and runs the spec; the round fails unless it took over that very node.",
+            *phase_lines({OURS_REUSE: (med[OURS_REUSE], phases[OURS_REUSE])}),
+            "",
+            goal_line("molecule test / ours --infra-idempotence", med[MOLECULE] / med[OURS_IDEM], ">=", 3.0),
+            f"molecule converge && verify / ours --infra-reuse = {med[MOL_EXISTING] / med[OURS_REUSE]:.2f}x"
+            " (#22 sets no figure for it)",
+            f"   (molecule verify alone / ours --infra-reuse = {med[MOL_VERIFY] / med[OURS_REUSE]:.2f}x:"
+            " the same work on both sides, the spec on a converged node)",
         ]
     elif molecule is None:
         notes.append("5. molecule test: not run (add --molecule)")
