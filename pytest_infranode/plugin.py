@@ -555,9 +555,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         verify_platform = getattr(item, "verify_platform", None)
         if verify_platform is not None:  # a verify test (verifyitems.py): every node of its platform
             infra.last_use[verify_platform.name] = position
-            targets += [
-                Target(verify_platform, short) for short in infra.layout.names_on(verify_platform.name)
-            ]
+            targets += infra.span_targets(verify_platform)
             continue
         callspec = getattr(item, "callspec", None)
         fixtures = getattr(item, "fixturenames", ())
