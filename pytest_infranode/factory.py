@@ -415,9 +415,7 @@ class NodeFactory:
             return name
 
         def create() -> str:
-            net_labels = labels.node_labels(
-                self.identity.session_id, home, name, self.identity.owner
-            )
+            net_labels = labels.node_labels(self.identity.session_id, home, name, self.identity.owner)
             return engine.create_network(name, net_labels)
 
         self.networks[home] = create() if self.shared is None else self.shared.network(home, create)

@@ -419,8 +419,10 @@ class InfraSession:
 
     # keep policy and removal
     def record_failure(self, platform: Platform) -> None:
-        """A test of ``platform`` failed (``--infra-keep=failure`` keeps its nodes)."""
-        self.keep.record_failure(platform.name, by_test=True)
+        """A test of ``platform`` failed (``--infra-keep=failure`` keeps its nodes, and those of
+        its span: one network and inventory, kept whole for a look)."""
+        for name in self.layout.span_of(platform.name):
+            self.keep.record_failure(name, by_test=True)
 
     def done_with(self, platform: Platform) -> None:
         """pytest has finished ``platform``'s session fixtures (it does so when the next test
@@ -430,7 +432,7 @@ class InfraSession:
         platforms of a span (:meth:`NodeLayout.span`) are one: their nodes go when none of them
         has a later test (a run over the span's inventory needs them all).
         """
-        names = self.layout.span() if platform.name in self.layout.span() else [platform.name]
+        names = self.layout.span_of(platform.name)
         later = [self.last_use.get(n, self.position if n == platform.name else -1) for n in names]
         if self.role != "single" or max(later) >= self.position:
             return

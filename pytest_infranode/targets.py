@@ -89,11 +89,16 @@ class NodeLayout:
             return []
         return [p for p in chosen if p in pinned]
 
+    def span_of(self, platform: str) -> list[str]:
+        """The platforms whose nodes are one set with those of ``platform``: the :meth:`span`
+        it is in, else itself alone."""
+        span = self.span()
+        return span if platform in span else [platform]
+
     def home(self, platform: str) -> str:
         """The platform whose network and inventory the nodes of ``platform`` share: the first
         of the :meth:`span` it is in, else itself."""
-        span = self.span()
-        return span[0] if platform in span else platform
+        return self.span_of(platform)[0]
 
     def members(self, platform: str) -> list[tuple[str, str]]:
         """(platform, short name) of every node in the inventory of ``platform``: the whole

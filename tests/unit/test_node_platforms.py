@@ -148,6 +148,7 @@ def test_on_the_scenarios_own_platforms_every_node_named_is_one_span(tmp_path: P
     layout = _layout(tmp_path, SPAN)
     assert layout.span() == ["debian-12", "debian-13"]  # the session's order
     assert layout.home("debian-13") == "debian-12"  # one network, one inventory: the first's
+    assert layout.span_of("debian-13") == ["debian-12", "debian-13"]  # removed and kept as one
     assert layout.members("debian-13") == [("debian-13", "server"), ("debian-12", "client")]
     assert layout.converged_together("server", "debian-13") == ["server", "client"]
     assert layout.names_on("debian-13") == ["server"]  # the tests of a platform: its own node
@@ -156,6 +157,7 @@ def test_on_the_scenarios_own_platforms_every_node_named_is_one_span(tmp_path: P
 def test_a_node_made_everywhere_or_a_platform_re_targeted_to_is_no_span(tmp_path: Path) -> None:
     assert _layout(tmp_path).span() == []  # helper is made on both: each platform its own set
     assert _layout(tmp_path).home("debian-13") == "debian-13"
+    assert _layout(tmp_path).span_of("debian-13") == ["debian-13"]
     retargeted = _layout(tmp_path, SPAN, cli=["ubuntu-24.04"])
     assert retargeted.span() == []
     assert retargeted.members("ubuntu-24.04") == [("ubuntu-24.04", "server"), ("ubuntu-24.04", "client")]
@@ -169,7 +171,9 @@ def test_a_node_made_everywhere_or_a_platform_re_targeted_to_is_no_span(tmp_path
     assert beside.converged_together("server", "ubuntu-24.04") == ["server", "client"]
 
 
-def test_a_span_is_made_in_one_run_over_one_inventory_on_one_network(tmp_path: Path, engine: FakeEngine) -> None:
+def test_a_span_is_made_in_one_run_over_one_inventory_on_one_network(
+    tmp_path: Path, engine: FakeEngine
+) -> None:
     """On the fake engine: the nodes of a span are booted first, each from its own platform's
     image, on one network, then converged in one run over one inventory that holds both; the
     platforms' tests each get their own node, and MOLECULE_INVENTORY_FILE's file is the one."""
@@ -191,8 +195,11 @@ def test_a_span_is_made_in_one_run_over_one_inventory_on_one_network(tmp_path: P
     assert images[server.name] == "sha256:prepared-debian-13"
     assert [s for op, s in engine.calls if op == "create_network"] == [client.network]
     inventory = session.inventory_path(d13).read_text()
-    assert server.container_id in inventory and client.container_id in inventory
+    assert server.container_id in inventory
+    assert client.container_id in inventory
     assert sorted(session.nodes_of(d13)) == ["server"]  # infra_nodes: the platform's own
+    session.record_failure(d13)  # a failed test of one platform keeps the whole span
+    assert session.keep.failed_platforms == {"debian-12", "debian-13"}
     # the first platform's tests are done, the second's are not: its nodes stay (the span is one)
     session.last_use = {"debian-12": 0, "debian-13": 1}
     session.position = 1
