@@ -210,3 +210,26 @@ def test_a_span_is_made_in_one_run_over_one_inventory_on_one_network(
     session.wait_for_all()
     session.teardown()
     assert engine.names() == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [("", ["verify[debian-12]"]), ("  helper: {}\n", ["verify[debian-12]", "verify[debian-13]"])],
+    ids=["span", "a-node-everywhere"],
+)
+def test_the_verify_playbook_is_one_test_for_a_span(
+    pytester: pytest.Pytester, extra: str, expected: list[str]
+) -> None:
+    """Collection only (no daemon): Molecule runs verify.yml once over its inventory, and a span
+    has one; platforms that are sets of their own get a test each."""
+    pytester.makefile(".yml", converge="- hosts: all\n  tasks: []\n", verify="- hosts: all\n  tasks: []\n")
+    pytester.makefile(
+        ".yaml",
+        infranode=SPAN.replace(
+            "provisioner: {name: shell, inline: ['true']}",
+            "provisioner: {name: ansible, playbook: converge.yml, verify: verify.yml}",
+        )
+        + extra,
+    )
+    result = pytester.runpytest("--collect-only", "-q", "verify.yml")
+    assert [line.split("::", 1)[1] for line in result.stdout.lines if "::" in line] == expected
