@@ -231,7 +231,8 @@ class NodeFactory:
         )
 
     def _make_group(self, group: tuple[Target, ...]) -> dict[str, Node | InfranodeError]:
-        """The nodes of ``group`` (one platform, one provisioner settings) booted side by side,
+        """The nodes of ``group`` (one platform, or the platforms of a span, see
+        :meth:`NodeLayout.span`; one provisioner settings) booted side by side on one network,
         then converged in one run over an inventory of all of them, then each one's
         ``side_effect:``. The run's error is every node's; a node that did not boot fails
         alone, and the others are then not converged (their run would miss a host)."""
@@ -241,7 +242,10 @@ class NodeFactory:
         with self._lock:
             engine = self.connect()
         started = time.monotonic()
-        image, cached = self._prepared_image(engine, platform)
+        images: dict[str, tuple[str, bool]] = {}
+        for target in group:  # each platform's image, once
+            if target.platform.name not in images:
+                images[target.platform.name] = self._prepared_image(engine, target.platform)
         with self._lock:
             self.start_watchdog()
             network = self._network_for(platform, engine)
@@ -254,6 +258,7 @@ class NodeFactory:
             )
 
         def boot(target: Target) -> Node:
+            image, cached = images[target.platform.name]
             node = self._new_node(target, engine, image, network=network)
             node.image_cached = cached
             node.record_time("image", took)
@@ -295,7 +300,7 @@ class NodeFactory:
                     config,
                     levels=self.layout.levels([t.node for t in group]),
                     inventory=self.inventory_of(platform),
-                    log_name=container_name(self.identity.session_id, platform.name),
+                    log_name=container_name(self.identity.session_id, self.layout.home(platform.name)),
                 )
             with interrupt.phase(f"the side effect of {names}"):
                 self.converger.provisioner_side_effect(
@@ -419,29 +424,26 @@ class NodeFactory:
             return self._image_locks.setdefault(platform_name, threading.Lock())
 
     def _network_for(self, platform: Platform, engine: Engine) -> str | None:
-        """The network the nodes of ``platform`` share (made with ``nodes:`` only)."""
+        """The network the nodes of ``platform`` share (made with ``nodes:`` only); the
+        platforms of a span share the first one's (see :meth:`NodeLayout.home`)."""
         if not self.settings.nodes:
             return None
-        name = container_name(self.identity.session_id, platform.name)
-        if platform.name in self.networks:
+        home = self.layout.home(platform.name)
+        name = container_name(self.identity.session_id, home)
+        if home in self.networks:
             return name
 
         def create() -> str:
-            net_labels = labels.node_labels(
-                self.identity.session_id, platform.name, name, self.identity.owner
-            )
+            net_labels = labels.node_labels(self.identity.session_id, home, name, self.identity.owner)
             return engine.create_network(name, net_labels)
 
-        self.networks[platform.name] = (
-            create() if self.shared is None else self.shared.network(platform.name, create)
-        )
+        self.networks[home] = create() if self.shared is None else self.shared.network(home, create)
         return name
 
     # pytest-xdist: the records through which workers share their nodes
     def _attach(self, target: Target, record: NodeRecord) -> Node:
-        network = (
-            container_name(self.identity.session_id, target.platform.name) if self.settings.nodes else None
-        )
+        home = self.layout.home(target.platform.name)
+        network = container_name(self.identity.session_id, home) if self.settings.nodes else None
         node = self._new_node(target, self.connect(), record.image, network=network)
         node.image_cached = record.cached
         for step, took in record.timings.items():

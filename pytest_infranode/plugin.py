@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 SESSION_KEY = pytest.StashKey["InfraSession"]()
 TARGET_KEY = pytest.StashKey["Target"]()
 POSITION_KEY = pytest.StashKey[int]()
+PLATFORM_ENV_KEY = pytest.StashKey[dict[str, dict[str, str]]]()
+"""Platform name → the variables its tests see differently from the session's (a Molecule
+scenario's ``MOLECULE_INVENTORY_FILE`` when the session runs several platforms)."""
 LOG_TAIL_LINES = 40
 PLUGIN_NAME = "infranode-session"
 
@@ -202,6 +205,7 @@ def _session_inventory(config: pytest.Config, session: InfraSession, log_dir: Pa
     except OSError as err:
         raise pytest.UsageError(f"pytest-infranode cannot write the session inventory: {err}") from None
     from pytest_infranode.molecule.environment import instance_config_text
+    from pytest_infranode.molecule.environment import platform_variables
     from pytest_infranode.molecule.environment import scenario_of
     from pytest_infranode.molecule.environment import session_variables
     from pytest_infranode.molecule.environment import tools_path
@@ -222,6 +226,10 @@ def _session_inventory(config: pytest.Config, session: InfraSession, log_dir: Pa
         Path(variables["MOLECULE_INSTANCE_CONFIG"]).write_text(instance_config_text(hosts))
         try:  # over the rest, as Molecule merges it
             variables.update(verifier_env(scenario, {**os.environ, **variables}))
+            config.stash[PLATFORM_ENV_KEY] = {
+                p.name: platform_variables(scenario, variables, session.inventory_path(p), os.environ)
+                for p in session.platforms
+            }
         except InfranodeError as err:  # a mistake in molecule.yml, with its file:line
             raise pytest.UsageError(str(err)) from None
     saved = {name: os.environ.get(name) for name in variables}
@@ -366,6 +374,34 @@ def _check_marker(marker: pytest.Mark, infra: InfraSession) -> None:
 def _marker_allows(marker: pytest.Mark, platform: Platform) -> bool:
     names = {str(a) for a in marker.args}
     return bool(names & {platform.name, platform.family, *platform.aliases})
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
+    """The variables of the item's platform (:data:`PLATFORM_ENV_KEY`) around its setup, call
+    and teardown, the session's restored after it."""
+    platform = _platform_of(item)
+    changes = item.config.stash.get(PLATFORM_ENV_KEY, {}).get(platform, {}) if platform else {}
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    try:
+        return (yield)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _platform_of(item: pytest.Item) -> str:
+    """The platform an item runs on: its ``_infra_target``'s, a verify test's; "" for others."""
+    verify_platform = getattr(item, "verify_platform", None)
+    if verify_platform is not None:
+        return str(verify_platform.name)
+    callspec = getattr(item, "callspec", None)
+    target = callspec.params.get("_infra_target") if callspec is not None else None
+    return str(target.platform.name) if target is not None else ""
 
 
 @pytest.hookimpl(wrapper=True)
@@ -555,9 +591,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         verify_platform = getattr(item, "verify_platform", None)
         if verify_platform is not None:  # a verify test (verifyitems.py): every node of its platform
             infra.last_use[verify_platform.name] = position
-            targets += [
-                Target(verify_platform, short) for short in infra.layout.names_on(verify_platform.name)
-            ]
+            targets += infra.span_targets(verify_platform)
             continue
         callspec = getattr(item, "callspec", None)
         fixtures = getattr(item, "fixturenames", ())

@@ -272,9 +272,23 @@ class InfraSession:
         if not isinstance(self.provisioners[config.name], ConvergesTogether):
             return ()
         return tuple(
-            Target(target.platform, n)
+            self._target_of(target.platform, n)
             for n in self.layout.converged_together(target.node, target.platform.name)
         )
+
+    def _target_of(self, platform: Platform, short: str) -> Target:
+        """The target of node ``short`` made for ``platform``: on its own platform when it is
+        one of the :meth:`NodeLayout.span` (a scenario of different images)."""
+        own = self.layout.configs[short].platform if short in self.layout.configs else ""
+        if platform.name in self.layout.span() and own:
+            return Target(next(p for p in self.platforms if p.name == own), short)
+        return Target(platform, short)
+
+    def span_targets(self, platform: Platform) -> list[Target]:
+        """Every node in ``platform``'s inventory, each with its own platform (see
+        :meth:`NodeLayout.members`)."""
+        by_name = {p.name: p for p in self.platforms}
+        return [Target(by_name[name], short) for name, short in self.layout.members(platform.name)]
 
     def _converge_hook_is_ours(self) -> bool:
         caller = getattr(self.hook, "pytest_infranode_converge", None)
@@ -286,22 +300,24 @@ class InfraSession:
         """The inventory of ``platform``'s nodes for this session: written before collection
         (:meth:`write_inventories`), rewritten by each run over them, in a folder of its own (the
         provisioner may put what the tool reads next to it there, made here); it stays for the
-        session (``MOLECULE_INVENTORY_FILE`` names it)."""
-        name = container_name(self.session_id, platform.name)
+        session (``MOLECULE_INVENTORY_FILE`` names it). The platforms of a scenario's span
+        (:meth:`NodeLayout.span`) share one, named after the first of them."""
+        name = container_name(self.session_id, self.layout.home(platform.name))
         folder = self.log_dir / f"{name}.inventory"
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"{name}.inventory.yml"
 
     def inventory_hosts(self, platform: Platform) -> list[InventoryHost]:
-        """The hosts of ``platform``'s inventory: every node, reached by its container name."""
+        """The hosts of ``platform``'s inventory: every node, reached by its container name
+        (those of the whole span for a platform of it)."""
         hosts = []
-        for short in self.layout.names_on(platform.name):
-            config = self.layout.configs[short]
+        for target in self.span_targets(platform):
+            config = self.layout.configs[target.node]
             hosts.append(
                 InventoryHost(
-                    name=short or platform.name,
-                    container=self.node_name(Target(platform, short)),
-                    platform=platform,
+                    name=target.node or target.platform.name,
+                    container=self.node_name(target),
+                    platform=target.platform,
                     groups=config.groups,
                 )
             )
@@ -314,11 +330,12 @@ class InfraSession:
         provisioner = self.provisioner
         if not isinstance(provisioner, ConvergesTogether):
             return []
-        written = []
+        written: list[Path] = []
         for platform in self.platforms:
             path = self.inventory_path(platform)
-            provisioner.write_inventory(path, self.inventory_hosts(platform), self.settings.provisioner)
-            written.append(path)
+            if path not in written:  # the platforms of a span share one
+                provisioner.write_inventory(path, self.inventory_hosts(platform), self.settings.provisioner)
+                written.append(path)
         return written
 
     def inventory_env(self) -> dict[str, str]:
@@ -366,8 +383,9 @@ class InfraSession:
 
     def verify(self, platform: Platform) -> tuple[str, ConvergeResult, Path]:
         """Run the provisioner's ``verify`` action (Molecule's ``verify.yml``) over every node of
-        ``platform``, made and converged first: what it ran, its result and its log."""
-        nodes = list(self.nodes_of(platform).values())
+        ``platform`` (of its whole span, see :meth:`NodeLayout.span`), made and converged first:
+        what it ran, its result and its log."""
+        nodes = [self.node_for(t.platform, t.node) for t in self.span_targets(platform)]
         config = self.settings.provisioner
         what = action_of(self.provisioner, "verify", config) or "verify"
         inventory = self.inventory_path(platform) if isinstance(self.provisioner, ConvergesTogether) else None
@@ -376,7 +394,7 @@ class InfraSession:
             self.provisioner,
             config,
             inventory=inventory,
-            log_name=container_name(self.session_id, platform.name),
+            log_name=container_name(self.session_id, self.layout.home(platform.name)),
         )
         return what, result, log
 
@@ -401,23 +419,30 @@ class InfraSession:
 
     # keep policy and removal
     def record_failure(self, platform: Platform) -> None:
-        """A test of ``platform`` failed (``--infra-keep=failure`` keeps its nodes)."""
-        self.keep.record_failure(platform.name, by_test=True)
+        """A test of ``platform`` failed (``--infra-keep=failure`` keeps its nodes, and those of
+        its span: one network and inventory, kept whole for a look)."""
+        for name in self.layout.span_of(platform.name):
+            self.keep.record_failure(name, by_test=True)
 
     def done_with(self, platform: Platform) -> None:
         """pytest has finished ``platform``'s session fixtures (it does so when the next test
         needs another platform). If no later test uses the platform, its nodes are removed now,
         side by side with the next tests, instead of at the session's end; nodes that
-        ``--infra-keep`` keeps, and nodes still being made, are left to :meth:`teardown`.
+        ``--infra-keep`` keeps, and nodes still being made, are left to :meth:`teardown`. The
+        platforms of a span (:meth:`NodeLayout.span`) are one: their nodes go when none of them
+        has a later test (a run over the span's inventory needs them all).
         """
-        if self.role != "single" or self.last_use.get(platform.name, self.position) >= self.position:
+        names = self.layout.span_of(platform.name)
+        later = [self.last_use.get(n, self.position if n == platform.name else -1) for n in names]
+        if self.role != "single" or max(later) >= self.position:
             return
         if self._bringup is None:
             return
-        doomed = self._bringup.release(platform.name, self.keep.should_keep)
-        if doomed:
-            self._released.add(platform.name)
-            self.remover.start(doomed)
+        for name in names:
+            doomed = self._bringup.release(name, self.keep.should_keep)
+            if doomed:
+                self._released.add(name)
+                self.remover.start(doomed)
 
     def interrupt(self, reason: str) -> None:
         """Ctrl-C or SIGTERM (``reason``): the work under way is told to stop at once (its

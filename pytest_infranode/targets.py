@@ -77,6 +77,37 @@ class NodeLayout:
             return list(self.configs)
         return [n for n, c in self.configs.items() if c.platform in ("", platform)]
 
+    def span(self) -> list[str]:
+        """The platforms one scenario spans, in the session's order: when every node names its own
+        ``platform:`` and each is a platform of the session (a scenario of different images run on
+        its own images), its nodes are one set across those platforms, with one network, one
+        inventory and one run of a provisioner that converges nodes together, as on one
+        platform. Empty otherwise (a node made everywhere, or a platform re-targeted to)."""
+        chosen = [p.name for p in self.settings.platforms]
+        pinned = {c.platform for c in self.configs.values()}
+        if not self.settings.nodes or not pinned <= set(chosen):
+            return []
+        return [p for p in chosen if p in pinned]
+
+    def span_of(self, platform: str) -> list[str]:
+        """The platforms whose nodes are one set with those of ``platform``: the :meth:`span`
+        it is in, else itself alone."""
+        span = self.span()
+        return span if platform in span else [platform]
+
+    def home(self, platform: str) -> str:
+        """The platform whose network and inventory the nodes of ``platform`` share: the first
+        of the :meth:`span` it is in, else itself."""
+        return self.span_of(platform)[0]
+
+    def members(self, platform: str) -> list[tuple[str, str]]:
+        """(platform, short name) of every node in the inventory of ``platform``: the whole
+        :meth:`span` for a platform of it (each node on its own platform), else the nodes made on
+        ``platform``."""
+        if platform in self.span():
+            return [(c.platform, n) for n, c in self.configs.items()]
+        return [(platform, n) for n in self.names_on(platform)]
+
     def default_on(self, platform: str) -> str:
         """The node a test without a marker or ``testinfra_hosts`` runs on: the first one of
         ``platform``."""
@@ -130,8 +161,8 @@ class NodeLayout:
 
     def converged_together(self, name: str, platform: str = "") -> list[str]:
         """The nodes converged in one run with ``name`` (those sharing its provisioner
-        settings, in converge order), when a provisioner can (see ``ConvergesTogether``); empty
-        when ``name`` is converged alone.
+        settings, in converge order; on a platform of the :meth:`span`, across all of it), when a
+        provisioner can (see ``ConvergesTogether``); empty when ``name`` is converged alone.
 
         A node converged alone that depends on one of them, and on which one of them depends,
         would have to be converged in the middle of the run: then every node is converged
@@ -140,7 +171,7 @@ class NodeLayout:
         if not self.settings.nodes or name not in self.configs:
             return []
         config = self.provisioner_of(name)
-        on = self.names_on(platform) if platform else list(self.configs)
+        on = self.names_on(platform) if platform and platform not in self.span() else list(self.configs)
         members = [n for n in self.order if n in on and self.provisioner_of(n) == config]
         if len(members) < 2:
             return []

@@ -44,16 +44,18 @@ def collect(file_path: Path, parent: pytest.Collector, infra: InfraSession) -> V
 
 
 class VerifyFile(pytest.File):
-    """The verify action's file: a test per platform of the session."""
+    """The verify action's file: a test per platform of the session (one for a span)."""
 
     def __init__(self, *, infra: InfraSession, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.infra = infra
 
     def collect(self) -> list[pytest.Item]:
+        # the platforms of a span have one inventory: the action runs once over it, as Molecule's
         return [
             VerifyItem.from_parent(self, name=f"verify[{p.name}]", infra=self.infra, platform=p)
             for p in self.infra.platforms
+            if self.infra.layout.home(p.name) == p.name
         ]
 
 

@@ -3,8 +3,9 @@ set as Molecule sets them for its verifier. Pure: paths in, variables out.
 
 The configuration came from a scenario when its file sits in ``molecule/<scenario>/`` next to
 ``molecule.yml`` (where ``infranode import molecule`` writes it). What Molecule knows only while
-it runs is the session's here: ``MOLECULE_INVENTORY_FILE`` is the session inventory (one
-platform's), ``MOLECULE_EPHEMERAL_DIRECTORY`` a folder of the session's log directory.
+it runs is the session's here: ``MOLECULE_INVENTORY_FILE`` is the session inventory (that of
+the platform a test runs on: see :func:`platform_variables`), ``MOLECULE_EPHEMERAL_DIRECTORY`` a
+folder of the session's log directory.
 """
 
 from __future__ import annotations
@@ -105,6 +106,25 @@ def verifier_env(scenario: Scenario, environ: Mapping[str, str]) -> dict[str, st
     return dict(
         read_scenario(scenario.role_dir, scenario.name, environ=environ, runtime=runtime).verifier.env
     )
+
+
+def platform_variables(
+    scenario: Scenario, session: Mapping[str, str], inventory: Path, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """What the tests of one platform see differently from the session's variables
+    ``session`` (those of its first platform): ``MOLECULE_INVENTORY_FILE`` names ``inventory``,
+    the platform's own, as each Molecule run has its own inventory, and ``verifier.env`` values
+    that interpolate it follow. Empty when ``inventory`` is the session's (one platform, or the
+    platforms of one span). Reads molecule.yml again, nothing else.
+
+    :raises SettingsError: molecule.yml has a mistake (file:line).
+    """
+    if session.get("MOLECULE_INVENTORY_FILE") == str(inventory):
+        return {}
+    changed = {"MOLECULE_INVENTORY_FILE": str(inventory)}
+    env = verifier_env(scenario, {**environ, **session, **changed})
+    changed.update({name: value for name, value in env.items() if session.get(name) != value})
+    return changed
 
 
 def tools_path(environ: Mapping[str, str], python_bin: Path) -> str | None:

@@ -8,8 +8,10 @@ Two layouts, chosen from the images:
   capabilities and ports. ``--infra-platform`` then re-targets the whole scenario.
 - **platforms** (the images differ: a role tried on several systems): each Molecule platform is
   a platform of its own in ``platform_definitions:`` and a node of ``nodes:``, both named after
-  it, the node made on its own platform only (``platform:``). ``--infra-platform`` re-targets
-  this layout too: every node on each platform selected, with its name, groups and vars.
+  it, the node made on its own platform only (``platform:``). On those platforms the nodes are
+  one span (``NodeLayout.span``): one network, one inventory, one Ansible run over it.
+  ``--infra-platform`` re-targets this layout too: every node on each platform selected, with
+  its name, groups and vars.
 
 The translation never pretends: a key the plugin cannot honour is a :class:`Gap` of kind
 ``unsupported``; one honoured differently (``privileged: true`` runs with the least-privilege
@@ -434,8 +436,7 @@ class _Translator:
         if self.outside_project:
             data["allow_outside_project"] = True
         self.sequence()
-        tests, options = self.verifier(layout)
-        self.multi_host(len(s.platforms), layout)
+        tests, options = self.verifier()
         self.variables()
         if self.config_dir != s.directory.resolve():
             self.gap(
@@ -538,16 +539,7 @@ class _Translator:
             definitions[short] = body
             node = self.node_body(platform, base, short)
             nodes[short] = {**node, "platform": short}
-            if platform.networks or platform.network_mode:
-                self.pgap(
-                    platform,
-                    "networks",
-                    self.at(f"{platform.key}.networks"),
-                    "with different images each node is alone on Docker's default network: the instances "
-                    "do not reach each other by name",
-                    "use one image for every platform: the nodes then share a network and answer to their "
-                    "names",
-                )
+        self.networks_nodes()  # the nodes of the scenario share one network, as in the nodes layout
         return list(names.values()), nodes, definitions, names
 
     def unique(self, name: str, taken: Any) -> str:
@@ -1082,7 +1074,7 @@ class _Translator:
             and "verify" in s.test_sequence
         )
 
-    def verifier(self, layout: Layout = "nodes") -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    def verifier(self) -> tuple[tuple[Path, ...], tuple[str, ...]]:
         s = self.s
         v = s.verifier
         if v.name in ("goss", "inspec"):
@@ -1125,8 +1117,8 @@ class _Translator:
                 friction=3,
             )
         for what, where in ((u.what, u.where) for u in s.uses):
-            # the specs' own host selection, host.ansible and MOLECULE_* work on the nodes of
-            # one platform (the nodes layout); each platform of the other layout has one node
+            # the specs' own host selection, host.ansible and MOLECULE_* work in both layouts: the
+            # nodes of one platform, or of the span of the scenario's own platforms, are one inventory
             if what.startswith("env:MOLECULE_") and _in_spec(where):
                 name = what.removeprefix("env:")
                 if name not in SESSION_VARIABLES:
@@ -1137,35 +1129,9 @@ class _Translator:
                         + (": collection fails with KeyError" if "environ[" in _line_text(where) else ""),
                         friction=3,
                     )
-                elif name == "MOLECULE_INVENTORY_FILE" and layout == "platforms":
-                    self.gap(
-                        f"{name} in a spec",
-                        where,
-                        "names the session inventory of the first platform only (each platform's "
-                        "node is in an inventory of its own; with --infra-platform every node is in one)",
-                        kind="changed",
-                        friction=3,
-                    )
         return (v.directory, *(Path(p) for p in v.tests if v.directory not in Path(p).parents)), tuple(
             options
         )
-
-    def multi_host(self, count: int, layout: Layout = "nodes") -> None:
-        """Cross-host references need one run over the nodes: the nodes layout has it."""
-        if count < 2 or layout == "nodes":
-            return
-        cross = self.uses("cross-host:")
-        if cross:
-            names = ", ".join(n for n, _ in cross)
-            self.gap(
-                "one Ansible run over the inventory",
-                cross[0][1],
-                f"each Molecule platform is a platform of its own here, converged alone: {names} of "
-                "other hosts do not work across platforms",
-                "re-target the scenario to one platform (--infra-platform=debian-12: every node there, "
-                "converged in one run), or give the platforms one image",
-                friction=2,
-            )
 
     def variables(self) -> None:
         # verifier.env is read again by the session, which knows the runtime variables

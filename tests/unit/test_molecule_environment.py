@@ -11,6 +11,7 @@ import pytest
 from pytest_infranode.cli import main
 from pytest_infranode.errors import SettingsError
 from pytest_infranode.molecule.environment import instance_config_text
+from pytest_infranode.molecule.environment import platform_variables
 from pytest_infranode.molecule.environment import scenario_of
 from pytest_infranode.molecule.environment import session_variables
 from pytest_infranode.molecule.environment import tools_path
@@ -142,3 +143,26 @@ def test_verifier_env_is_read_from_molecule_yml_as_molecule_reads_it(tmp_path: P
     with pytest.raises(SettingsError) as err:
         verifier_env(found, environ)
     assert "molecule.yml:3" in str(err.value)
+
+
+def test_each_platforms_tests_see_its_own_inventory_and_the_verifier_env_that_names_it(
+    tmp_path: Path,
+) -> None:
+    """Molecule has one inventory per run: re-targeted to two platforms, the second platform's
+    tests see its inventory, and verifier.env values made from it follow; others stay."""
+    scenario = _scenario(tmp_path)
+    (scenario / "molecule.yml").write_text(
+        "driver: {name: docker}\nplatforms: [{name: i, image: debian:12}]\n"
+        "verifier:\n  name: testinfra\n  env:\n    INVENTORY_COPY: ${MOLECULE_INVENTORY_FILE}\n"
+        "    SPEC_MODE: strict\n"
+    )
+    (scenario / "converge.yml").write_text("- hosts: all\n")
+    found = scenario_of(scenario / "infranode.yaml")
+    assert found is not None
+    first = {"MOLECULE_INVENTORY_FILE": "/logs/a.inventory.yml", "INVENTORY_COPY": "/logs/a.inventory.yml"}
+    session = {**first, "SPEC_MODE": "strict", "MOLECULE_SCENARIO_NAME": "default"}
+    assert platform_variables(found, session, Path("/logs/a.inventory.yml"), {}) == {}  # the first's
+    assert platform_variables(found, session, Path("/logs/b.inventory.yml"), {}) == {
+        "MOLECULE_INVENTORY_FILE": "/logs/b.inventory.yml",
+        "INVENTORY_COPY": "/logs/b.inventory.yml",
+    }

@@ -541,10 +541,11 @@ def test_the_pytest_command_finds_infranode_yaml(tmp_path: Path) -> None:
     ]
 
 
-def test_cross_host_use_stays_listed_in_the_platforms_layout_and_host_selection_works(tmp_path: Path) -> None:
+def test_cross_host_use_is_no_gap_in_the_platforms_layout_and_host_selection_works(tmp_path: Path) -> None:
     """Each platform of the different-images layout has its own named node: the specs' hosts
-    choose among them by name, but cross-host references cannot work across platforms, so they
-    are still listed there (with the re-targeting fix)."""
+    choose among them by name, and on the scenario's own images the nodes are one span (one
+    network, one inventory, one run), so neither cross-host references nor
+    MOLECULE_INVENTORY_FILE nor the platforms' networks are a gap any more."""
     role = tmp_path / "myrole"
     folder = role / "molecule" / "default"
     (folder / "tests").mkdir(parents=True)
@@ -562,9 +563,11 @@ def test_cross_host_use_stays_listed_in_the_platforms_layout_and_host_selection_
     gaps = subjects(t)
     assert t.layout == "platforms"
     assert "testinfra_hosts" not in gaps
-    assert gaps["one Ansible run over the inventory"].friction == 2
-    assert "--infra-platform" in gaps["one Ansible run over the inventory"].fix
-    assert gaps["MOLECULE_INVENTORY_FILE in a spec"].kind == "changed"
+    assert "one Ansible run over the inventory" not in gaps
+    assert "MOLECULE_INVENTORY_FILE in a spec" not in gaps
+    assert [u for u in t.scenario.uses if u.what == "cross-host:hostvars"]  # it was found, and is fine
+    assert t.data["nodes"] == {"a": {"platform": "a"}, "b": {"platform": "b"}}
+    assert not [g for g in gaps if g.endswith(": networks")]
 
 
 def test_inventory_links_are_the_session_inventorys(tmp_path: Path) -> None:

@@ -138,3 +138,98 @@ def test_a_session_makes_each_node_on_its_own_platform_and_re_targeted_every_nod
     assert again.runs == [(["server", "client", "helper"], [], 1)]  # one run over all of them
     session.teardown()
     assert engine.names() == []
+
+
+SPAN = SCENARIO.replace("  helper: {}\n", "")
+"""Every node on a platform of its own (the import's different-images layout)."""
+
+
+def test_on_the_scenarios_own_platforms_every_node_named_is_one_span(tmp_path: Path) -> None:
+    layout = _layout(tmp_path, SPAN)
+    assert layout.span() == ["debian-12", "debian-13"]  # the session's order
+    assert layout.home("debian-13") == "debian-12"  # one network, one inventory: the first's
+    assert layout.span_of("debian-13") == ["debian-12", "debian-13"]  # removed and kept as one
+    assert layout.members("debian-13") == [("debian-13", "server"), ("debian-12", "client")]
+    assert layout.converged_together("server", "debian-13") == ["server", "client"]
+    assert layout.names_on("debian-13") == ["server"]  # the tests of a platform: its own node
+
+
+def test_a_node_made_everywhere_or_a_platform_re_targeted_to_is_no_span(tmp_path: Path) -> None:
+    assert _layout(tmp_path).span() == []  # helper is made on both: each platform its own set
+    assert _layout(tmp_path).home("debian-13") == "debian-13"
+    assert _layout(tmp_path).span_of("debian-13") == ["debian-13"]
+    retargeted = _layout(tmp_path, SPAN, cli=["ubuntu-24.04"])
+    assert retargeted.span() == []
+    assert retargeted.members("ubuntu-24.04") == [("ubuntu-24.04", "server"), ("ubuntu-24.04", "client")]
+    alone = _layout(tmp_path, SPAN, cli=["debian-12"])  # one of the scenario's platforms only
+    assert alone.span() == []
+    assert alone.names_on("debian-12") == ["client"]
+    assert alone.converged_together("client", "debian-12") == []
+    beside = _layout(tmp_path, SPAN, cli=["debian-13", "debian-12", "ubuntu-24.04"])
+    assert beside.span() == ["debian-13", "debian-12"]  # and ubuntu-24.04 has every node, alone
+    assert beside.home("ubuntu-24.04") == "ubuntu-24.04"
+    assert beside.converged_together("server", "ubuntu-24.04") == ["server", "client"]
+
+
+def test_a_span_is_made_in_one_run_over_one_inventory_on_one_network(
+    tmp_path: Path, engine: FakeEngine
+) -> None:
+    """On the fake engine: the nodes of a span are booted first, each from its own platform's
+    image, on one network, then converged in one run over one inventory that holds both; the
+    platforms' tests each get their own node, and MOLECULE_INVENTORY_FILE's file is the one."""
+    together = Together()
+    yaml = SPAN.replace("provisioner: {name: shell, inline: ['true']}", "provisioner: {name: together}")
+    session = _session(tmp_path, yaml, together, cli=["debian-12", "debian-13"])
+    d12, d13 = session.platforms
+    assert session.inventory_path(d12) == session.inventory_path(d13)
+    assert session.write_inventories() == [session.inventory_path(d12)]  # one file, written once
+    hosts = session.inventory_hosts(d13)
+    assert [(h.name, h.platform.name) for h in hosts] == [("server", "debian-13"), ("client", "debian-12")]
+    session.plan([Target(d12, "client"), Target(d13, "server")])
+    client = session.node_for(d12, "client")
+    server = session.node_for(d13, "server")
+    assert together.runs == [(["server", "client"], [], 1)]  # one run over both, after both booted
+    assert client.network == server.network == f"infranode-{session.session_id}-debian-12"
+    images = {c.name: c.image for c in engine.containers.values()}
+    assert images[client.name] == "sha256:prepared-debian-12"
+    assert images[server.name] == "sha256:prepared-debian-13"
+    assert [s for op, s in engine.calls if op == "create_network"] == [client.network]
+    inventory = session.inventory_path(d13).read_text()
+    assert server.container_id in inventory
+    assert client.container_id in inventory
+    assert sorted(session.nodes_of(d13)) == ["server"]  # infra_nodes: the platform's own
+    session.record_failure(d13)  # a failed test of one platform keeps the whole span
+    assert session.keep.failed_platforms == {"debian-12", "debian-13"}
+    # the first platform's tests are done, the second's are not: its nodes stay (the span is one)
+    session.last_use = {"debian-12": 0, "debian-13": 1}
+    session.position = 1
+    session.done_with(d12)
+    assert client.state != "removed"
+    session.position = 2
+    session.done_with(d13)
+    session.wait_for_all()
+    session.teardown()
+    assert engine.names() == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [("", ["verify[debian-12]"]), ("  helper: {}\n", ["verify[debian-12]", "verify[debian-13]"])],
+    ids=["span", "a-node-everywhere"],
+)
+def test_the_verify_playbook_is_one_test_for_a_span(
+    pytester: pytest.Pytester, extra: str, expected: list[str]
+) -> None:
+    """Collection only (no daemon): Molecule runs verify.yml once over its inventory, and a span
+    has one; platforms that are sets of their own get a test each."""
+    pytester.makefile(".yml", converge="- hosts: all\n  tasks: []\n", verify="- hosts: all\n  tasks: []\n")
+    pytester.makefile(
+        ".yaml",
+        infranode=SPAN.replace(
+            "provisioner: {name: shell, inline: ['true']}",
+            "provisioner: {name: ansible, playbook: converge.yml, verify: verify.yml}",
+        )
+        + extra,
+    )
+    result = pytester.runpytest("--collect-only", "-q", "verify.yml")
+    assert [line.split("::", 1)[1] for line in result.stdout.lines if "::" in line] == expected
