@@ -146,9 +146,9 @@ class Bench:
             self.engine.remove_container(info.id)
 
 
-def converge(provisioner: Any, node: Node, config: ProvisionerConfig, what: str) -> tuple[float, int, str]:
-    """(seconds, exit status, output tail) of one converge."""
-    node.begin_converge()
+def converge(provisioner: Any, node: Node, config: ProvisionerConfig, again: bool) -> tuple[float, int, str]:
+    """(seconds, exit status, output tail) of one converge (``again``: the idempotence check's)."""
+    node.converge_round = 2 if again else 1
     output = bytearray()
     started = time.perf_counter()
     result = provisioner.converge(node, config, output.extend)
@@ -164,7 +164,7 @@ def in_node_job(bench: Bench, name: str, repeats: int, samples: dict[str, Any]) 
         for i in range(1 + repeats):
             timed = TimedEngine(bench.engine, remote)
             node.engine = timed  # type: ignore[assignment]
-            took, status, tail = converge(provisioner, node, config, name)
+            took, status, tail = converge(provisioner, node, config, i > 0)
             node.engine = bench.engine
             kind = "first" if i == 0 else "second"
             if status != 0:
@@ -191,7 +191,7 @@ def pyinfra_job(bench: Bench, method: str, empty: Path, samples: dict[str, Any])
     try:
         row: dict[str, float] = {}
         for kind, config in (("start-up", nothing), ("first", example), ("second", example)):
-            took, status, tail = converge(provisioner, node, config, "pyinfra")
+            took, status, tail = converge(provisioner, node, config, kind == "second")
             if status != 0:
                 raise SystemExit(f"pyinfra ({method}): the {kind} converge failed (exit {status}):\n{tail}")
             row[kind] = took
@@ -257,6 +257,14 @@ def in_node_table(name: str, samples: dict[str, Any]) -> list[str]:
             calls = statistics.median(r["calls"][phase] for r in rows)
             cells.append(f"{fmt(m):>10} {calls:>6.0f} {m / total:>5.0%}")
         lines.append(f"{labels_of[phase]:<44} " + "   ".join(cells))
+    rest = []
+    for rows in (firsts, seconds):
+        if rows:
+            m = statistics.median(r["total"] - sum(r[ph] for ph in PHASES) for r in rows)
+            rest.append(f"{fmt(m):>10} {'':>6} {m / med(rows, 'total'):>5.0%}")
+        else:
+            rest.append(f"{'-':>10} {'':>6} {'':>6}")
+    lines.append(f"{'  rest (the provisioner in this process)':<44} " + "   ".join(rest))
     totals = [
         f"{fmt(med(rows, 'total')):>10} {'':>6} {'':>6}" if rows else f"{'-':>10}"
         for rows in (firsts, seconds)
@@ -294,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", type=int, default=2, help="fresh nodes for puppet and chef")
     parser.add_argument("--salt-fresh", type=int, default=1, help="fresh nodes for salt (pip: minutes)")
     parser.add_argument("--only", default="pyinfra,puppet,salt,chef", help="provisioners, comma-separated")
+    parser.add_argument("--out", help="a file the tables so far are written to after each job")
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
 
@@ -320,29 +329,44 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for i, (name, method) in enumerate(jobs, 1):
             started = time.perf_counter()
-            if name == "pyinfra":
-                t0 = time.perf_counter()
-                subprocess.run([tool, "--version"], capture_output=True, check=False)
-                runner_start.append(time.perf_counter() - t0)
-                pyinfra_job(bench, method, empty, samples["pyinfra"])
-            elif name == "chef" and samples["chef"].get("unavailable"):
+            if name == "chef" and samples["chef"].get("unavailable"):
                 continue  # no client here: one try says so
-            else:
-                in_node_job(bench, name, args.rounds, samples[name])
+            try:
+                if name == "pyinfra":
+                    t0 = time.perf_counter()
+                    subprocess.run([tool, "--version"], capture_output=True, check=False)
+                    runner_start.append(time.perf_counter() - t0)
+                    pyinfra_job(bench, method, empty, samples["pyinfra"])
+                else:
+                    in_node_job(bench, name, args.rounds, samples[name])
+            except (SystemExit, Exception) as err:  # one provisioner failing leaves the others' figures
+                samples[name].setdefault("errors", []).append(str(err)[-2000:])
+                say(f"  job {i}/{len(jobs)}: {name} {method} FAILED: {str(err)[-2000:]}")
             say(f"  job {i}/{len(jobs)}: {name} {method} done in {time.perf_counter() - started:.0f} s")
+            if args.out:
+                Path(args.out).write_text("\n".join([*lines, *report(samples, runner_start)]) + "\n")
     finally:
         bench.cleanup()
         engine.close()
         shutil.rmtree(empty, ignore_errors=True)
-    out: list[str] = []
-    if samples["pyinfra"]:
-        out += ["", *pyinfra_table(samples["pyinfra"], runner_start)]
-    for name in IN_NODE:
-        if samples[name]:
-            out += ["", *in_node_table(name, samples[name])]
-    out += ["", "load at the end: {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg())]
+    out = report(samples, runner_start)
     print("\n".join(out))
     return 0
+
+
+def report(samples: dict[str, dict[str, Any]], runner_start: list[float]) -> list[str]:
+    out: list[str] = []
+    pyinfra_samples = samples["pyinfra"]
+    if all(pyinfra_samples.get(m) for m in PYINFRA_METHODS):
+        out += ["", *pyinfra_table(pyinfra_samples, runner_start)]
+    for name in IN_NODE:
+        if samples[name].get("first") or samples[name].get("second"):
+            out += ["", *in_node_table(name, samples[name])]
+    for name, got in samples.items():
+        for error in got.get("errors", []):
+            out += ["", f"{name}: a job failed: {error[-600:]}"]
+    out += ["", "load at the end: {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg())]
+    return out
 
 
 if __name__ == "__main__":
