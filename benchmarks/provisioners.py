@@ -91,6 +91,8 @@ class TimedEngine:
         self.seconds = dict.fromkeys(PHASES, 0.0)
         self.calls = dict.fromkeys(PHASES, 0)
         self.copied = False
+        self.installs: list[tuple[str, float, int]] = []
+        """(command, seconds, exit status) of each install-phase exec."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
@@ -108,7 +110,11 @@ class TimedEngine:
             phase = "transfer"
         else:
             phase = "run" if self.copied else "install"
-        return self._timed(phase, lambda: self.engine.exec(container_id, argv, **kwargs))
+        started = time.perf_counter()
+        result = self._timed(phase, lambda: self.engine.exec(container_id, argv, **kwargs))
+        if phase == "install":
+            self.installs.append((" ".join(argv)[-90:], time.perf_counter() - started, result.exit_status))
+        return result
 
     def put_files(self, container_id: str, dest_dir: str, files: Mapping[str, tuple[bytes, int]]) -> None:
         into_project = dest_dir == self.remote or dest_dir.startswith(self.remote + "/")
@@ -178,6 +184,8 @@ def in_node_job(bench: Bench, name: str, repeats: int, samples: dict[str, Any]) 
                     return
                 raise SystemExit(f"{name}: the {kind} converge failed (exit {status}):\n{tail}")
             samples.setdefault(kind, []).append({"total": took, **timed.seconds, "calls": dict(timed.calls)})
+            if i == 0:
+                samples.setdefault("installs", []).append(timed.installs)
     finally:
         bench.engine.remove_container(node.container_id)
 
@@ -270,6 +278,12 @@ def in_node_table(name: str, samples: dict[str, Any]) -> list[str]:
         for rows in (firsts, seconds)
     ]
     lines.append(f"{'converge':<44} " + "   ".join(totals))
+    for n, installs in enumerate(samples.get("installs", []), 1):
+        slow = [(c, t, st) for c, t, st in installs if t >= 0.5]
+        lines += [
+            f"  first converge {n}, install exec of 0.5 s or more: {t:.2f} s, exit {st}: ...{c}"
+            for c, t, st in slow
+        ]
     if samples.get("unavailable"):
         lines.append(f"  not run here: {samples['unavailable'][:160]}")
     return lines
