@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,22 +17,12 @@ if TYPE_CHECKING:
     from pytest_infranode.provisioners.base import OutputSink
 
 
-def install_command(manager: str, packages: Iterable[str], *, refreshed: bool = False) -> str | None:
+def install_command(manager: str, packages: Iterable[str]) -> str | None:
     """The command that installs ``packages`` in a node whose platform uses ``manager``, made
     from that manager's one install command (``platforms/package_managers.py``); None for a
-    manager infranode does not know. Pure.
-
-    ``refreshed``: an earlier install of this converge fetched the package index; the install
-    tries that index first and fetches it again only when that fails (an alternative tried
-    after a missing package then costs no second ``apt-get update``).
-    """
+    manager infranode does not know. Pure."""
     known = PACKAGE_MANAGERS.get(manager)
-    if known is None:
-        return None
-    full = known.node_install(packages)
-    if not refreshed or not known.refresh:
-        return full
-    return f"{{ {replace(known, refresh='').node_install(packages)}; }} || {{ {full}; }}"
+    return known.node_install(packages) if known is not None else None
 
 
 def find_in_node(node: Node, candidates: Sequence[str]) -> str | None:
@@ -68,7 +57,7 @@ def ensure_in_node(
     tried: list[str] = []
     if install and manager in PACKAGE_MANAGERS:
         for names in packages:
-            command = install_command(manager, names, refreshed=bool(tried)) or ""
+            command = install_command(manager, names) or ""
             tried.append(command)
             if in_node(node, ["/bin/sh", "-c", command], output) == 0:
                 found = find_in_node(node, tools)

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pytest_infranode.engine.api import ExecResult
 from pytest_infranode.errors import SettingsError
-from pytest_infranode.platforms import Catalog
 from pytest_infranode.provisioners import chef
 from pytest_infranode.provisioners import puppet
 from pytest_infranode.provisioners import salt
-from pytest_infranode.provisioners._innode import ensure_in_node
-from pytest_infranode.provisioners._innode import install_command
 from pytest_infranode.provisioners.base import Provisioner
 from pytest_infranode.settings import ProvisionerConfig
 
@@ -183,42 +178,3 @@ def test_chef_validate(tmp_path: Path, options: dict[str, object], message: str)
     (tmp_path / "cookbooks").mkdir()
     with pytest.raises(SettingsError, match=message):
         chef.validate(cfg(tmp_path, "chef", **options))
-
-
-class _Answers:
-    """A node whose shell answers each command with the status its rule gives (recorded)."""
-
-    def __init__(self, status: Callable[[str], int]) -> None:
-        self.platform = Catalog().get("debian-12")
-        self.where = "node n (platform debian-12)"
-        self.commands: list[str] = []
-        self.status = status
-
-    def run_argv(self, argv: list[str], **_kwargs: object) -> ExecResult:
-        command = argv[-1]
-        self.commands.append(command)
-        found = command.startswith("command -v") and "puppet" in command and len(self.commands) > 3
-        return ExecResult(0 if found else self.status(command), b"/usr/bin/puppet\n" if found else b"", b"")
-
-
-def test_the_index_is_fetched_once_for_the_alternatives_of_a_tool() -> None:
-    """puppet-agent is missing from Debian's index: the second try (puppet) installs from the
-    index the first fetched; a failure of that try alone fetches it again."""
-    node = _Answers(lambda command: 100 if "puppet-agent" in command else 0)
-    found = ensure_in_node(
-        node,  # type: ignore[arg-type]
-        lambda _data: None,
-        provisioner="puppet",
-        tools=("puppet",),
-        packages=puppet.PACKAGES,
-        install=True,
-        fix="",
-    )
-    assert found == "/usr/bin/puppet"
-    installs = [c for c in node.commands if "apt-get install" in c]
-    assert installs == [
-        "export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q puppet-agent",
-        "{ export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q puppet; } || "
-        "{ export DEBIAN_FRONTEND=noninteractive; apt-get update -q && apt-get install -y -q puppet; }",
-    ]
-    assert install_command("apk", ["x"], refreshed=True) == "apk add x"  # its install fetches the index
