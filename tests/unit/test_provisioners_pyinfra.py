@@ -80,3 +80,15 @@ def test_connector_is_registered_for_pyinfra() -> None:
 
     found = [e for e in entry_points(group="pyinfra.connectors") if e.name == "infranode"]
     assert [e.value for e in found] == ["pytest_infranode.provisioners.pyinfra_connector:InfranodeConnector"]
+
+
+@pytest.mark.parametrize(
+    ("value", "wanted"),
+    [(None, True), ("", True), ("true", True), ("1", True), ("false", False), (" OFF ", False), ("0", False)],
+)
+def test_the_exec_channel_is_on_unless_the_variable_says_false(value: str | None, wanted: bool) -> None:
+    from pytest_infranode.provisioners.pyinfra_connector import CHANNEL_ENV
+    from pytest_infranode.provisioners.pyinfra_connector import channel_wanted
+
+    environ = {} if value is None else {CHANNEL_ENV: value}
+    assert channel_wanted(environ) is wanted

@@ -1,0 +1,2 @@
+name 'web'
+version '0.1.0'
