@@ -101,12 +101,17 @@ def marked(steps: Sequence[str], token: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+"""The colours the daemon wraps a RUN's stderr in (``\x1b[91m...\x1b[0m``)."""
+
+
 def stream_lines(chunks: Sequence[tuple[float, str]]) -> list[tuple[float, str]]:
-    """The build log's lines, each with the arrival time of the chunk that ended it. Pure."""
+    """The build log's lines without colours, each with the arrival time of the chunk that
+    ended it. Pure."""
     lines: list[tuple[float, str]] = []
     pending = ""
     for at, text in chunks:
-        pending += text
+        pending += ANSI.sub("", text)
         *done, pending = re.split(r"\r?\n", pending)
         lines += [(at, line) for line in done]
     if pending:

@@ -55,6 +55,12 @@ def test_stream_lines_join_split_chunks_and_keep_the_time_of_the_chunk_that_ends
     ]
 
 
+def test_stream_lines_drop_the_colours_of_stderr() -> None:
+    """The daemon colours a RUN's stderr; the reset may open the next (stdout) line."""
+    chunks = [(1.0, "\x1b[91mCreated symlink x.\n\x1b[0m"), (2.0, "@@cold-start 4 tok\n")]
+    assert bench.stream_lines(chunks) == [(1.0, "Created symlink x."), (2.0, "@@cold-start 4 tok")]
+
+
 def _log() -> list[tuple[float, str]]:
     return [
         (10.1, "Step 1/4 : FROM debian:12"),
