@@ -1,4 +1,4 @@
-"""Cold start: where the build of a prepared image goes, step by step, recipe before and after.
+"""Cold start: where the build of a prepared image goes, step by step; the recipe against a candidate.
 
     python benchmarks/cold_start.py [--rounds N] [--platforms debian-12,debian-13]
 
@@ -7,8 +7,9 @@ base image (on the daemon already: `infranode images bootstrap debian-12 debian-
 through the code a session runs (``images.ensure_prepared``), in a shuffled order. Every build
 has a recipe of its own: the platform is copied under a name of this run
 (``bench-cold-<token>-<n>``) and its recipe's last marker carries that name, so nothing is cached.
-Recipes: ``before``, the whole-machine recipe as it was (:data:`BEFORE`), and ``after``, the
-one the package ships now.
+Recipes: ``shipped``, the whole-machine recipe the package ships, and ``candidate``, the same
+with a change under trial (:func:`candidate`: dpkg with ``--force-unsafe-io``, no fsync per
+unpacked file), so that a change is measured against the recipe in the same run.
 
 The time of a build is split by the arrival of its build log lines at this process: a marker
 (``echo @@cold-start <token> <i>``) is put before each step of the recipe and after the last, so
@@ -50,16 +51,9 @@ from pytest_infranode import labels
 from pytest_infranode.engine import images
 from pytest_infranode.platforms import Catalog
 from pytest_infranode.platforms import Platform
-from pytest_infranode.platforms.package_managers import MASKED_UNITS
 
-BEFORE: tuple[str, ...] = (
-    "apt-get update",
-    "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
-    "systemd systemd-sysv dbus procps iproute2 sudo python3 ca-certificates",
-    "apt-get clean",
-    "systemctl mask " + " ".join(MASKED_UNITS),
-)
-"""The apt whole-machine recipe as it was before this benchmark's round (#22)."""
+CANDIDATE_OPTION = "-o Dpkg::Options::=--force-unsafe-io"
+"""What the candidate recipe adds to each ``apt-get install`` of the recipe."""
 
 MARK = "@@cold-start"
 
@@ -89,6 +83,13 @@ def step_kind(command: str) -> str:
     if line.startswith("systemctl mask"):
         return "systemd unit masking"
     return line[:40]
+
+
+def candidate(steps: Sequence[str]) -> tuple[str, ...]:
+    """``steps`` with :data:`CANDIDATE_OPTION` after each ``apt-get install -y``. Pure."""
+    return tuple(
+        step.replace("apt-get install -y", f"apt-get install -y {CANDIDATE_OPTION}") for step in steps
+    )
 
 
 def marked(steps: Sequence[str], token: str) -> tuple[str, ...]:
@@ -218,26 +219,27 @@ def build_once(
 
 
 def table(platform_name: str, results: dict[str, list[dict[str, float]]], rounds: int) -> list[str]:
-    """Medians of each phase per recipe, each one's share of its whole, and after / before."""
+    """Medians of each phase per recipe, each one's share of its whole, and candidate / shipped."""
     med = {recipe: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for recipe, rs in results.items()}
-    names = [k for k in med["after"] if k != TOTAL] + [k for k in med["before"] if k not in med["after"]]
+    base, other = list(med)
+    names = [k for k in med[other] if k != TOTAL] + [k for k in med[base] if k not in med[other]]
     width = max(len(n) for n in [*names, TOTAL])
-    head = f"{'phase':<{width}} {'before':>8} {'share':>6} {'after':>8} {'share':>6} {'after/before':>13}"
+    ratio_head = f"{other}/{base}"
+    head = f"{'phase':<{width}} {base:>9} {'share':>6} {other:>9} {'share':>6} {ratio_head:>18}"
     title = f"{platform_name}: prepared image from its base, {rounds} rounds, medians"
     lines = [title, head, "-" * len(head)]
     for name in [*names, TOTAL]:
-        b, a = med["before"].get(name), med["after"].get(name)
+        b, a = med[base].get(name), med[other].get(name)
         cells = []
-        for value, recipe in ((b, "before"), (a, "after")):
+        for value, recipe in ((b, base), (a, other)):
             if value is None:
-                cells.append(f"{'-':>8} {'':>6}")
+                cells.append(f"{'-':>9} {'':>6}")
             else:
-                cells.append(f"{value:>7.2f}s {100 * value / med[recipe][TOTAL]:>5.1f}%")
-        ratio = f"{a / b:>12.2f}x" if a is not None and b else f"{'':>13}"
+                cells.append(f"{value:>8.2f}s {100 * value / med[recipe][TOTAL]:>5.1f}%")
+        ratio = f"{a / b:>17.2f}x" if a is not None and b else f"{'':>18}"
         lines.append(f"{name:<{width}} {cells[0]} {cells[1]} {ratio}")
-    ours = [OURS_BEFORE, OURS_AFTER]
-    for recipe in ("before", "after"):
-        spent = sum(med[recipe][k] for k in ours)
+    for recipe in (base, other):
+        spent = med[recipe][OURS_BEFORE] + med[recipe][OURS_AFTER]
         share = 100 * spent / med[recipe][TOTAL]
         lines.append(f"   {recipe}: ours around the build {spent:.3f}s = {share:.2f}%")
     return lines
@@ -250,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     catalog = Catalog()
     bases = {name: catalog.get(name) for name in args.platforms.split(",")}
-    recipes = {"before": lambda p: BEFORE, "after": lambda p: p.prepare}
+    recipes = {"shipped": lambda p: p.prepare, "candidate": lambda p: candidate(p.prepare)}
     client = docker.from_env()
     timed = TimedBuilds(client)
     run = uuid.uuid4().hex[:8]
@@ -288,10 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         client.close()
     for name in bases:
         lines += ["", *table(name, results[name], args.rounds)]
+    first = next(iter(bases.values()))
     lines += [
         "",
-        "before: " + " && ".join(BEFORE)[:200] + " ...",
-        "after:  " + " && ".join(bases[next(iter(bases))].prepare)[:200] + " ...",
+        "shipped:   " + " && ".join(first.prepare)[:160] + " ...",
+        "candidate: " + " && ".join(candidate(first.prepare))[:160] + " ...",
         "load at the end: {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg()),
     ]
     print("\n".join(lines))

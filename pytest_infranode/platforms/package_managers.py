@@ -40,19 +40,12 @@ MASKED_UNITS: Mapping[str, str] = {
 }
 _MASK = "systemctl mask " + " ".join(MASKED_UNITS)
 
-# dpkg without an fsync per unpacked file (dpkg(1), --force-unsafe-io), for the installs of an
-# image build only: what the fsyncs guard against, a crash of the machine halfway through, loses
-# the build container anyway (it is committed once its RUN has ended, or never). The files are
-# the same; only the waiting goes (benchmarks/cold_start.py). Never in a node: a converge's
-# installs keep dpkg's safe I/O, as on a real machine.
-APT_BUILD_IO = "-o Dpkg::Options::=--force-unsafe-io"
-
 # The package index (/var/lib/apt/lists) stays in the prepared image: a converge's own
 # `apt-get update` then fetches only what changed since the image was made (1.8 s -> 0.5 s on
 # debian-12 here) instead of the whole index, in every node, every session. Downloaded .debs go.
 APT_PREPARE = (
     "apt-get update",
-    f"DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {APT_BUILD_IO} "
+    "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
     "systemd systemd-sysv dbus procps iproute2 sudo python3 ca-certificates",
     "apt-get clean",
     _MASK,
@@ -92,8 +85,6 @@ class PackageManager:
     :param env: an environment assignment the install needs (``DEBIAN_FRONTEND=…``).
     :param quiet: what makes the refresh and the install in a node print less.
     :param lean: what keeps a prepared image small (no recommended packages, no index cache).
-    :param build_io: what speeds an install in an image build that a node's must not have
-        (dpkg without fsyncs: a crash discards the build anyway).
     :param clean: what removes the downloaded packages after an install in an image.
     """
 
@@ -104,13 +95,11 @@ class PackageManager:
     env: str = ""
     quiet: str = ""
     lean: str = ""
-    build_io: str = ""
     clean: str = ""
 
     def image_install(self, packages: Iterable[str]) -> str:
         """The command a prepared image's ``packages:`` are installed with."""
-        words = (self.env, self.install, self.lean, self.build_io, _quoted(packages))
-        install = " ".join(w for w in words if w)
+        install = " ".join(w for w in (self.env, self.install, self.lean, _quoted(packages)) if w)
         return " && ".join(step for step in (self.refresh, install, self.clean) if step)
 
     def node_install(self, packages: Iterable[str]) -> str:
@@ -135,7 +124,6 @@ PACKAGE_MANAGERS: Mapping[str, PackageManager] = {
         env="DEBIAN_FRONTEND=noninteractive",
         quiet="-q",
         lean="--no-install-recommends",
-        build_io=APT_BUILD_IO,
         clean="apt-get clean",
     ),
     "dnf": PackageManager("rhel", DNF_PREPARE, "dnf install -y", clean="dnf clean all"),

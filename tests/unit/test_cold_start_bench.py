@@ -32,6 +32,13 @@ def test_every_step_of_the_shipped_apt_recipe_has_a_kind() -> None:
     assert bench.step_kind("echo hello") == "echo hello"
 
 
+def test_the_candidate_adds_its_option_to_each_apt_install_only() -> None:
+    shipped = Catalog().get("debian-12").prepare
+    changed = bench.candidate(shipped)
+    assert [a != b for a, b in zip(shipped, changed, strict=True)] == [False, True, False, False]
+    assert "apt-get install -y -o Dpkg::Options::=--force-unsafe-io --no-install-recommends" in changed[1]
+
+
 def test_markers_surround_each_step_and_the_last_carries_the_token() -> None:
     out = bench.marked(STEPS, "tok-1")
     assert out == (

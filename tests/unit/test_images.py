@@ -287,8 +287,7 @@ def test_pull_gives_up_after_its_attempts_in_plain_words() -> None:
 def test_packages_are_part_of_the_recipe() -> None:
     platform = dataclasses.replace(Catalog().get("debian-12"), packages=("curl", "git"))
     dockerfile = render_dockerfile(platform)
-    install = "apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-unsafe-io curl git"
-    assert install in dockerfile
+    assert "apt-get install -y --no-install-recommends curl git" in dockerfile
     assert recipe_hash(dockerfile, BASE_ID) != recipe_hash(
         render_dockerfile(Catalog().get("debian-12")), BASE_ID
     )
