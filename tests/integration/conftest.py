@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pytest_infranode import labels
+from pytest_infranode.cli import main
 from pytest_infranode.engine import Engine
 from pytest_infranode.errors import DaemonError
 
@@ -97,3 +99,18 @@ def copy_example(pytester: pytest.Pytester, name: str) -> None:
             shutil.copytree(path, target)
         else:
             shutil.copy2(path, target)
+
+
+def import_molecule(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str], role: Path, *flags: str
+) -> tuple[list[str], list[str]]:
+    """`infranode import molecule --role ROLE` run from the test's folder, as a user runs it
+    there: the lines it printed, and the pytest command it suggests (split into words)."""
+    here = Path.cwd()
+    os.chdir(pytester.path)
+    try:
+        assert main(["import", "molecule", "--role", str(role), *flags]) == 0
+    finally:
+        os.chdir(here)
+    printed = capsys.readouterr().out.splitlines()
+    return printed, shlex.split(printed[printed.index("run the specs with:") + 1])

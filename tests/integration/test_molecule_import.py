@@ -15,6 +15,7 @@ import pytest
 
 from pytest_infranode.cli import main
 from tests.integration.conftest import InfraRun
+from tests.integration.conftest import import_molecule
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "molecule"
 
@@ -26,14 +27,7 @@ def test_an_imported_systemd_scenario_runs_its_specs_unchanged(
 ) -> None:
     role = pytester.path / "hello_service"
     shutil.copytree(FIXTURES / "hello_service", role)
-    here = Path.cwd()
-    os.chdir(pytester.path)
-    try:
-        assert main(["import", "molecule", "--role", str(role)]) == 0
-    finally:
-        os.chdir(here)
-    printed = capsys.readouterr().out.splitlines()
-    command = shlex.split(printed[printed.index("run the specs with:") + 1])
+    _, command = import_molecule(pytester, capsys, role)
     assert command == [
         "pytest",
         "--rootdir=hello_service/molecule/default",

@@ -6,16 +6,14 @@ delegate_to)."""
 
 from __future__ import annotations
 
-import os
-import shlex
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pytest_infranode.cli import main
 from tests.integration.conftest import InfraRun
+from tests.integration.conftest import import_molecule
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "molecule"
 
@@ -27,19 +25,11 @@ def test_a_scenario_of_different_images_converges_in_one_run_on_its_own_images(
 ) -> None:
     role = pytester.path / "two_images"
     shutil.copytree(FIXTURES / "two_images", role)
-    here = Path.cwd()
-    os.chdir(pytester.path)
-    try:
-        assert main(["import", "molecule", "--role", str(role)]) == 0
-    finally:
-        os.chdir(here)
-    printed = capsys.readouterr().out
-    assert "one Ansible run over the inventory" not in printed  # no gap any more
+    printed, command = import_molecule(pytester, capsys, role)
+    assert not any("one Ansible run over the inventory" in line for line in printed)  # no gap any more
     written = (role / "molecule" / "default" / "infranode.yaml").read_text()
     assert "platform: primary" in written
     assert "platform: replica" in written
-    lines = printed.splitlines()
-    command = shlex.split(lines[lines.index("run the specs with:") + 1])
     run = infra_run(*command[1:], "-v", subprocess=True)  # no --infra-platform: its own images
     out = run.result.stdout.str()
     run.result.assert_outcomes(passed=6)
@@ -76,14 +66,7 @@ def test_re_targeted_to_two_platforms_each_platforms_tests_see_its_own_inventory
     specs make no node."""
     role = pytester.path / "two_images"
     shutil.copytree(FIXTURES / "two_images", role)
-    here = Path.cwd()
-    os.chdir(pytester.path)
-    try:
-        assert main(["import", "molecule", "--role", str(role)]) == 0
-    finally:
-        os.chdir(here)
-    lines = capsys.readouterr().out.splitlines()
-    command = shlex.split(lines[lines.index("run the specs with:") + 1])
+    _, command = import_molecule(pytester, capsys, role)
     tests = next(a for a in command if a.endswith("tests"))
     (pytester.path / tests / "test_env.py").write_text(
         "import os\n\n\n"

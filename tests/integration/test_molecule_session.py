@@ -6,8 +6,6 @@ multi-node suite without Molecule whose depends_on levels are runs of their own.
 
 from __future__ import annotations
 
-import os
-import shlex
 import shutil
 import textwrap
 from collections.abc import Callable
@@ -15,22 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_infranode.cli import main
 from tests.integration.conftest import InfraRun
+from tests.integration.conftest import import_molecule
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "molecule"
 
 Run = Callable[..., InfraRun]
-
-
-def _import(pytester: pytest.Pytester, role: Path) -> None:
-    """`infranode import molecule` of ``role`` from the test's folder, as a user runs it there."""
-    here = Path.cwd()
-    os.chdir(pytester.path)
-    try:
-        assert main(["import", "molecule", "--role", str(role), "--allow-outside-project"]) == 0
-    finally:
-        os.chdir(here)
 
 
 def test_the_cluster_scenario_converges_in_one_run_and_its_specs_choose_their_hosts(
@@ -40,9 +28,7 @@ def test_the_cluster_scenario_converges_in_one_run_and_its_specs_choose_their_ho
     shutil.copytree(FIXTURES / "cluster_hosts", role)
     # provisioner.inventory.links names ../../inventory/group_vars, outside the scenario's
     # folder (the project): linked next to the session inventory, which the import may allow
-    _import(pytester, role)
-    printed = capsys.readouterr().out.splitlines()
-    command = shlex.split(printed[printed.index("run the specs with:") + 1])
+    _, command = import_molecule(pytester, capsys, role, "--allow-outside-project")
     run = infra_run(*command[1:], "-v", subprocess=True)
     out = run.result.stdout.str()
     # test_clients.py: 4 specs on each client; test_servers.py: 3 on the one server
@@ -92,12 +78,10 @@ def test_a_scenario_of_different_images_is_re_targeted_with_its_names_groups_and
     scenario = role / "molecule" / "default"
     molecule_yml = scenario / "molecule.yml"
     molecule_yml.write_text(molecule_yml.read_text().replace("${CLUSTER_IMAGE:-debian:12}", "debian:13", 1))
-    _import(pytester, role)
-    printed = capsys.readouterr().out.splitlines()
+    _, command = import_molecule(pytester, capsys, role, "--allow-outside-project")
     written = (scenario / "infranode.yaml").read_text()
     assert "platform: server-1" in written  # each node on its own image
     assert "platform: client-1" in written
-    command = shlex.split(printed[printed.index("run the specs with:") + 1])
     run = infra_run(*command[1:], "--infra-platform=debian-12", "-v", subprocess=True)
     out = run.result.stdout.str()
     run.result.assert_outcomes(passed=11)
