@@ -87,6 +87,10 @@ def test_connector_is_registered_for_pyinfra() -> None:
     [(None, True), ("", True), ("true", True), ("1", True), ("false", False), (" OFF ", False), ("0", False)],
 )
 def test_the_exec_channel_is_on_unless_the_variable_says_false(value: str | None, wanted: bool) -> None:
+    # pyinfra first, as its CLI does: pyinfra 3.0 loads every connector's entry point while it
+    # initialises, and the connector module imported first would then be importing itself.
+    import pyinfra.api  # noqa: F401
+
     from pytest_infranode.provisioners.pyinfra_connector import CHANNEL_ENV
     from pytest_infranode.provisioners.pyinfra_connector import channel_wanted
 
