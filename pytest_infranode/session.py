@@ -281,14 +281,17 @@ class InfraSession:
         one of the :meth:`NodeLayout.span` (a scenario of different images)."""
         own = self.layout.configs[short].platform if short in self.layout.configs else ""
         if platform.name in self.layout.span() and own:
-            return Target(next(p for p in self.platforms if p.name == own), short)
+            return Target(self._platform_named(own), short)
         return Target(platform, short)
 
     def span_targets(self, platform: Platform) -> list[Target]:
         """Every node in ``platform``'s inventory, each with its own platform (see
         :meth:`NodeLayout.members`)."""
-        by_name = {p.name: p for p in self.platforms}
-        return [Target(by_name[name], short) for name, short in self.layout.members(platform.name)]
+        members = self.layout.members(platform.name)
+        return [Target(self._platform_named(name), short) for name, short in members]
+
+    def _platform_named(self, name: str) -> Platform:
+        return next(p for p in self.platforms if p.name == name)
 
     def _converge_hook_is_ours(self) -> bool:
         caller = getattr(self.hook, "pytest_infranode_converge", None)

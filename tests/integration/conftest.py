@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -114,3 +115,24 @@ def import_molecule(
         os.chdir(here)
     printed = capsys.readouterr().out.splitlines()
     return printed, shlex.split(printed[printed.index("run the specs with:") + 1])
+
+
+TRANSFER_FILES = ("empty", "binary.bin", "big.bin")
+"""The files a provisioner's fast path must carry whole (`transfer_files`): nothing, every byte
+value, and 12 MB, more than any one message of a channel."""
+
+
+def transfer_files(folder: Path) -> None:
+    """Write :data:`TRANSFER_FILES` into ``folder``, with the empty ``fetched/`` they come back to."""
+    (folder / "empty").write_bytes(b"")
+    (folder / "binary.bin").write_bytes(bytes(range(256)) * 16 + os.urandom(4096))
+    (folder / "big.bin").write_bytes(os.urandom(12 * 1024 * 1024))
+    (folder / "fetched").mkdir()
+
+
+def fetched_whole(folder: Path, name: str = "big.bin") -> bool:
+    """Whether ``fetched/NAME`` came back from the node byte for byte."""
+    return (
+        hashlib.sha256((folder / "fetched" / name).read_bytes()).digest()
+        == hashlib.sha256((folder / name).read_bytes()).digest()
+    )

@@ -4,13 +4,13 @@ binary and 12 MB copied in (as root, as the remote user, as a become user) and f
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable
 
 import pytest
 
 from tests.integration.conftest import InfraRun
+from tests.integration.conftest import fetched_whole
+from tests.integration.conftest import transfer_files
 
 Run = Callable[..., InfraRun]
 
@@ -128,11 +128,7 @@ def test_become_remote_user_and_files_of_any_size(
         """,
     )
     pytester.makefile(".yml", prepare=PREPARE, site=SITE)
-    rng = os.urandom
-    (pytester.path / "empty").write_bytes(b"")
-    (pytester.path / "binary.bin").write_bytes(bytes(range(256)) * 16 + rng(4096))
-    (pytester.path / "big.bin").write_bytes(rng(12 * 1024 * 1024))
-    (pytester.path / "fetched").mkdir()
+    transfer_files(pytester.path)
     pytester.makepyfile(test_files=SPEC)
     run = infra_run("-v", "--infra-idempotence", "--infra-platform=debian-12")
     run.result.assert_outcomes(passed=3)
@@ -142,7 +138,4 @@ def test_become_remote_user_and_files_of_any_size(
     # Without pipelining every module is copied in as a file first; with it, none is.
     modules_copied = "AnsiballZ_command.py" in out.str()
     assert modules_copied == (env.get("ANSIBLE_PIPELINING") == "false")
-    assert (
-        hashlib.sha256((pytester.path / "fetched" / "big.bin").read_bytes()).digest()
-        == hashlib.sha256((pytester.path / "big.bin").read_bytes()).digest()
-    )
+    assert fetched_whole(pytester.path)

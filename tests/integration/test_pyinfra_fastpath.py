@@ -5,13 +5,13 @@ end, the same either way."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable
 
 import pytest
 
 from tests.integration.conftest import InfraRun
+from tests.integration.conftest import fetched_whole
+from tests.integration.conftest import transfer_files
 
 Run = Callable[..., InfraRun]
 
@@ -74,16 +74,10 @@ def test_files_of_any_size_output_and_users(
         """,
     )
     pytester.makepyfile(deploy=DEPLOY, test_files=SPEC)
-    (pytester.path / "empty").write_bytes(b"")
-    (pytester.path / "binary.bin").write_bytes(bytes(range(256)) * 16 + os.urandom(4096))
-    (pytester.path / "big.bin").write_bytes(os.urandom(12 * 1024 * 1024))
-    (pytester.path / "fetched").mkdir()
+    transfer_files(pytester.path)
     run = infra_run("-v", "--infra-platform=debian-12")
     run.result.assert_outcomes(passed=4)
     out = run.result.stdout
     out.fnmatch_lines([f"*infranode: @infranode/* through the {via}"])
     assert "no exec channel" not in out.str()
-    assert (
-        hashlib.sha256((pytester.path / "fetched" / "big.bin").read_bytes()).digest()
-        == hashlib.sha256((pytester.path / "big.bin").read_bytes()).digest()
-    )
+    assert fetched_whole(pytester.path)
